@@ -1,0 +1,53 @@
+# Fiscal toolkit.  `make demo` and `make test` work on a fresh machine: they create .venv first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+STUBS := .stubs
+FIRMWARE_OUT := build/firmware
+
+.PHONY: all demo test test-full bench firmware mypy gen clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+# MicroPython stubs shadow the standard library, so they live in their own folder, never in the venv.
+$(STUBS)/.installed: $(STAMP)
+	rm -rf $(STUBS)
+	$(BIN)/pip install -q --target $(STUBS) micropython-unix-stubs
+	@touch $@
+
+venv: $(STAMP) $(STUBS)/.installed
+
+demo: $(STAMP)
+	$(BIN)/python -m hw_sim.demo
+
+test: $(STAMP) $(STUBS)/.installed
+	$(BIN)/python -m pytest -m "not slow" -p no:cacheprovider
+
+test-full: $(STAMP) $(STUBS)/.installed
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+bench: $(STAMP)
+	@mkdir -p bench/results
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+mypy: $(STAMP) $(STUBS)/.installed
+	$(BIN)/mypy --config-file firmware/mypy.ini
+
+# regenerate firmware/fiscal_till/codes.py and docs/PROTOCOL.md from protocol/
+gen: $(STAMP)
+	$(BIN)/python -m protocol.codegen
+	$(BIN)/python -m protocol.docgen
+
+# .mpy files ready to copy to a board (mpremote cp -r build/firmware/* :) or to freeze
+firmware: $(STAMP)
+	$(BIN)/python -m hw_sim.build_firmware $(FIRMWARE_OUT)
+
+clean:
+	rm -rf build .pytest_cache .hypothesis bench/results/*.json

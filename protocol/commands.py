@@ -1,0 +1,177 @@
+"""Host-link command set: codes, request and reply payloads, and the exactly-once rule.
+
+Every reply carries the status word in the frame header (protocol.frame).  A reply whose status is not
+OK has an empty payload; the payloads below are those of successful replies.
+
+Exactly once (domain §7.1).  Every *mutating* request (MUTATING below) carries a non-zero request id
+(RID); a mutating request with RID 0 is refused with LINK_RID_MISSING.  The till keeps the RID, the
+command, a digest of the payload and the reply of its last mutating request, in fiscal memory so that it
+survives a reboot.  A request whose RID equals the stored one:
+  - same command and payload: the stored reply is sent again, byte for byte; nothing is executed;
+  - anything else: refused with LINK_RID_REUSED; nothing is executed.
+Hosts therefore retry a lost reply with the same RID and use a fresh RID (e.g. a counter) for each new
+request.  Read-only requests are never stored and may use any RID.  After a host crash, GET_DOCUMENT
+with number 0 returns the last invoice so the host can reconcile.
+
+Until a command has behaviour a device answers it with LINK_NOT_SUPPORTED; an unknown code gets
+LINK_UNKNOWN_COMMAND; a payload that does not parse as the command's request gets LINK_BAD_PAYLOAD.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import construct as c
+
+from .frame import MAX_PAYLOAD
+from .records import DeclarationRecord, InvoiceRecord
+from .types import (
+    CARD_NO_LEN, HASH_LEN, INVOICE_CODE_LEN, MACHINE_NO_LEN, TAXPAYER_NAME_LEN, TAXPAYER_NO_LEN, Amount,
+    BcdDate, BcdTime, Controls, Digits, ShortText, Text, Totals,
+)
+
+PROTOCOL_VERSION = 0x0100  # major.minor in the high and low byte
+MAX_LINES = 32  # invoice lines per ISSUE_INVOICE
+
+Empty = c.Struct()
+
+# --- GET_INFO --------------------------------------------------------------------------------------
+InfoReply = c.Struct(
+    "model" / ShortText,
+    "machine_no" / Digits(MACHINE_NO_LEN),
+    "fw_version" / ShortText,
+    "fw_hash" / c.Bytes(HASH_LEN),  # SHA-256 over the firmware's modules (docs/PROTOCOL.md)
+    "protocol_version" / c.Int16ub,
+    "capabilities" / c.Int32ub,  # protocol.status.CAPABILITIES bits
+    "max_payload" / c.Int16ub,
+)
+
+# --- GET_STATUS ------------------------------------------------------------------------------------
+StatusReply = c.Struct(
+    "state" / c.Int8ub,  # protocol.status STATE_*
+    "date" / BcdDate,  # the till's clock
+    "time" / BcdTime,
+    "lock_reasons" / c.Int32ub,  # protocol.status.LOCK_REASONS bits
+    "warnings" / c.Int32ub,  # protocol.status.WARNINGS bits
+    "deadline" / BcdDate,
+    "days_to_deadline" / c.Int16sb,  # negative once past; 0x7FFF when there is no deadline
+    "single_limit" / Amount,
+    "amount_left" / Amount,  # cumulative limit minus cumulative normal amount
+    "return_left" / Amount,  # return limit minus cumulative returns
+    "roll_code" / Digits(INVOICE_CODE_LEN),  # empty when no roll is loaded
+    "roll_next" / c.Int32ub,
+    "roll_end" / c.Int32ub,
+    "invoices_left" / c.Int32ub,
+    "journal_permille" / c.Int16ub,  # fullest fiscal class, in 1/1000
+    "last_number" / c.Int32ub,  # last invoice number issued, 0 if none
+    "last_declared_end" / BcdDate,  # end of the last declared period, 0 if none
+)
+NO_DEADLINE_DAYS = 0x7FFF
+
+# --- SET_TIME (needs the management card) ----------------------------------------------------------
+SetTimeRequest = c.Struct("date" / BcdDate, "time" / BcdTime)
+
+# --- INITIALIZE (bureau; fiscal card in the SAM slot, user card in the slot) -------------------------
+InitializeRequest = c.Struct("date" / BcdDate, "time" / BcdTime)  # the bureau station's clock
+InitializeReply = c.Struct(
+    "machine_no" / Digits(MACHINE_NO_LEN),
+    "fiscal_card_no" / c.Bytes(CARD_NO_LEN),
+    "taxpayer_no" / Digits(TAXPAYER_NO_LEN),
+    "record" / c.Int32ub,  # index of the initialization record
+)
+
+# --- LOAD_ROLL (from the user card) ----------------------------------------------------------------
+LoadRollReply = c.Struct("code" / Digits(INVOICE_CODE_LEN), "start" / c.Int32ub, "end" / c.Int32ub)
+
+# --- ISSUE_INVOICE ---------------------------------------------------------------------------------
+InvoiceLine = c.Struct(
+    "tax_item" / c.Int8ub,
+    "quantity" / c.Int32ub,  # thousandths of a unit
+    "unit_price" / Amount,
+    "amount" / Amount,
+    "name" / ShortText,
+)
+IssueInvoiceRequest = c.Struct(
+    "kind" / c.Int8ub,  # protocol.status INVOICE_*
+    "ref_number" / c.Int32ub,  # original invoice of a return or void; 0 for normal
+    "cashier" / ShortText,
+    "payer" / ShortText,
+    "total" / Amount,
+    "lines" / c.PrefixedArray(c.Int8ub, InvoiceLine),
+)
+IssueInvoiceReply = InvoiceRecord
+
+# --- GET_DOCUMENT ----------------------------------------------------------------------------------
+GetDocumentRequest = c.Struct("number" / c.Int32ub)  # 0: the last invoice issued
+GetDocumentReply = InvoiceRecord
+
+# --- DAILY_CLOSE -----------------------------------------------------------------------------------
+DailyCloseReply = c.Struct("first" / BcdDate, "last" / BcdDate, "count" / c.Int16ub)
+
+# --- DECLARE ---------------------------------------------------------------------------------------
+DeclareRequest = c.Struct("end" / BcdDate)  # last day to declare; 0: the last closed day
+DeclareReply = DeclarationRecord
+
+# --- CLEAR_UNLOCK ----------------------------------------------------------------------------------
+ClearUnlockReply = c.Struct("period_end" / BcdDate, "controls" / Controls)
+
+# --- READ_JOURNAL ----------------------------------------------------------------------------------
+ReadJournalRequest = c.Struct("offset" / c.Int32ub, "length" / c.Int16ub)
+ReadJournalReply = c.Struct(
+    "offset" / c.Int32ub,
+    "total" / c.Int32ub,  # bytes in the read-out stream now
+    "data" / c.GreedyBytes,
+)
+READ_JOURNAL_MAX = MAX_PAYLOAD - 8  # data bytes in one maximum-size reply (after offset and total)
+
+# --- INSPECT (needs the management card) -----------------------------------------------------------
+InspectReply = c.Struct(
+    "machine_no" / Digits(MACHINE_NO_LEN),
+    "fiscal_card_no" / c.Bytes(CARD_NO_LEN),
+    "taxpayer_no" / Digits(TAXPAYER_NO_LEN),
+    "taxpayer_name" / Text(TAXPAYER_NAME_LEN),
+    "init_date" / BcdDate,
+    "first_date" / BcdDate,
+    "last_date" / BcdDate,
+    "daily_count" / c.Int32ub,
+    "declaration_count" / c.Int32ub,
+    "invoice_count" / c.Int32ub,
+    "journal_bytes" / c.Int32ub,
+    "chain_head" / c.Bytes(HASH_LEN),
+)
+
+# --- REPORT ----------------------------------------------------------------------------------------
+ReportRequest = c.Struct("kind" / c.Int8ub, "start" / BcdDate, "end" / BcdDate)
+ReportReply = c.Struct("kind" / c.Int8ub, "start" / BcdDate, "end" / BcdDate, "totals" / Totals)
+
+
+class Command(NamedTuple):
+    code: int
+    name: str
+    mutating: bool
+    request: c.Construct
+    reply: c.Construct
+    doc: str
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(0x01, "GET_INFO", False, Empty, InfoReply, "model, machine number, firmware, capabilities"),
+    Command(0x02, "GET_STATUS", False, Empty, StatusReply, "state, locks, warnings and what is left"),
+    Command(0x03, "SET_TIME", True, SetTimeRequest, Empty, "set the clock (management card; never back)"),
+    Command(0x10, "INITIALIZE", True, InitializeRequest, InitializeReply, "税控初始化, once, by the bureau"),
+    Command(0x11, "LOAD_ROLL", True, Empty, LoadRollReply, "take one roll from the user card"),
+    Command(0x20, "ISSUE_INVOICE", True, IssueInvoiceRequest, IssueInvoiceReply,
+            "issue a normal, return or void invoice"),
+    Command(0x21, "GET_DOCUMENT", False, GetDocumentRequest, GetDocumentReply,
+            "an invoice by number, or the last one"),
+    Command(0x30, "DAILY_CLOSE", True, Empty, DailyCloseReply, "close the day, back-filling missed days"),
+    Command(0x40, "DECLARE", True, DeclareRequest, DeclareReply, "申报 onto the user card"),
+    Command(0x41, "CLEAR_UNLOCK", True, Empty, ClearUnlockReply, "清零解锁 from the user card"),
+    Command(0x50, "READ_JOURNAL", False, ReadJournalRequest, ReadJournalReply, "bulk read-out of fiscal memory"),
+    Command(0x51, "INSPECT", False, Empty, InspectReply, "inspector's summary (management card)"),
+    Command(0x60, "REPORT", False, ReportRequest, ReportReply, "X, Z or period report"),
+)
+
+BY_CODE = {cmd.code: cmd for cmd in COMMANDS}
+BY_NAME = {cmd.name: cmd for cmd in COMMANDS}
+assert len(BY_CODE) == len(COMMANDS) and len(BY_NAME) == len(COMMANDS)

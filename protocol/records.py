@@ -1,0 +1,127 @@
+"""Fiscal-memory record bodies (domain §5).  The journal (docs/FISCAL_MEMORY.md) wraps each body in an
+envelope with its type, length, CRC and commit marker; this module defines only what is inside.
+
+Classes: INIT, DAILY, DECLARATION, CLEAR_UNLOCK, ROLL_LOAD, ROLL_USAGE and EVENT are fiscal (never erased);
+INVOICE is the invoice detail, the one class allowed to roll over (only once a signed DAILY covers it).
+All bodies are fixed-size, so a reader can index them without parsing.
+"""
+
+from __future__ import annotations
+
+import construct as c
+
+from .types import (
+    FISCAL_CODE_LEN, HASH_LEN, MAC_LEN, SIGNATURE_LEN, TAX_ITEMS, Amount, BcdDate, BcdTime, Controls, Digits,
+    TaxAmount, TaxItem, Text, Totals, BUREAU_CODE_LEN, CARD_NO_LEN, INVOICE_CODE_LEN, MACHINE_NO_LEN,
+    TAXPAYER_NAME_LEN, TAXPAYER_NO_LEN,
+)
+
+REC_INIT = 0x01
+REC_DAILY = 0x02
+REC_DECLARATION = 0x03
+REC_CLEAR_UNLOCK = 0x04
+REC_ROLL_LOAD = 0x05
+REC_ROLL_USAGE = 0x06
+REC_INVOICE = 0x07
+REC_EVENT = 0x08
+
+# 税控初始化: written once, after TERMINAL_REGISTER succeeded.
+InitRecord = c.Struct(
+    "date" / BcdDate,
+    "time" / BcdTime,
+    "machine_no" / Digits(MACHINE_NO_LEN),
+    "fiscal_card_no" / c.Bytes(CARD_NO_LEN),
+    "user_card_no" / c.Bytes(CARD_NO_LEN),
+    "taxpayer_no" / Digits(TAXPAYER_NO_LEN),
+    "taxpayer_name" / Text(TAXPAYER_NAME_LEN),
+    "bureau_code" / Digits(BUREAU_CODE_LEN),
+    "valid_from" / BcdDate,
+    "valid_to" / BcdDate,
+    "controls" / Controls,
+    "tax_items" / c.Array(TAX_ITEMS, TaxItem),
+)
+
+# One calendar day, zero days included, signed by the fiscal card (DAILY_COLLECT_SIGN).
+DailyRecord = c.Struct(
+    "date" / BcdDate,
+    "totals" / Totals,
+    "signature" / c.Bytes(SIGNATURE_LEN),
+)
+
+# 申报: the days since the previous declaration, signed by the fiscal card (DECLARE_DUTY).
+DeclarationRecord = c.Struct(
+    "date" / BcdDate,  # when declared
+    "time" / BcdTime,
+    "start" / BcdDate,  # first day of the period
+    "end" / BcdDate,  # last day of the period
+    "totals" / Totals,
+    "mac" / c.Bytes(MAC_LEN),
+    "signature" / c.Bytes(SIGNATURE_LEN),
+)
+
+# 清零解锁: control data from the bureau applied by the fiscal card (UPDATE_CONTROLS).
+ClearUnlockRecord = c.Struct(
+    "date" / BcdDate,
+    "time" / BcdTime,
+    "period_end" / BcdDate,  # the declared period this clears
+    "sequence" / c.Int32ub,  # control-data sequence number (strictly increasing per card)
+    "controls" / Controls,
+)
+
+RollLoadRecord = c.Struct(
+    "date" / BcdDate,
+    "time" / BcdTime,
+    "code" / Digits(INVOICE_CODE_LEN),
+    "start" / c.Int32ub,
+    "end" / c.Int32ub,
+)
+
+# Written when a roll is used up (or replaced): what the bureau checks at 验旧.
+RollUsageRecord = c.Struct(
+    "date" / BcdDate,
+    "code" / Digits(INVOICE_CODE_LEN),
+    "start" / c.Int32ub,
+    "end" / c.Int32ub,
+    "normal" / c.Int32ub,
+    "returned" / c.Int32ub,
+    "voided" / c.Int32ub,
+    "last_number" / c.Int32ub,
+)
+
+# Invoice detail; also the payload of ISSUE_INVOICE and GET_DOCUMENT replies.
+InvoiceRecord = c.Struct(
+    "kind" / c.Int8ub,  # protocol.status INVOICE_*
+    "code" / Digits(INVOICE_CODE_LEN),
+    "number" / c.Int32ub,
+    "date" / BcdDate,
+    "time" / BcdTime,
+    "ref_number" / c.Int32ub,  # the original invoice of a return or void; 0 for normal
+    "total" / Amount,
+    "lines" / c.Array(TAX_ITEMS, TaxAmount),
+    "fiscal_code" / c.Bytes(FISCAL_CODE_LEN),
+)
+
+EventRecord = c.Struct(
+    "date" / BcdDate,
+    "time" / BcdTime,
+    "event" / c.Int16ub,  # protocol.status.EVENTS
+    "arg" / c.Int32ub,
+)
+
+RECORDS: dict[int, tuple[str, c.Construct]] = {
+    REC_INIT: ("INIT", InitRecord),
+    REC_DAILY: ("DAILY", DailyRecord),
+    REC_DECLARATION: ("DECLARATION", DeclarationRecord),
+    REC_CLEAR_UNLOCK: ("CLEAR_UNLOCK", ClearUnlockRecord),
+    REC_ROLL_LOAD: ("ROLL_LOAD", RollLoadRecord),
+    REC_ROLL_USAGE: ("ROLL_USAGE", RollUsageRecord),
+    REC_INVOICE: ("INVOICE", InvoiceRecord),
+    REC_EVENT: ("EVENT", EventRecord),
+}
+
+FISCAL_CLASSES = (REC_INIT, REC_DAILY, REC_DECLARATION, REC_CLEAR_UNLOCK, REC_ROLL_LOAD, REC_ROLL_USAGE,
+                  REC_EVENT)
+RING_CLASSES = (REC_INVOICE,)
+
+# hash/chain sizes used by the journal
+CHAIN_LEN = HASH_LEN
