@@ -4,14 +4,17 @@ Every reply carries the status word in the frame header (protocol.frame).  A rep
 OK has an empty payload; the payloads below are those of successful replies.
 
 Exactly once (domain §7.1).  Every *mutating* request (MUTATING below) carries a non-zero request id
-(RID); a mutating request with RID 0 is refused with LINK_RID_MISSING.  The till keeps the RID, the
-command, a digest of the payload and the reply of its last mutating request, in fiscal memory so that it
-survives a reboot.  A request whose RID equals the stored one:
-  - same command and payload: the stored reply is sent again, byte for byte; nothing is executed;
+(RID); a mutating request with RID 0 is refused with LINK_RID_MISSING.  The till remembers its last
+mutating request that took effect: the records it wrote carry a request tag (RID and CRC-32 of the
+command byte and payload, protocol/records.py), so the memory survives a reboot and is written in the same
+flash operation as the effect.  A request whose RID equals the remembered one:
+  - same command and payload: the reply is sent again, byte for byte, rebuilt from those records;
+    nothing is executed;
   - anything else: refused with LINK_RID_REUSED; nothing is executed.
-Hosts therefore retry a lost reply with the same RID and use a fresh RID (e.g. a counter) for each new
-request.  Read-only requests are never stored and may use any RID.  After a host crash, GET_DOCUMENT
-with number 0 returns the last invoice so the host can reconcile.
+A request refused with an error status has no effect and is not remembered; the host may retry it with
+the same RID.  Hosts use a fresh RID (a counter) for each new request and the same RID to retry a lost
+reply.  Read-only requests are never remembered and may use any RID.  After a host crash, GET_DOCUMENT
+with number 0 returns the last invoice, whose request tag tells the host which request made it.
 
 Until a command has behaviour a device answers it with LINK_NOT_SUPPORTED; an unknown code gets
 LINK_UNKNOWN_COMMAND; a payload that does not parse as the command's request gets LINK_BAD_PAYLOAD.

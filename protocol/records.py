@@ -25,8 +25,16 @@ REC_ROLL_USAGE = 0x06
 REC_INVOICE = 0x07
 REC_EVENT = 0x08
 
+# The request that made a record (exactly-once, protocol/commands.py): the host's request id and the
+# CRC-32 of command byte + request payload.  Records written by the till on its own (back-filled days,
+# boot events) carry rid 0.  Because the tag is inside the record, "executed" and "remembered" are one
+# flash write: after a power cut a retried request either finds its record (and gets the same reply
+# rebuilt from it) or finds nothing and runs.
+RequestTag = c.Struct("rid" / c.Int32ub, "digest" / c.Int32ub)
+
 # 税控初始化: written once, after TERMINAL_REGISTER succeeded.
 InitRecord = c.Struct(
+    "request" / RequestTag,
     "date" / BcdDate,
     "time" / BcdTime,
     "machine_no" / Digits(MACHINE_NO_LEN),
@@ -43,6 +51,7 @@ InitRecord = c.Struct(
 
 # One calendar day, zero days included, signed by the fiscal card (DAILY_COLLECT_SIGN).
 DailyRecord = c.Struct(
+    "request" / RequestTag,
     "date" / BcdDate,
     "totals" / Totals,
     "signature" / c.Bytes(SIGNATURE_LEN),
@@ -50,6 +59,7 @@ DailyRecord = c.Struct(
 
 # 申报: the days since the previous declaration, signed by the fiscal card (DECLARE_DUTY).
 DeclarationRecord = c.Struct(
+    "request" / RequestTag,
     "date" / BcdDate,  # when declared
     "time" / BcdTime,
     "start" / BcdDate,  # first day of the period
@@ -61,6 +71,7 @@ DeclarationRecord = c.Struct(
 
 # 清零解锁: control data from the bureau applied by the fiscal card (UPDATE_CONTROLS).
 ClearUnlockRecord = c.Struct(
+    "request" / RequestTag,
     "date" / BcdDate,
     "time" / BcdTime,
     "period_end" / BcdDate,  # the declared period this clears
@@ -69,6 +80,7 @@ ClearUnlockRecord = c.Struct(
 )
 
 RollLoadRecord = c.Struct(
+    "request" / RequestTag,
     "date" / BcdDate,
     "time" / BcdTime,
     "code" / Digits(INVOICE_CODE_LEN),
@@ -90,6 +102,7 @@ RollUsageRecord = c.Struct(
 
 # Invoice detail; also the payload of ISSUE_INVOICE and GET_DOCUMENT replies.
 InvoiceRecord = c.Struct(
+    "request" / RequestTag,
     "kind" / c.Int8ub,  # protocol.status INVOICE_*
     "code" / Digits(INVOICE_CODE_LEN),
     "number" / c.Int32ub,
@@ -102,6 +115,7 @@ InvoiceRecord = c.Struct(
 )
 
 EventRecord = c.Struct(
+    "request" / RequestTag,
     "date" / BcdDate,
     "time" / BcdTime,
     "event" / c.Int16ub,  # protocol.status.EVENTS

@@ -14,6 +14,7 @@ PAIRS = [
     ("TaxAmount", types.TaxAmount, "TAX_AMOUNT"),
     ("TaxLineTotals", types.TaxLineTotals, "TAX_LINE_TOTALS"),
     # fiscal-memory records
+    ("RequestTag", records.RequestTag, "REQUEST_TAG"),
     ("InitRecord", records.InitRecord, "INIT_RECORD"),
     ("DailyRecord", records.DailyRecord, "DAILY_RECORD"),
     ("DeclarationRecord", records.DeclarationRecord, "DECLARATION_RECORD"),

@@ -54,9 +54,11 @@ def test_apdu_vector(vector):
 
 
 def test_golden_vector_example_reads_as_documented():
-    # the ROLL_LOAD record of the doc: date 2026-11-27 08:00:00, roll 1440012345 numbers 1001..1500
+    # the ROLL_LOAD record of the doc: request 0x00010203 (digest CAFEF00D), date 2026-11-27 08:00:00,
+    # roll 1440012345 numbers 1001..1500
     v = next(v for v in GOLDEN["layouts"] if v["name"] == "RollLoadRecord")
-    assert v["hex"] == "20261127" "080000" "31343430303132333435" "000003e9" "000005dc"
+    assert v["hex"] == ("00010203" "cafef00d" "20261127" "080000" "31343430303132333435" "000003e9"
+                        "000005dc")
 
 
 @pytest.mark.micropython

@@ -22,30 +22,32 @@ TOTALS = (
 TAX_AMOUNT = (("item", "B"), ("amount", "I"))
 
 # ---- protocol/records.py ----------------------------------------------------------------------------
+REQUEST_TAG = (("rid", "I"), ("digest", "I"))
+_REQ = ("request", ("S", REQUEST_TAG))
 INIT_RECORD = (
-    ("date", "D"), ("time", "T"), ("machine_no", _DIGITS_MACHINE), ("fiscal_card_no", _CARD_NO),
+    _REQ, ("date", "D"), ("time", "T"), ("machine_no", _DIGITS_MACHINE), ("fiscal_card_no", _CARD_NO),
     ("user_card_no", _CARD_NO), ("taxpayer_no", _TAXPAYER_NO), ("taxpayer_name", ("u", 40)),
     ("bureau_code", ("a", 12)), ("valid_from", "D"), ("valid_to", "D"), ("controls", ("S", CONTROLS)),
     ("tax_items", ("A", 6, ("S", TAX_ITEM))),
 )
-DAILY_RECORD = (("date", "D"), ("totals", ("S", TOTALS)), ("signature", ("s", 64)))
+DAILY_RECORD = (_REQ, ("date", "D"), ("totals", ("S", TOTALS)), ("signature", ("s", 64)))
 DECLARATION_RECORD = (
-    ("date", "D"), ("time", "T"), ("start", "D"), ("end", "D"), ("totals", ("S", TOTALS)),
+    _REQ, ("date", "D"), ("time", "T"), ("start", "D"), ("end", "D"), ("totals", ("S", TOTALS)),
     ("mac", ("s", 4)), ("signature", ("s", 64)),
 )
 CLEAR_UNLOCK_RECORD = (
-    ("date", "D"), ("time", "T"), ("period_end", "D"), ("sequence", "I"), ("controls", ("S", CONTROLS)),
+    _REQ, ("date", "D"), ("time", "T"), ("period_end", "D"), ("sequence", "I"), ("controls", ("S", CONTROLS)),
 )
-ROLL_LOAD_RECORD = (("date", "D"), ("time", "T"), ("code", _CODE), ("start", "I"), ("end", "I"))
+ROLL_LOAD_RECORD = (_REQ, ("date", "D"), ("time", "T"), ("code", _CODE), ("start", "I"), ("end", "I"))
 ROLL_USAGE_RECORD = (
     ("date", "D"), ("code", _CODE), ("start", "I"), ("end", "I"), ("normal", "I"), ("returned", "I"),
     ("voided", "I"), ("last_number", "I"),
 )
 INVOICE_RECORD = (
-    ("kind", "B"), ("code", _CODE), ("number", "I"), ("date", "D"), ("time", "T"), ("ref_number", "I"),
+    _REQ, ("kind", "B"), ("code", _CODE), ("number", "I"), ("date", "D"), ("time", "T"), ("ref_number", "I"),
     ("total", "I"), ("lines", ("A", 6, ("S", TAX_AMOUNT))), ("fiscal_code", ("s", 8)),
 )
-EVENT_RECORD = (("date", "D"), ("time", "T"), ("event", "H"), ("arg", "I"))
+EVENT_RECORD = (_REQ, ("date", "D"), ("time", "T"), ("event", "H"), ("arg", "I"))
 
 # record type -> schema (codes.REC_*)
 RECORDS = {

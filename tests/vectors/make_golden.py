@@ -31,7 +31,8 @@ TAX_AMOUNTS = [dict(item=1, amount=12_800), dict(item=2, amount=3_000)] + [dict(
 SIG = bytes(range(64))
 CARD = bytes.fromhex("4401000000000042")
 MACHINE = "4401123400000007"
-INVOICE = dict(kind=1, code="1440012345", number=1001, date=20261127, time=143005, ref_number=0,
+REQ = dict(rid=0x00010203, digest=0xCAFEF00D)
+INVOICE = dict(request=REQ, kind=1, code="1440012345", number=1001, date=20261127, time=143005, ref_number=0,
                total=15_800, lines=TAX_AMOUNTS, fiscal_code=bytes.fromhex("0123456789abcdef"))
 SUMS = dict(normal_count=120, return_count=1, void_count=2, items=[1, 2, 0, 0, 0, 0],
             normal=[1_234_500, 800_000, 0, 0, 0, 0], returned=[10_000, 0, 0, 0, 0, 0])
@@ -44,19 +45,20 @@ VALUES = {
     "Totals": TOTALS,
     "TaxAmount": TAX_AMOUNTS[0],
     "TaxLineTotals": LINES_T[0],
-    "InitRecord": dict(date=20260105, time=93000, machine_no=MACHINE, fiscal_card_no=CARD,
+    "RequestTag": REQ,
+    "InitRecord": dict(request=REQ, date=20260105, time=93000, machine_no=MACHINE, fiscal_card_no=CARD,
                        user_card_no=bytes.fromhex("4401000000000043"), taxpayer_no="91440101MA5CXXXX1X",
                        taxpayer_name="广州市示例餐饮有限公司", bureau_code="144010000000", valid_from=20260101,
                        valid_to=20301231, controls=CONTROLS, tax_items=TAX_ITEMS),
-    "DailyRecord": dict(date=20261127, totals=TOTALS, signature=SIG),
-    "DeclarationRecord": dict(date=20261201, time=100000, start=20261101, end=20261130, totals=TOTALS,
+    "DailyRecord": dict(request=dict(rid=0, digest=0), date=20261127, totals=TOTALS, signature=SIG),
+    "DeclarationRecord": dict(request=REQ, date=20261201, time=100000, start=20261101, end=20261130, totals=TOTALS,
                               mac=b"\x11\x22\x33\x44", signature=SIG),
-    "ClearUnlockRecord": dict(date=20261201, time=103000, period_end=20261130, sequence=12, controls=CONTROLS),
-    "RollLoadRecord": dict(date=20261127, time=80000, code="1440012345", start=1001, end=1500),
+    "ClearUnlockRecord": dict(request=REQ, date=20261201, time=103000, period_end=20261130, sequence=12, controls=CONTROLS),
+    "RollLoadRecord": dict(request=REQ, date=20261127, time=80000, code="1440012345", start=1001, end=1500),
     "RollUsageRecord": dict(date=20261128, code="1440012345", start=1001, end=1500, normal=480, returned=3,
                             voided=17, last_number=1500),
     "InvoiceRecord": INVOICE,
-    "EventRecord": dict(date=20261127, time=75959, event=1, arg=0),
+    "EventRecord": dict(request=dict(rid=0, digest=0), date=20261127, time=75959, event=1, arg=0),
     "InfoReply": dict(model="FTK-1", machine_no=MACHINE, fw_version="0.1.0", fw_hash=bytes(range(32)),
                       protocol_version=0x0100, capabilities=0x1F, max_payload=4096),
     "StatusReply": dict(state=1, date=20261127, time=143005, lock_reasons=0, warnings=0b10001, deadline=20261231,

@@ -1,0 +1,290 @@
+"""Fiscal-memory journal on-flash format and read-out stream, in Construct, plus an auditor's verifier.
+
+The firmware writes these bytes with ``struct`` (firmware/fiscal_till/journal_format.py); the two
+definitions are proven equal byte for byte by tests/test_journal_format.py.  docs/FISCAL_MEMORY.md
+explains the format and the recovery rules.  All integers are little-endian.
+
+:func:`audit_stream` is what a bureau auditor runs on the bytes of READ_JOURNAL: it parses every sector
+image, checks every header and record CRC, rebuilds the global record order and verifies the SHA-256
+chain up to the head announced in the stream header.  It reports every problem and never stops at the
+first one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+import construct as c
+
+VERSION = 1
+AREA_FISCAL = 0x46
+AREA_RING = 0x52
+NO_INDEX = 0xFFFFFFFF
+FISCAL_TYPES = (0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x08)
+INVOICE = 0x07
+DAILY = 0x02
+RING_MAX_BODY = 254
+COMMIT_MAX_BITS = 3  # a commit byte with at most 3 bits still set counts as committed
+
+FiscalSectorHeader = c.Struct(
+    "magic" / c.Const(b"FJ"),
+    "version" / c.Int8ul,
+    "area" / c.Const(AREA_FISCAL, c.Int8ul),
+    "device_id" / c.Bytes(8),
+    "format_id" / c.Bytes(4),
+    "fiscal_sectors" / c.Int16ul,
+    "ring_sectors" / c.Int16ul,
+    "seq" / c.Int32ul,  # == sector number in the fiscal area
+    "erase_count" / c.Int32ul,
+    "first_ordinal" / c.Int32ul,  # fiscal ordinal of the first record in this sector
+    "first_index" / c.Int32ul,  # lower bound of the indexes of the records in this sector
+    "covered" / c.Int32ul,  # invoices covered by a DAILY when the sector was opened
+    "anchor_index" / c.Int32ul,  # last fiscal record before this sector, NO_INDEX if none
+    "anchor_head" / c.Bytes(32),  # chain head right after it (genesis if none)
+    "counts" / c.Array(7, c.Int32ul),  # per fiscal class, in FISCAL_TYPES order, at open
+    "quotas" / c.Array(7, c.Int16ul),
+    "max_body" / c.Array(7, c.Int16ul),
+    "crc" / c.Int32ul,  # CRC-32 of the 132 bytes before it
+)
+FISCAL_HDR_SIZE = 136
+
+RingSectorHeader = c.Struct(
+    "magic" / c.Const(b"FJ"),
+    "version" / c.Int8ul,
+    "area" / c.Const(AREA_RING, c.Int8ul),
+    "device_id" / c.Bytes(8),
+    "format_id" / c.Bytes(4),
+    "fiscal_sectors" / c.Int16ul,
+    "ring_sectors" / c.Int16ul,
+    "seq" / c.Int32ul,  # increases by one per ring sector opened
+    "erase_count" / c.Int32ul,
+    "first_ordinal" / c.Int32ul,  # invoice ordinal of the first record
+    "first_index" / c.Int32ul,  # its index
+    "head" / c.Bytes(32),  # chain head before it
+    "crc" / c.Int32ul,  # CRC-32 of the 68 bytes before it
+    "successor" / c.Int8ul,  # 0xFF; 0x00 once the next ring sector's reclaim began
+)
+RING_HDR_SIZE = 73
+
+FiscalRecord = c.Struct(
+    "type" / c.Int8ul,
+    "length" / c.Int16ul,
+    "index" / c.Int32ul,
+    "prev_head" / c.Bytes(32),
+    "body" / c.Bytes(c.this.length),
+    "crc" / c.Int32ul,  # CRC-32 of type..body
+    "commit" / c.Int8ul,  # programmed to 0x00 after the rest reads back correctly
+)
+FISCAL_REC_OVERHEAD = 44
+
+RingRecord = c.Struct(
+    "type" / c.Int8ul,  # always INVOICE
+    "length" / c.Int8ul,
+    "body" / c.Bytes(c.this.length),
+    "crc" / c.Int32ul,  # CRC-32 of type..body
+    "commit" / c.Int8ul,
+)
+RING_REC_OVERHEAD = 7
+
+# What one chain step hashes after the previous head.
+ChainInput = c.Struct(
+    "index" / c.Int32ul,
+    "type" / c.Int8ul,
+    "length" / c.Int16ul,
+    "body" / c.Bytes(c.this.length),
+)
+
+StreamHeader = c.Struct(
+    "magic" / c.Const(b"FJRS"),
+    "version" / c.Int8ul,
+    "flags" / c.Int8ul,  # bit 0: the till reports damage
+    "sector_size" / c.Int16ul,
+    "device_id" / c.Bytes(8),
+    "format_id" / c.Bytes(4),
+    "fiscal_images" / c.Int16ul,  # fiscal sector images that follow, sector 0 first
+    "ring_images" / c.Int16ul,  # then ring sector images, oldest first
+    "next_index" / c.Int32ul,
+    "fiscal_records" / c.Int32ul,
+    "invoices" / c.Int32ul,
+    "covered" / c.Int32ul,
+    "chain_head" / c.Bytes(32),
+    "crc" / c.Int32ul,  # CRC-32 of the 72 bytes before it
+)
+STREAM_HDR_SIZE = 76
+
+
+def genesis(device_id: bytes, format_id: bytes) -> bytes:
+    return hashlib.sha256(b"FJ-genesis" + device_id + format_id).digest()
+
+
+def chain_step(head: bytes, index: int, rtype: int, body: bytes) -> bytes:
+    return hashlib.sha256(head + ChainInput.build(dict(index=index, type=rtype, length=len(body),
+                                                         body=body))).digest()
+
+
+def committed(commit: int) -> bool:
+    return bin(commit).count("1") <= COMMIT_MAX_BITS
+
+
+# ---------------------------------------------------------------------------------------------- auditor
+class AuditReport:
+    """Result of :func:`audit_stream`: ``records`` = list of (index, type, body) that verified, in index
+    order; ``problems`` = list of (kind, where, detail); ``chain_ok`` = the chain re-computed from the
+    records reaches the announced head."""
+
+    def __init__(self) -> None:
+        self.header: c.Container | None = None
+        self.records: list[tuple[int, int, bytes]] = []
+        self.problems: list[tuple[str, object, str]] = []
+        self.chain_ok = False
+
+    def __repr__(self) -> str:
+        return f"AuditReport({len(self.records)} records, chain_ok={self.chain_ok}, problems={self.problems})"
+
+
+def _parse_image(img: bytes, area: int, max_body: dict[int, int], where: str,
+                 problems: list) -> list[tuple[str, c.Container, int]]:
+    """Committed envelopes of one sector image: list of ('good'|'bad', record, offset)."""
+    hdr = FISCAL_HDR_SIZE if area == AREA_FISCAL else RING_HDR_SIZE
+    rec_t = FiscalRecord if area == AREA_FISCAL else RingRecord
+    head_len = 39 if area == AREA_FISCAL else 2
+    out = []
+
+    def at(off: int):
+        try:
+            r = rec_t.parse(img[off:])
+        except c.ConstructError:
+            return None
+        if area == AREA_RING and r.type != INVOICE:
+            return None
+        if area == AREA_FISCAL and (r.type not in max_body or r.length > max_body[r.type]):
+            return None
+        ok = zlib.crc32(img[off:off + head_len + r.length]) == r.crc
+        return r, ok
+
+    off = hdr
+    while off < len(img):
+        if img[off:] == b"\xff" * (len(img) - off):
+            break
+        got = at(off)
+        if got is None:
+            # unreadable bytes: a torn tail unless a good committed record follows (then: damage)
+            q = off + 1
+            while q < len(img):
+                g = at(q)
+                if g is not None and g[1] and committed(g[0].commit):
+                    break
+                q += 1
+            if q >= len(img):
+                break
+            problems.append(("garbage", where + f"+{off}", f"unreadable bytes up to offset {q}"))
+            off = q
+            continue
+        r, ok = got
+        if committed(r.commit):
+            out.append(("good" if ok else "bad", r, off))
+        off += (FISCAL_REC_OVERHEAD if area == AREA_FISCAL else RING_REC_OVERHEAD) + r.length
+    return out
+
+
+def audit_stream(data: bytes) -> AuditReport:
+    """Parse and verify a complete READ_JOURNAL stream."""
+    rep = AuditReport()
+    try:
+        sh = StreamHeader.parse(data)
+    except c.ConstructError as e:
+        rep.problems.append(("stream-header", 0, str(e)))
+        return rep
+    rep.header = sh
+    if zlib.crc32(data[:72]) != sh.crc:
+        rep.problems.append(("stream-header", 0, "crc"))
+    ss = sh.sector_size
+    want = STREAM_HDR_SIZE + (sh.fiscal_images + sh.ring_images) * ss
+    if len(data) != want:
+        rep.problems.append(("stream-length", len(data), f"expected {want} bytes"))
+    images = [data[STREAM_HDR_SIZE + i * ss:STREAM_HDR_SIZE + (i + 1) * ss]
+              for i in range(sh.fiscal_images + sh.ring_images)]
+
+    fiscal: list[tuple[str, c.Container]] = []  # in fiscal ordinal order
+    max_body: dict[int, int] = {}
+    for i in range(sh.fiscal_images):
+        img = images[i]
+        try:
+            h = FiscalSectorHeader.parse(img)
+        except c.ConstructError:
+            rep.problems.append(("sector-header", f"fiscal {i}", "not a fiscal sector header"))
+            continue
+        if zlib.crc32(img[:132]) != h.crc:
+            rep.problems.append(("sector-header", f"fiscal {i}", "crc"))
+            continue
+        if (h.device_id, h.format_id) != (sh.device_id, sh.format_id) or h.seq != i:
+            rep.problems.append(("sector-header", f"fiscal {i}", "identity or sequence"))
+            continue
+        if h.first_ordinal != len(fiscal):
+            rep.problems.append(("lost-records", f"fiscal {i}",
+                                 f"starts at ordinal {h.first_ordinal}, {len(fiscal)} before"))
+        max_body = dict(zip(FISCAL_TYPES, h.max_body))
+        for state, r, off in _parse_image(img, AREA_FISCAL, max_body, f"fiscal {i}", rep.problems):
+            if state == "bad":
+                rep.problems.append(("record-crc", f"fiscal {i}+{off}", f"fiscal ordinal {len(fiscal)}"))
+            fiscal.append((state, r))
+
+    invoices: list[tuple[int, str, c.Container]] = []  # (ordinal, state, record)
+    ring_heads: dict[int, bytes] = {}  # first ordinal -> head before it
+    for k in range(sh.ring_images):
+        img = images[sh.fiscal_images + k]
+        where = f"ring image {k}"
+        try:
+            h = RingSectorHeader.parse(img)
+            if zlib.crc32(img[:68]) != h.crc or (h.device_id, h.format_id) != (sh.device_id, sh.format_id):
+                raise c.ConstructError("crc or identity")
+        except c.ConstructError:
+            rep.problems.append(("sector-header", where, "ring header unreadable: its records are lost"))
+            continue
+        n = h.first_ordinal
+        ring_heads.setdefault(n, h.head)
+        for state, r, off in _parse_image(img, AREA_RING, {}, where, rep.problems):
+            if state == "bad":
+                rep.problems.append(("record-crc", f"{where}+{off}", f"invoice ordinal {n}"))
+            invoices.append((n, state, r))
+            n += 1
+
+    # global order: a fiscal record comes after the invoices appended before it (index - ordinal)
+    seq: list[tuple[int | None, int, bytes, bytes | None, str, int | None]] = []
+    fi = 0
+    for ford, (state, r) in enumerate(fiscal):
+        n_before = r.index - ford
+        while fi < len(invoices) and invoices[fi][0] < n_before:
+            n, st, ir = invoices[fi]
+            seq.append((n + ford, ir.type, ir.body, None, st, n))
+            fi += 1
+        seq.append((r.index if state == "good" else None, r.type, r.body, r.prev_head, state, None))
+    for n, st, ir in invoices[fi:]:
+        seq.append((n + len(fiscal), ir.type, ir.body, None, st, n))
+
+    # chain: fiscal records and ring headers are anchors; detail the ring reused leaves gaps
+    head: bytes | None = None
+    last = -1
+    for idx, t, body, prev, state, ordinal in seq:
+        if state != "good" or idx is None:
+            head = None
+            continue
+        anchor = prev if prev is not None else ring_heads.get(ordinal) if ordinal is not None else None
+        contiguous = head is not None and last + 1 == idx
+        if anchor is not None:
+            if contiguous and anchor != head:
+                rep.problems.append(("chain", idx, "anchor differs from the chain"))
+            head = anchor
+        elif not contiguous:
+            head = None
+        if head is not None:
+            head = chain_step(head, idx, t, body)
+        last = idx
+        rep.records.append((idx, t, body))
+    if last + 1 != sh.next_index:
+        rep.problems.append(("count", last, f"last record {last}, header announces {sh.next_index}"))
+    rep.chain_ok = head is not None and head == sh.chain_head
+    if not rep.chain_ok:
+        rep.problems.append(("chain", last, "chain does not reach the announced head"))
+    return rep
