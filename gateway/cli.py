@@ -1,0 +1,142 @@
+"""fiscal-gateway: talk to a till from a terminal.
+
+    fiscal-gateway info --port /dev/pts/7 [--baud 115200] [--timeout 2] [--retries 2] [--json]
+
+Exit status 0 on success, 1 when the till cannot be reached or refuses (one line on stderr, no
+traceback), 2 for bad arguments (argparse).  Subcommands register in SUBCOMMANDS; each takes the parsed
+arguments and an open TillClient and returns what to print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from protocol.commands import NO_DEADLINE_DAYS
+from protocol.status import CAPABILITIES, LOCK_REASONS, STATES, WARNINGS, mask_names
+
+from .link import LinkError, TillClient
+
+PROG = "fiscal-gateway"
+
+
+def _date(d: int) -> str | None:
+    return "%04d-%02d-%02d" % (d // 10000, d // 100 % 100, d % 100) if d else None
+
+
+def _time(t: int) -> str:
+    return "%02d:%02d:%02d" % (t // 10000, t // 100 % 100, t % 100)
+
+
+def _yuan(fen: int) -> str:
+    return "%d.%02d" % divmod(fen, 100)
+
+
+def info_record(info, status) -> dict:
+    """GET_INFO and GET_STATUS as one JSON-ready object: names for bit masks, ISO dates, amounts in fen."""
+    caps = [name for bit, name in sorted(CAPABILITIES.items()) if info.capabilities >> bit & 1]
+    return {
+        "info": {
+            "model": info.model,
+            "machine_no": info.machine_no,
+            "fw_version": info.fw_version,
+            "fw_hash": info.fw_hash.hex(),
+            "protocol_version": "%d.%d" % divmod(info.protocol_version, 256),
+            "capabilities": caps,
+            "max_payload": info.max_payload,
+        },
+        "status": {
+            "state": STATES.get(status.state, "STATE_%d" % status.state),
+            "clock": "%s %s" % (_date(status.date), _time(status.time)),
+            "lock_reasons": mask_names(status.lock_reasons, LOCK_REASONS),
+            "warnings": mask_names(status.warnings, WARNINGS),
+            "deadline": _date(status.deadline),
+            "days_to_deadline": (None if status.days_to_deadline == NO_DEADLINE_DAYS
+                                 else status.days_to_deadline),
+            "single_limit_fen": status.single_limit,
+            "amount_left_fen": status.amount_left,
+            "return_left_fen": status.return_left,
+            "roll_code": status.roll_code or None,
+            "roll_next": status.roll_next,
+            "roll_end": status.roll_end,
+            "invoices_left": status.invoices_left,
+            "journal_permille": status.journal_permille,
+            "last_number": status.last_number,
+            "last_declared_end": _date(status.last_declared_end),
+        },
+    }
+
+
+def _table(title: str, rows: dict) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")  # a hash stays whole, folded, never cut
+    for key, value in rows.items():
+        if key.endswith("_fen"):
+            key, value = key[:-4] + " (yuan)", _yuan(value)
+        elif isinstance(value, list):
+            value = ", ".join(value) or "none"
+        elif value is None:
+            value = "none"
+        table.add_row(key.replace("_", " "), str(value))
+    return table
+
+
+def cmd_info(args: argparse.Namespace, till: TillClient, out: Console) -> None:
+    record = info_record(till.call_ok("GET_INFO"), till.call_ok("GET_STATUS"))
+    if args.json:
+        out.file.write(json.dumps({"port": args.port, **record}, ensure_ascii=False) + "\n")
+        return
+    out.print(_table("Till on %s" % args.port, record["info"]))
+    out.print(_table("Status", record["status"]))
+
+
+SUBCOMMANDS = {
+    "info": (cmd_info, "show what the till is (GET_INFO) and its state (GET_STATUS)"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Talk to a fiscal till over its serial link.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_fn, help_text) in SUBCOMMANDS.items():
+        s = sub.add_parser(name, help=help_text, description=help_text)
+        s.add_argument("--port", required=True, help="serial port or pyserial URL (rfc2217://, socket://)")
+        s.add_argument("--baud", type=_number(int, 1), default=115200, help="baud rate (default 115200)")
+        s.add_argument("--timeout", type=_number(float, 0.001), default=2.0, help="seconds per try (default 2)")
+        s.add_argument("--retries", type=_number(int, 0), default=2, help="resends after a timeout (default 2)")
+        s.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    return p
+
+
+def _number(kind, low):
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError("not %s: %r" % (what, text)) from None
+        if value < low:
+            raise argparse.ArgumentTypeError("must be at least %s: %r" % (low, text))
+        return value
+    return convert
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    fn = SUBCOMMANDS[args.command][0]
+    try:
+        with TillClient(args.port, args.baud, args.timeout, args.retries) as till:
+            fn(args, till, Console(file=sys.stdout))
+    except LinkError as e:
+        print("%s: %s" % (PROG, e), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Simulated real-time clock: machine.RTC's interface, kept as an offset from the host clock.
+
+Rules:
+- reading = host UTC clock + offset, shown as a naive wall-clock time (a till's RTC has no time zone);
+- so the clock ticks by itself, and setting it or travelling in time only moves the offset;
+- a new clock starts at the host's local wall time;
+- the offset is written to `path` (JSON) on every change, so the clock survives a simulator restart the
+  way a battery-backed RTC survives power-off.  Writes are atomic (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import threading
+import time
+from datetime import datetime as DateTime
+from datetime import timedelta
+from pathlib import Path
+
+
+class SimRTC:
+    def __init__(self, path: str | os.PathLike | None = None, clock=time.time) -> None:
+        self.path = Path(path) if path is not None else None
+        self._clock = clock
+        self._lock = threading.Lock()
+        if self.path is not None and self.path.exists():
+            try:
+                self._offset = float(json.loads(self.path.read_text(encoding="utf-8"))["offset_s"])
+            except (ValueError, KeyError, TypeError):
+                raise ValueError("%s does not hold an RTC offset; delete it to start the clock afresh"
+                                 % self.path) from None
+        else:
+            self._offset = float(time.localtime().tm_gmtoff)
+            self._save()
+
+    @property
+    def offset(self) -> float:
+        """Seconds between this clock and the host's UTC clock."""
+        return self._offset
+
+    def now(self) -> DateTime:
+        return DateTime(1970, 1, 1) + timedelta(seconds=self._clock() + self._offset)
+
+    def datetime(self, value: tuple[int, ...] | None = None) -> tuple[int, ...] | None:
+        """machine.RTC: no argument reads (y, m, d, weekday 0=Monday, h, mi, s, µs); a tuple sets it."""
+        if value is None:
+            t = self.now()
+            return (t.year, t.month, t.day, t.weekday(), t.hour, t.minute, t.second, t.microsecond)
+        y, mo, d, _wd, h, mi, s = value[:7]
+        sub = value[7] if len(value) > 7 else 0
+        self.set(DateTime(y, mo, d, h, mi, s, sub))
+        return None
+
+    def set(self, when: DateTime) -> None:
+        """Set the clock to a naive wall-clock time; it keeps ticking from there."""
+        target = calendar.timegm(when.timetuple()) + when.microsecond / 1e6
+        self._move(target - self._clock())
+
+    def advance(self, seconds: float) -> None:
+        """Time travel: move the clock by `seconds` (negative goes back, as a flat battery would)."""
+        self._move(self._offset + seconds)
+
+    def _move(self, offset: float) -> None:
+        with self._lock:
+            self._offset = offset
+            self._save()
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"offset_s": self._offset}) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path)
