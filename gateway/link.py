@@ -116,7 +116,7 @@ class TillClient:
             payload = cmd.request.build(request or {})
         rid = self.next_rid()
         wire = frame.request(code, rid, payload)
-        seen = _Seen(self.receiver.discarded)
+        seen = _Seen(self.receiver)
         for _attempt in range(self.retries + 1):
             self._write(wire)
             got = self._await(code, rid, seen)
@@ -152,7 +152,7 @@ class TillClient:
                 if f["kind"] == frame.KIND_REPLY and f["command"] == code and f["rid"] == rid:
                     return f
                 seen.other(f)
-        seen.garbage = self.receiver.discarded - seen.discarded_before
+        seen.settle(self.receiver)
         return None
 
     @staticmethod
@@ -181,17 +181,21 @@ class TillClient:
 class _Seen:
     """What arrived during one call instead of its reply, to explain a failure."""
 
-    def __init__(self, discarded_before: int) -> None:
-        self.discarded_before = discarded_before
+    def __init__(self, receiver: frame.FrameReceiver) -> None:
+        self.discarded_before = receiver.discarded
+        self.bad_crc_before = receiver.bad_crc
         self.bytes = 0
         self.garbage = 0
+        self.bad_crc = 0
         self.echoes = 0
         self.strangers = 0
-        self.tail = bytearray()  # the last bytes received, to count frames that failed their CRC
 
     def raw(self, data: bytes) -> None:
         self.bytes += len(data)
-        self.tail = (self.tail + data)[-4 * (frame.MAX_PAYLOAD + frame.OVERHEAD):]
+
+    def settle(self, receiver: frame.FrameReceiver) -> None:
+        self.garbage = receiver.discarded - self.discarded_before
+        self.bad_crc = receiver.bad_crc - self.bad_crc_before
 
     def other(self, f: dict) -> None:
         if f["kind"] == frame.KIND_REQUEST:
@@ -204,7 +208,7 @@ class _Seen:
         if not self.bytes:
             return NoReplyError("no reply from %s to %s after %s: is a till connected and powered, "
                                 "at this baud rate?" % (port, name, waited))
-        bad_crc = _count_bad_crc(bytes(self.tail))
+        bad_crc = self.bad_crc
         if bad_crc and not self.strangers:
             return BadCrcError("%d frame(s) from %s failed their CRC check (%d bytes discarded) during %s: "
                                "line noise or a bad cable?" % (bad_crc, port, self.garbage, waited))
@@ -217,17 +221,6 @@ class _Seen:
             parts.append("%d request frame(s), an echo of ours (a loopback?)" % self.echoes)
         return WrongDeviceError("no reply to %s from %s after %s, only %s: is this port a fiscal till, "
                                 "at this baud rate?" % (name, port, waited, " and ".join(parts)))
-
-
-def _count_bad_crc(data: bytes) -> int:
-    """Frames in `data` whose header checks out (SOF, HCRC) but which `frame.decode` still rejects."""
-    n = 0
-    for i in range(len(data) - frame.HEADER_LEN + 1):
-        if data[i] == frame.SOF and frame.crc8(data[i:i + 11]) == data[i + 11]:
-            total = frame.HEADER_LEN + (data[i + 9] << 8 | data[i + 10]) + frame.TRAILER_LEN
-            if i + total <= len(data) and frame.decode(data[i:i + total]) == (1, None):
-                n += 1
-    return n
 
 
 def _reason(e: BaseException) -> str:

@@ -113,44 +113,59 @@ def decode(buf: bytes | bytearray) -> tuple[int, dict | None]:
     """pymodbus-style stream decoding: (used, frame).  The caller drops `used` bytes from the front.
 
     used > 0 with frame None: garbage or a failed frame was skipped, call again; used == 0 with frame
-    None: need more bytes; frame not None: one good frame, `used` bytes long including skipped garbage.
+    None: need more bytes; frame not None: one good frame, `used` bytes long.
     """
+    used, f, _why = _decode(buf)
+    return used, f
+
+
+def _decode(buf: bytes | bytearray) -> tuple[int, dict | None, str]:
     start = buf.find(bytes([SOF]))
     if start < 0:
-        return len(buf), None
+        return len(buf), None, "garbage"
     if start:
-        return start, None
+        return start, None, "garbage"
     if len(buf) < HEADER_LEN:
-        return 0, None
+        return 0, None, ""
     length = buf[9] << 8 | buf[10]
     if crc8(bytes(buf[:11])) != buf[11] or length > MAX_PAYLOAD or buf[1] not in (KIND_REQUEST, KIND_REPLY):
-        return 1, None
+        return 1, None, "header"
     total = HEADER_LEN + length + TRAILER_LEN
     if len(buf) < total:
-        return 0, None
+        return 0, None, ""
     try:
-        return total, parse_frame(bytes(buf[:total]))
+        return total, parse_frame(bytes(buf[:total])), ""
     except (c.ConstructError, ValueError):
-        return 1, None
+        return 1, None, "crc"
 
 
 class FrameReceiver:
-    """Accumulates bytes and yields frames by `decode()`; the host side's receiver."""
+    """Accumulates bytes and returns frames by the rule of `decode()`: the host side's receiver.
+
+    Counts what it threw away, as the firmware's FrameDecoder does: `discarded` bytes in all, of which
+    `bad_header` false or damaged headers and `bad_crc` whole frames that failed their CRC-32.
+    """
 
     def __init__(self) -> None:
         self.buf = bytearray()
         self.discarded = 0
+        self.bad_header = 0
+        self.bad_crc = 0
 
     def feed(self, data: bytes) -> list[dict]:
         self.buf += data
         frames = []
         while self.buf:
-            used, frame = decode(self.buf)
+            used, frame, why = _decode(self.buf)
             if used == 0:
                 break
             del self.buf[:used]
-            if frame is None:
-                self.discarded += used
-            else:
+            if frame is not None:
                 frames.append(frame)
+                continue
+            self.discarded += used
+            if why == "header":
+                self.bad_header += 1
+            elif why == "crc":
+                self.bad_crc += 1
         return frames

@@ -109,7 +109,7 @@ def test_bad_crc_frame_is_dropped_and_counted():
     bad[12] ^= 0x01  # payload bit flip: header fine, CRC-32 fails
     b = Both()
     assert _only(b.feed(bytes(bad) + GET_INFO_RID7))["command"] == 1
-    assert b.fw.bad_crc == 1
+    assert b.fw.bad_crc == 1 and b.host.bad_crc == 1
 
 
 def test_bad_header_crc_is_rejected_without_waiting_for_the_payload():
@@ -119,7 +119,7 @@ def test_bad_header_crc_is_rejected_without_waiting_for_the_payload():
     fake = head + bytes([frame.crc8(head) ^ 0x55])
     b = Both()
     assert _only(b.feed(fake + GET_INFO_RID7))["rid"] == 7
-    assert b.fw.bad_header >= 1
+    assert b.fw.bad_header >= 1 and b.host.bad_header >= 1
 
 
 def test_truncated_frame_waits_then_is_abandoned_by_a_good_one():
