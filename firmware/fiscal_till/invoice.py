@@ -33,7 +33,7 @@ def split(req, authorised):
         return codes.E_INPUT_BAD_AMOUNT, None
     if len(lines) > codes.MAX_LINES:
         return codes.E_INPUT_TOO_MANY_LINES, None
-    sums = {}
+    sums = {}  # type: dict[int, int]
     total = 0
     for line in lines:
         amount = line["amount"]

@@ -1,0 +1,1112 @@
+"""Fiscal memory: an append-only, power-loss-safe journal on NOR flash (domain §5, docs/FISCAL_MEMORY.md).
+
+Theory of operation
+-------------------
+The partition (any object speaking MicroPython's extended block-device protocol; one block = one erase
+sector) is split in two areas, sized at format time and recorded in every sector header:
+
+* the **fiscal area** (sectors ``0 .. F-1``) holds INIT, DAILY, DECLARATION, CLEAR_UNLOCK, ROLL_LOAD,
+  ROLL_USAGE and EVENT records.  It is filled in physical order and never erased after format.
+* the **detail ring** (sectors ``F .. F+R-1``) holds INVOICE records.  Sectors are reused in physical
+  order; the oldest one is erased only when every invoice in it is covered by a DAILY record (a DAILY
+  covers every INVOICE appended before it).
+
+Every record gets a global **index** (0, 1, 2, ... in append order, both areas together).  Fiscal
+records store their index and the chain head before them (``prev_head``), so each is an anchor the
+auditor can check on its own; invoice records store neither (write amplification), their index follows
+from the fiscal records' indexes.  The chain head is ``SHA-256(head || index || type || len || body)``
+over every record in index order, starting from a genesis bound to the device.
+
+Append = program the envelope (type, length, ..., body, CRC-32) in one program call, read it back and
+check the CRC, then program the commit byte.  On mount, in each sector's record list:
+
+* committed + CRC good  -> a record;
+* not committed         -> torn (power cut before the commit): skipped, never programmed over;
+* committed + CRC bad   -> damage (a bit changed after the record was acknowledged);
+* an unreadable header, or bytes that are not erased where free space should be -> the rest of the
+  sector is abandoned (the next append opens a new sector); if a good record follows, that is damage.
+
+A torn length can only read *larger* than it was (programming clears bits), so skipping a torn record by
+its stored length always lands past its bytes.
+
+Fast mount reads every sector header (~2 % of a 4 MiB partition), the fiscal tail sector and the newest
+ring sector.  Counters come from the fiscal tail header (per-class counts at open) plus its records; the
+chain head comes from whichever checkpoint is later: the last fiscal record (``prev_head``) or the
+newest ring sector header (head at open), hashed forward through the few records after it.
+
+Damage is reported in ``damage`` (kind, sector, offset, index, detail); while any is present, appends
+are refused (``JournalError`` with errno EIO) so new records cannot bury the evidence.  Reads of
+everything that verifies keep working.
+"""
+
+import struct
+import hashlib
+from binascii import crc32
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):  # type: ignore[misc]
+        return x
+
+from fiscal_till.journal_format import (
+    VERSION, MAGIC, AREA_FISCAL, AREA_RING, INVOICE, DAILY, FISCAL_TYPES, FISCAL_SLOT, N_FISCAL,
+    FISCAL_HDR_FMT, FISCAL_HDR_SIZE, FISCAL_HDR_CRC_AT, RING_HDR_FMT, RING_HDR_CRC_AT, RING_SUCC_AT,
+    RING_HDR_SIZE, IDENT_SIZE, NO_INDEX, FISCAL_REC_HEAD, FISCAL_REC_OVERHEAD, RING_REC_OVERHEAD,
+    RING_MAX_BODY, COMMIT, CHAIN_PREFIX_FMT, GENESIS_TAG, STREAM_MAGIC, STREAM_HDR_FMT, STREAM_HDR_SIZE,
+    STREAM_HDR_CRC_AT, STREAM_FLAG_DAMAGED, DEFAULT_QUOTAS, SPARE_FISCAL_SECTORS,
+)
+
+# errno values (MicroPython's errno module lacks some of them)
+ENOENT = const(2)
+EIO = const(5)
+ENODEV = const(19)
+EINVAL = const(22)
+ENOSPC = const(28)
+
+WARN_PERMILLE = const(900)
+
+_GOOD = const(0)
+_TORN = const(1)
+_BAD = const(2)
+
+_IOCTL_BLOCK_COUNT = const(4)
+_IOCTL_BLOCK_SIZE = const(5)
+_IOCTL_BLOCK_ERASE = const(6)
+
+_FF = {}  # type: dict  # sector size -> memoryview of that many 0xFF bytes
+
+
+class JournalError(OSError):
+    """``errno`` (ENOSPC, EIO, EINVAL, ENOENT, ENODEV), ``reason`` (one of 'not formatted', 'media',
+    'damaged', 'class full', 'fiscal area full', 'ring full', 'bad record', 'no such record',
+    'overwritten', 'partition too small', 'quotas', 'bad device id') and ``detail`` (the record type of a
+    full class, the Damage found, the index asked for, ...)."""
+
+    def __init__(self, code, reason, detail=None):
+        super().__init__(code, reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class Damage:
+    """One failed check: ``kind`` names the check, ``sector``/``offset`` where, ``index`` which record
+    (or None), ``detail`` free text."""
+
+    def __init__(self, kind, sector, offset=None, index=None, detail=""):
+        self.kind = kind
+        self.sector = sector
+        self.offset = offset
+        self.index = index
+        self.detail = detail
+
+    def __repr__(self):
+        return "Damage(%s, sector=%s, offset=%s, index=%s, %s)" % (
+            self.kind, self.sector, self.offset, self.index, self.detail)
+
+
+def _bits(x):
+    n = 0
+    while x:
+        x &= x - 1
+        n += 1
+    return n
+
+
+def _committed(c):
+    return _bits(c) <= 3
+
+
+def genesis(device_id, format_id):
+    return hashlib.sha256(GENESIS_TAG + device_id + format_id).digest()
+
+
+def fiscal_sectors_for(quotas, sector_size):
+    """Fiscal sectors that hold every quota at its maximum body size, plus spares.  Worst-case packing:
+    a sector may end with up to one envelope minus one byte unused; INIT (quota 1) is the very first
+    record, so it never is the one that did not fit."""
+    total = 0
+    biggest = 0
+    for q, mb in quotas:
+        env = FISCAL_REC_OVERHEAD + mb
+        total += q * env
+        if q > 1 and env > biggest:
+            biggest = env
+    per = sector_size - FISCAL_HDR_SIZE - biggest + 1
+    return (total + per - 1) // per + SPARE_FISCAL_SECTORS
+
+
+class Journal:
+    """Mount the journal on ``bdev``.  ``device_id`` (8 bytes) is what this till expects to find; a
+    partition written by another device is reported as damage.  ``retries``: re-reads of a record or
+    header that fails a check (transient read errors)."""
+
+    def __init__(self, bdev, device_id=None, retries=2):
+        self.bdev = bdev
+        self.expected_id = device_id
+        self.retries = retries
+        self.bs = bdev.ioctl(_IOCTL_BLOCK_SIZE, 0)
+        self.nsect = bdev.ioctl(_IOCTL_BLOCK_COUNT, 0)
+        bs = self.bs
+        self._sb = bytearray(bs)  # sector buffer (cache of one sector)
+        self._sbm = memoryview(self._sb)
+        self._sb_sector = -1
+        ff = _FF.get(bs)
+        if ff is None:
+            ff = _FF[bs] = memoryview(b"\xff" * bs)  # shared by every Journal: RAM is scarce
+        self._ff = ff
+        self._hb = bytearray(FISCAL_HDR_SIZE)
+        self._hbm = memoryview(self._hb)
+        self._pre = bytearray(7)
+        self._one = bytearray(1)
+        self.mount()
+        maxenv = max(FISCAL_REC_OVERHEAD + max(self.maxbody), RING_REC_OVERHEAD + RING_MAX_BODY)
+        self._eb = bytearray(maxenv)  # envelope being written
+        self._ebm = memoryview(self._eb)
+        self._rb = bytearray(maxenv)  # read-back
+        self._rbm = memoryview(self._rb)
+
+    # ================================================================== format
+    @staticmethod
+    def format(bdev, device_id, quotas=None, fiscal_sectors=None, format_id=None, force=False):
+        """Erase the partition and write the first fiscal sector header.  Refuses (EEXIST-like
+        JournalError ENODEV 'media') when the partition already holds a journal, unless ``force``."""
+        if len(device_id) != 8:
+            raise JournalError(EINVAL, "bad device id", device_id)
+        bs = bdev.ioctl(_IOCTL_BLOCK_SIZE, 0)
+        n = bdev.ioctl(_IOCTL_BLOCK_COUNT, 0)
+        if quotas is None:
+            quotas = DEFAULT_QUOTAS
+        if len(quotas) != N_FISCAL:
+            raise JournalError(EINVAL, "quotas", len(quotas))
+        for q, mb in quotas:
+            if mb > bs - FISCAL_HDR_SIZE - FISCAL_REC_OVERHEAD or q > 0xFFFF or mb > 0xFFFF:
+                raise JournalError(EINVAL, "quotas", (q, mb))
+        if fiscal_sectors is None:
+            fiscal_sectors = fiscal_sectors_for(quotas, bs)
+        if fiscal_sectors < 1 or n - fiscal_sectors < 3:
+            raise JournalError(ENOSPC, "partition too small", (n, fiscal_sectors))
+        if not force:
+            hb = bytearray(4)
+            for s in range(n):
+                bdev.readblocks(s, hb, 0)
+                if hb[0:2] == MAGIC:
+                    raise JournalError(ENODEV, "media", "partition already holds a journal")
+        if format_id is None:
+            import os
+            format_id = os.urandom(4)
+        # erase the ring first and sector 0 last: a torn format never leaves a valid header behind
+        for s in range(n - 1, -1, -1):
+            bdev.ioctl(_IOCTL_BLOCK_ERASE, s)
+        hdr = bytearray(FISCAL_HDR_SIZE)
+        counts = [0] * N_FISCAL
+        struct.pack_into(FISCAL_HDR_FMT, hdr, 0, MAGIC, VERSION, AREA_FISCAL, device_id, format_id,
+                         fiscal_sectors, n - fiscal_sectors, 0, 1, 0, 0, 0, NO_INDEX,
+                         genesis(device_id, format_id), *(counts + [q for q, _ in quotas]
+                                                         + [mb for _, mb in quotas] + [0]))
+        struct.pack_into("<I", hdr, FISCAL_HDR_CRC_AT, crc32(memoryview(hdr)[:FISCAL_HDR_CRC_AT]))
+        bdev.writeblocks(0, hdr, 0)
+
+    # ================================================================== low-level reads
+    def _load(self, s):
+        """Read sector ``s`` into the sector buffer (cached)."""
+        if self._sb_sector != s:
+            self._sb_sector = -1
+            self.bdev.readblocks(s, self._sb, 0)
+            self._sb_sector = s
+        return self._sbm
+
+    def _reload(self, s):
+        self._sb_sector = -1
+        return self._load(s)
+
+    def _blank(self, mv, a, b):
+        return a >= b or mv[a:b] == self._ff[:b - a]
+
+    def _read_header(self, s):
+        """Read and check the header of sector ``s``.  Returns a tuple
+        ('F'|'R', fields) for a valid header, ('blank', None) or ('bad', reason)."""
+        hb = self._hbm
+        for attempt in range(self.retries + 1):
+            self.bdev.readblocks(s, hb[:RING_HDR_SIZE], 0)
+            area = hb[3]
+            if hb[0:2] == MAGIC and area == AREA_FISCAL:
+                self.bdev.readblocks(s, hb[RING_HDR_SIZE:FISCAL_HDR_SIZE], RING_HDR_SIZE)
+                if crc32(hb[:FISCAL_HDR_CRC_AT]) == struct.unpack_from("<I", hb, FISCAL_HDR_CRC_AT)[0]:
+                    return "F", struct.unpack_from(FISCAL_HDR_FMT, hb, 0)
+                why = "header crc"
+            elif hb[0:2] == MAGIC and area == AREA_RING:
+                if crc32(hb[:RING_HDR_CRC_AT]) == struct.unpack_from("<I", hb, RING_HDR_CRC_AT)[0]:
+                    return "R", struct.unpack_from(RING_HDR_FMT, hb, 0) + (hb[RING_SUCC_AT],)
+                why = "header crc"
+            elif self._blank(hb, 0, RING_HDR_SIZE):
+                return "blank", None
+            else:
+                why = "header magic"
+        return "bad", why
+
+    # ================================================================== record parsing
+    def _rec_at(self, mv, off, area, end):
+        """Parse the envelope at ``off``.  Returns (state, type, body_len, env_len) or None if the bytes
+        there are not a plausible header (unknown type, length too big, past the sector end)."""
+        t = mv[off]
+        if area == AREA_RING:
+            if t != INVOICE or off + RING_REC_OVERHEAD > end:
+                return None
+            blen = mv[off + 1]
+            if blen > RING_MAX_BODY:
+                return None
+            env = RING_REC_OVERHEAD + blen
+            head = 2
+        else:
+            if t >= len(FISCAL_SLOT) or FISCAL_SLOT[t] == 0xFF or off + FISCAL_REC_OVERHEAD > end:
+                return None
+            blen = mv[off + 1] | (mv[off + 2] << 8)
+            if blen > self.maxbody[FISCAL_SLOT[t]]:
+                return None
+            env = FISCAL_REC_OVERHEAD + blen
+            head = FISCAL_REC_HEAD
+        if off + env > end:
+            return None
+        c = off + head + blen
+        ok = crc32(mv[off:c]) == (mv[c] | (mv[c + 1] << 8) | (mv[c + 2] << 16) | (mv[c + 3] << 24))
+        if not _committed(mv[c + 4]):
+            return _TORN, t, blen, env
+        return (_GOOD if ok else _BAD), t, blen, env
+
+    def _parse(self, s, area):
+        """Parse every envelope of sector ``s`` (already checked to be ``area``).
+
+        Returns (records, free, garbage): records = list of (offset, state, type, body_len), free = offset
+        where the next record may be programmed (-1: abandoned or full), garbage = list of
+        (offset, resync_offset) where unreadable bytes were followed by a good record (damage)."""
+        for attempt in range(self.retries + 1):
+            mv = self._reload(s) if attempt else self._load(s)
+            res = self._parse_mv(mv, area)
+            recs = res[0]
+            if not res[2] and not [r for r in recs if r[1] == _BAD]:
+                return res
+        return res
+
+    def _parse_mv(self, mv, area):
+        bs = self.bs
+        off = FISCAL_HDR_SIZE if area == AREA_FISCAL else RING_HDR_SIZE
+        recs = []
+        garbage = []
+        free = -1
+        while off < bs:
+            if mv[off] == 0xFF and self._blank(mv, off, bs):
+                free = off
+                break
+            r = self._rec_at(mv, off, area, bs)
+            if r is None:
+                q = self._hunt(mv, off + 1, area)
+                if q < 0:
+                    break  # torn tail: abandoned
+                garbage.append((off, q))
+                off = q
+                continue
+            recs.append((off, r[0], r[1], r[2]))
+            off += r[3]
+        return recs, free, garbage
+
+    def _hunt(self, mv, off, area):
+        """Next offset holding a committed record with a good CRC, or -1."""
+        bs = self.bs
+        while off < bs - RING_REC_OVERHEAD:
+            r = self._rec_at(mv, off, area, bs)
+            if r is not None and r[0] == _GOOD:
+                return off
+            off += 1
+        return -1
+
+    # ================================================================== chain
+    def _link(self, head, index, rtype, body):
+        pre = self._pre
+        struct.pack_into(CHAIN_PREFIX_FMT, pre, 0, index, rtype, len(body))
+        h = hashlib.sha256(head)
+        h.update(pre)
+        h.update(body)
+        return h.digest()
+
+    def _fiscal_fields(self, mv, off):
+        """(type, body_len, index, prev_head) of the fiscal envelope at ``off``."""
+        return struct.unpack_from("<BHI32s", mv, off)
+
+    # ================================================================== mount
+    def _note(self, kind, sector, offset=None, index=None, detail=""):
+        self.damage.append(Damage(kind, sector, offset, index, detail))
+
+    def mount(self):
+        """(Re)read the partition.  Never raises for damaged media except when no journal is found
+        (JournalError ENODEV 'not formatted')."""
+        self.damage = []
+        self.notes = []
+        self._sb_sector = -1
+        n = self.nsect
+        headers = [None] * n  # type: list
+        idents = {}  # type: dict
+        for s in range(n):
+            kind, h = self._read_header(s)
+            if kind == "F" or kind == "R":
+                ident = bytes(self._hb[4:IDENT_SIZE])  # device, format, layout
+                idents[ident] = idents.get(ident, 0) + 1
+                headers[s] = (kind, h, ident)
+            else:
+                headers[s] = (kind, h, None)
+        if not idents:
+            raise JournalError(ENODEV, "not formatted", "no journal header found")
+        # identity: sector 0's if valid, else the most common one
+        if headers[0][0] == "F":
+            ident = headers[0][2]
+        else:
+            ident = b""
+            best = 0
+            for k in idents:
+                if idents[k] > best or (idents[k] == best and (not ident or k < ident)):
+                    ident, best = k, idents[k]
+        fields = struct.unpack_from("<8s4sHH", ident, 0)
+        self.device_id = fields[0]
+        self.format_id = fields[1]
+        self.F = fields[2]
+        self.R = fields[3]
+        if self.F + self.R != n or self.F < 1 or self.R < 3:
+            self._note("layout", 0, None, None, "layout does not match the partition")
+            self.F = min(self.F, n)
+            self.R = n - self.F
+        if self.expected_id is not None and self.expected_id != self.device_id:
+            self._note("foreign-device", 0, None, None, "journal of another device")
+        for s in range(n):
+            if headers[s][2] is not None and headers[s][2] != ident:
+                self._note("foreign-sector", s, 0, None, "sector of another device or format")
+                headers[s] = ("bad", "identity", None)
+        self._genesis = genesis(self.device_id, self.format_id)
+        self._mount_fiscal(headers)
+        self._mount_ring(headers)
+        self._mount_chain()
+
+    # ------------------------------------------------------------------ fiscal area
+    def _mount_fiscal(self, headers):
+        F = self.F
+        self.f_first_ord = [0] * F
+        self.f_first_index = [0] * F
+        tail = -1
+        for s in range(F):
+            kind, h, _ = headers[s]
+            if kind == "F" and h[7] == s:
+                tail = s
+        self.f_reopen = False
+        for s in range(F):
+            kind, h, _ = headers[s]
+            if kind == "R":
+                self._note("area", s, 0, None, "ring header in the fiscal area")
+            elif kind == "F" and h[7] != s:
+                self._note("sequence", s, 0, None, "fiscal sector number %d at sector %d" % (h[7], s))
+            elif kind == "F":
+                self.f_first_ord[s] = h[9]
+                self.f_first_index[s] = h[10]
+            elif kind == "bad" and s == tail + 1:
+                mv = self._load(s)
+                if self._blank(mv, FISCAL_HDR_SIZE, self.bs) and (h != "identity"):
+                    self.f_reopen = True  # torn sector open: erase before use
+                    self.notes.append(("torn-open", s))
+                else:
+                    self._note("sector-header", s, 0, None, h)
+            elif kind == "bad":
+                self._note("sector-header", s, 0, None, h)
+            elif kind == "blank" and s < tail:
+                self._note("sequence", s, 0, None, "blank fiscal sector before the tail")
+        if tail < 0:
+            self._note("sector-header", 0, 0, None, "no valid fiscal sector header")
+            tail = 0
+            fake = bytearray(FISCAL_HDR_SIZE)
+            struct.pack_into(FISCAL_HDR_FMT, fake, 0, MAGIC, VERSION, AREA_FISCAL, self.device_id, self.format_id,
+                             self.F, self.R, 0, 0, 0, 0, 0, NO_INDEX, self._genesis,
+                             *([0] * N_FISCAL + [1] * N_FISCAL + [0] * N_FISCAL + [0]))
+            self.f_hdr = struct.unpack_from(FISCAL_HDR_FMT, fake, 0)
+        else:
+            self.f_hdr = headers[tail][1]
+        h = self.f_hdr
+        self.quotas = list(h[21:28])
+        self.maxbody = list(h[28:35])
+        self.counts = list(h[14:21])
+        for s in range(1, tail + 1):
+            if headers[s][0] == "F" and headers[s - 1][0] == "F":
+                if self.f_first_ord[s] < self.f_first_ord[s - 1] or \
+                        self.f_first_index[s] < self.f_first_index[s - 1]:
+                    self._note("sequence", s, 0, None, "counters go back")
+        self.f_valid = [headers[s][0] == "F" for s in range(F)]
+        for s in range(tail - 1, -1, -1):  # a lost header borrows its successor's keys for the search
+            if not self.f_valid[s]:
+                self.f_first_ord[s] = self.f_first_ord[s + 1]
+                self.f_first_index[s] = self.f_first_index[s + 1]
+        self.f_tail = tail
+        self.covered = h[11]
+        f_ord = h[9]
+        anchor = (h[12], h[13])  # type: tuple | None  # last fiscal record's index, chain head after it
+        anchor_ord = f_ord - 1
+        self.f_off = -1
+        if headers[tail][0] == "F":
+            recs, free, garbage = self._parse(tail, AREA_FISCAL)
+            mv = self._sbm
+            for g in garbage:
+                self._note("garbage", tail, g[0], None, "unreadable bytes before a good record")
+            for off, state, t, blen in recs:
+                if state == _TORN:
+                    continue
+                if state == _BAD:
+                    self._note("record-crc", tail, off, None, "fiscal record (ordinal %d)" % f_ord)
+                    anchor = None
+                else:
+                    _, _, idx, prev = self._fiscal_fields(mv, off)
+                    body = mv[off + FISCAL_REC_HEAD:off + FISCAL_REC_HEAD + blen]
+                    if anchor is not None and anchor[0] != NO_INDEX and anchor[0] + 1 == idx \
+                            and anchor[1] != prev:
+                        self._note("chain", tail, off, idx, "prev_head differs from the chain")
+                    anchor = (idx, self._link(prev, idx, t, body))
+                    if t == DAILY:
+                        self.covered = idx - f_ord
+                    self.counts[FISCAL_SLOT[t]] += 1
+                anchor_ord = f_ord
+                f_ord += 1
+            self.f_off = free
+        self.fiscal_count = f_ord
+        self.f_anchor = anchor  # None: unknown (damaged)
+        self.f_anchor_ord = anchor_ord
+
+    # ------------------------------------------------------------------ detail ring
+    def _mount_ring(self, headers):
+        F, R = self.F, self.R
+        self.r_seq = [0] * R
+        self.r_first_ord = [0] * R
+        self.r_first_index = [0] * R
+        self.r_erase = [0] * R
+        self.r_heads = [None] * R
+        newest = -1
+        for p in range(R):
+            kind, h, _ = headers[F + p]
+            if kind == "R":
+                self.r_seq[p] = h[7]
+                self.r_erase[p] = h[8]
+                self.r_first_ord[p] = h[9]
+                self.r_first_index[p] = h[10]
+                if newest < 0 or h[7] > self.r_seq[newest]:
+                    newest = p
+            elif kind == "F":
+                self._note("area", F + p, 0, None, "fiscal header in the ring")
+        self.r_run = []  # ring positions, oldest first
+        self.r_newest_succ = False
+        self.r_off = -1
+        self.r_committed = 0  # committed records in the newest sector
+        self.r_records = []
+        if newest < 0:
+            for p in range(R):
+                if headers[F + p][0] == "bad":
+                    if p == 0:
+                        self.notes.append(("torn-open", F))  # first ring sector, torn open
+                    else:
+                        self._note("sector-header", F + p, 0, None, headers[F + p][1])
+            return
+        nh = headers[F + newest][1]
+        self.r_newest_succ = nh[13] != 0xFF
+        run = [newest]
+        seq = nh[7]
+        for k in range(1, R):
+            p = (newest - k) % R
+            kind, h, _ = headers[F + p]
+            if k == R - 1 and self.r_newest_succ:
+                self.notes.append(("reclaim", F + p))  # successor of the newest: being erased
+                break
+            if kind == "R" and h[7] == seq - k:
+                run.append(p)
+            elif kind == "blank":
+                # never used yet: everything older must be blank too
+                for j in range(k + 1, R):
+                    q = (newest - j) % R
+                    if headers[F + q][0] != "blank" and not (j == R - 1 and self.r_newest_succ):
+                        self._note("sequence", F + q, 0, None, "ring sector beyond the used run")
+                break
+            elif kind == "bad":
+                self._note("sector-header", F + p, 0, None, h)
+                run.append(p)  # a hole: its records are lost, keep what is older
+                self.r_seq[p] = seq - k
+            else:
+                if h[7] < seq - k and k == R - 1:
+                    break
+                self._note("sequence", F + p, 0, None, "ring sequence %d, expected %d" % (h[7], seq - k))
+                break
+        run.reverse()
+        self.r_run = run
+        for i in range(1, len(run)):  # holes (lost headers) inherit their predecessor's counters
+            if headers[F + run[i]][0] != "R":
+                self.r_first_ord[run[i]] = self.r_first_ord[run[i - 1]]
+                self.r_first_index[run[i]] = self.r_first_index[run[i - 1]]
+        for i in range(1, len(run)):
+            a, b = run[i - 1], run[i]
+            if headers[F + a][0] == "R" and headers[F + b][0] == "R":
+                if self.r_first_ord[b] < self.r_first_ord[a] or self.r_first_index[b] < self.r_first_index[a]:
+                    self._note("sequence", F + b, 0, None, "ring counters go back")
+        # the newest sector: count its records
+        s = F + newest
+        recs, free, garbage = self._parse(s, AREA_RING)
+        for g in garbage:
+            self._note("garbage", s, g[0], None, "unreadable bytes before a good record")
+        self.r_off = free
+        committed = []
+        for r in recs:
+            if r[1] != _TORN:
+                committed.append(r)
+        self.r_records = committed
+        self.r_committed = len(committed)
+        self.r_heads[newest] = nh[11]
+
+    # ------------------------------------------------------------------ counters and chain head
+    def _mount_chain(self):
+        F = self.F
+        run = self.r_run
+        fa = self.f_anchor
+        n_f = self.fiscal_count
+        # invoices before the last fiscal record
+        if fa is None:
+            nf = -1  # unknown
+        elif fa[0] == NO_INDEX:
+            nf = 0
+        else:
+            nf = fa[0] - self.f_anchor_ord
+        if run:
+            p = run[-1]
+            first_ord = self.r_first_ord[p]
+            gr = self.r_first_index[p]
+            inv = first_ord + self.r_committed
+        else:
+            p = -1
+            first_ord = 0
+            gr = -1
+            inv = 0
+        if nf > inv:
+            self._note("lost-records", F + (p if p >= 0 else 0), None, None,
+                       "fiscal records count %d invoices, the ring holds %d" % (nf, inv))
+            inv = nf
+        self.inv_count = inv
+        self.next_index = n_f + inv
+        self.head = None
+        gf = -1 if (fa is None or fa[0] == NO_INDEX) else fa[0]
+        mv = self._sbm
+        if p >= 0 and gr > gf:
+            # ring checkpoint is later: head at open, then every record of the newest sector
+            if gr - first_ord != n_f:
+                self._note("sequence", F + p, 0, None, "ring sector index does not match the counters")
+            head = self.r_heads[p]
+            self._load(F + p)
+            i = gr
+            for off, state, t, blen in self.r_records:
+                if state != _GOOD:
+                    self._note("record-crc", F + p, off, i, "invoice record")
+                    return
+                head = self._link(head, i, t, mv[off + 2:off + 2 + blen])
+                i += 1
+            self.head = head
+        elif fa is not None:
+            head = fa[1] if fa[0] != NO_INDEX else self._genesis
+            if p >= 0 and nf < first_ord and inv > nf:
+                self._note("sequence", F + p, 0, None, "invoices after the last fiscal record are missing")
+                return
+            if p >= 0:
+                self._load(F + p)
+                o = first_ord
+                i = gf + 1
+                for off, state, t, blen in self.r_records:
+                    if o >= nf:
+                        if state != _GOOD:
+                            self._note("record-crc", F + p, off, i, "invoice record")
+                            return
+                        head = self._link(head, i, t, mv[off + 2:off + 2 + blen])
+                        i += 1
+                    o += 1
+            self.head = head
+
+    # ================================================================== public state
+    def chain_head(self):
+        """SHA-256 chain head over every record appended so far (None if damage makes it unknown)."""
+        return self.head
+
+    def counters(self):
+        """{type code: records appended} for every class (INVOICE included)."""
+        d = {}
+        for i in range(N_FISCAL):
+            d[FISCAL_TYPES[i]] = self.counts[i]
+        d[INVOICE] = self.inv_count
+        return d
+
+    def usage(self):
+        """Per-mille use: fiscal classes (count / quota), INVOICE (ring sectors holding detail not yet
+        covered by a DAILY), and 0 for the fiscal area's sectors."""
+        d = {}
+        for i in range(N_FISCAL):
+            q = self.quotas[i]
+            d[FISCAL_TYPES[i]] = 1000 if q == 0 else self.counts[i] * 1000 // q
+        d[INVOICE] = self._ring_uncovered_sectors() * 1000 // self.R
+        room = self.bs - FISCAL_HDR_SIZE
+        used = room if self.f_off < 0 else self.f_off - FISCAL_HDR_SIZE
+        d[0] = (self.f_tail * room + used) * 1000 // (self.F * room)
+        return d
+
+    def warnings(self):
+        """Type codes (0 = fiscal area) at or above 90 % use."""
+        u = self.usage()
+        return sorted([k for k in u if u[k] >= WARN_PERMILLE])
+
+    def _ring_uncovered_sectors(self):
+        run = self.r_run
+        k = 0
+        for i in range(len(run) - 1, -1, -1):
+            p = run[i]
+            end = self.inv_count if i == len(run) - 1 else self.r_first_ord[run[i + 1]]
+            if end > self.covered:
+                k += 1
+            else:
+                break
+        return k
+
+    # ================================================================== append
+    def append(self, rtype, body):
+        """Append one record; returns its index once it is committed to flash."""
+        if self.damage:
+            raise JournalError(EIO, "damaged", self.damage[0])
+        if self.head is None:
+            raise JournalError(EIO, "damaged", "chain head unknown")
+        blen = len(body)
+        if rtype == INVOICE:
+            if blen > RING_MAX_BODY:
+                raise JournalError(EINVAL, "bad record", "body too long")
+            return self._append_ring(body)
+        if rtype < 0 or rtype >= len(FISCAL_SLOT) or FISCAL_SLOT[rtype] == 0xFF:
+            raise JournalError(EINVAL, "bad record", "unknown type %d" % rtype)
+        slot = FISCAL_SLOT[rtype]
+        if blen > self.maxbody[slot]:
+            raise JournalError(EINVAL, "bad record", "body too long")
+        if self.counts[slot] >= self.quotas[slot]:
+            raise JournalError(ENOSPC, "class full", rtype)
+        return self._append_fiscal(rtype, slot, body)
+
+    def _program_record(self, s, off, env, crc_at):
+        """Program envelope bytes [0, env-1) at (s, off), verify by read-back, then the commit byte.
+        Returns False if the read-back failed (the record stays uncommitted)."""
+        eb = self._ebm
+        bdev = self.bdev
+        if self._sb_sector == s:
+            self._sb_sector = -1
+        bdev.writeblocks(s, eb[:env - 1], off)
+        rb = self._rbm[:env - 1]
+        bdev.readblocks(s, rb, off)
+        if crc32(rb[:crc_at]) != struct.unpack_from("<I", rb, crc_at)[0] or rb[crc_at:] != eb[crc_at:env - 1]:
+            return False
+        self._one[0] = COMMIT
+        bdev.writeblocks(s, self._one, off + env - 1)
+        return True
+
+    def _append_fiscal(self, rtype, slot, body):
+        blen = len(body)
+        env = FISCAL_REC_OVERHEAD + blen
+        idx = self.next_index
+        eb = self._eb
+        struct.pack_into("<BHI32s", eb, 0, rtype, blen, idx, self.head)
+        eb[FISCAL_REC_HEAD:FISCAL_REC_HEAD + blen] = body
+        c = FISCAL_REC_HEAD + blen
+        struct.pack_into("<I", eb, c, crc32(self._ebm[:c]))
+        eb[c + 4] = 0xFF
+        for attempt in range(3):
+            if self.f_off < 0 or self.f_off + env > self.bs:
+                self._open_fiscal()
+            s = self.f_tail
+            if self._program_record(s, self.f_off, env, c):
+                break
+            self.f_off = -1  # bad bytes in flash: abandon the sector
+        else:
+            raise JournalError(EIO, "media", "fiscal record does not read back")
+        self.f_off += env
+        self.head = self._link(self.head, idx, rtype, body)
+        self.f_anchor = (idx, self.head)
+        self.f_anchor_ord = self.fiscal_count
+        if rtype == DAILY:
+            self.covered = self.inv_count
+        self.counts[slot] += 1
+        self.fiscal_count += 1
+        self.next_index = idx + 1
+        return idx
+
+    def _open_fiscal(self):
+        s = self.f_tail + 1
+        if s >= self.F:
+            raise JournalError(ENOSPC, "fiscal area full", None)
+        erases = 1  # the format erase
+        if not self._blank(self._reload(s), 0, self.bs):
+            # a torn header from an earlier open: nothing in this sector was ever committed
+            self._sb_sector = -1
+            self.bdev.ioctl(_IOCTL_BLOCK_ERASE, s)
+            erases = 2
+        hb = self._hb
+        fa = self.f_anchor
+        assert fa is not None  # appends are refused while the anchor is unknown
+        args = [MAGIC, VERSION, AREA_FISCAL, self.device_id, self.format_id, self.F, self.R, s, erases,
+                self.fiscal_count, self.next_index, self.covered, fa[0], fa[1]]
+        args += self.counts
+        args += self.quotas
+        args += self.maxbody
+        args.append(0)
+        struct.pack_into(FISCAL_HDR_FMT, hb, 0, *args)
+        struct.pack_into("<I", hb, FISCAL_HDR_CRC_AT, crc32(self._hbm[:FISCAL_HDR_CRC_AT]))
+        self._sb_sector = -1
+        self.bdev.writeblocks(s, hb, 0)
+        self.f_reopen = False
+        self.f_tail = s
+        self.f_off = FISCAL_HDR_SIZE
+        self.f_first_ord[s] = self.fiscal_count
+        self.f_first_index[s] = self.next_index
+
+    def _append_ring(self, body):
+        blen = len(body)
+        env = RING_REC_OVERHEAD + blen
+        idx = self.next_index
+        eb = self._eb
+        eb[0] = INVOICE
+        eb[1] = blen
+        eb[2:2 + blen] = body
+        c = 2 + blen
+        struct.pack_into("<I", eb, c, crc32(self._ebm[:c]))
+        eb[c + 4] = 0xFF
+        for attempt in range(3):
+            run = self.r_run
+            if not run or self.r_off < 0 or self.r_off + env > self.bs or \
+                    (self.r_committed == 0 and self.r_first_index[run[-1]] != idx):
+                self._open_ring(idx)
+            p = self.r_run[-1]
+            if self._program_record(self.F + p, self.r_off, env, c):
+                break
+            self.r_off = -1
+        else:
+            raise JournalError(EIO, "media", "invoice record does not read back")
+        self.r_off += env
+        self.r_committed += 1
+        self.head = self._link(self.head, idx, INVOICE, body)
+        self.inv_count += 1
+        self.next_index = idx + 1
+        return idx
+
+    def _open_ring(self, idx):
+        R, F = self.R, self.F
+        run = self.r_run
+        if run:
+            newest = run[-1]
+            p = (newest + 1) % R
+        else:
+            newest = -1
+            p = 0
+        reclaim = len(run) >= R or (run and run[0] == p)
+        if reclaim:
+            # the oldest sector may go only if a DAILY covers all of its invoices
+            nxt = run[1] if len(run) > 1 else newest
+            if self.r_first_ord[nxt] > self.covered or len(run) < 2:
+                raise JournalError(ENOSPC, "ring full", "daily close needed")
+        kind, h = self._read_header(F + p)
+        if kind == "R":
+            erase_count = h[8]
+        elif kind == "blank":
+            erase_count = 1  # the format erase (first lap)
+        else:
+            erase_count = max(self.r_erase)  # header lost in a torn reclaim: ring wear is even
+        if newest >= 0 and not self.r_newest_succ:
+            self._one[0] = 0
+            self.bdev.writeblocks(F + newest, self._one, RING_SUCC_AT)
+            self.r_newest_succ = True
+        if reclaim:
+            run.pop(0)
+        if kind == "blank" and self._blank(self._reload(F + p), 0, self.bs):
+            erase_count -= 1  # still erased since format: spare the erase
+        else:
+            self._sb_sector = -1
+            self.bdev.ioctl(_IOCTL_BLOCK_ERASE, F + p)
+        seq = self.r_seq[newest] + 1 if newest >= 0 else 0
+        erase_count += 1
+        hb = self._hb
+        struct.pack_into(RING_HDR_FMT, hb, 0, MAGIC, VERSION, AREA_RING, self.device_id, self.format_id,
+                         self.F, R, seq, erase_count, self.inv_count, idx, self.head, 0)
+        struct.pack_into("<I", hb, RING_HDR_CRC_AT, crc32(self._hbm[:RING_HDR_CRC_AT]))
+        hb[RING_SUCC_AT] = 0xFF
+        self.bdev.writeblocks(F + p, self._hbm[:RING_SUCC_AT], 0)
+        run.append(p)
+        self.r_seq[p] = seq
+        self.r_erase[p] = erase_count
+        self.r_first_ord[p] = self.inv_count
+        self.r_first_index[p] = idx
+        self.r_heads[p] = self.head
+        self.r_newest_succ = False
+        self.r_off = RING_HDR_SIZE
+        self.r_committed = 0
+
+    # ================================================================== random access
+    def _fiscal_sector_of(self, index):
+        """Last fiscal sector whose first index is <= ``index`` (binary search over header data)."""
+        lo, hi = 0, self.f_tail
+        fi = self.f_first_index
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fi[mid] <= index:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def _ring_pos_of(self, n):
+        """Run position holding invoice ordinal ``n``, or -1 if it was overwritten."""
+        run = self.r_run
+        fo = self.r_first_ord
+        if not run or n < fo[run[0]]:
+            return -1
+        lo, hi = 0, len(run) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fo[run[mid]] <= n:
+                lo = mid
+            else:
+                hi = mid - 1
+        return run[lo]
+
+    def _damaged_read(self, kind, s, off, index, detail):
+        d = Damage(kind, s, off, index, detail)
+        self.damage.append(d)
+        raise JournalError(EIO, "damaged", d)
+
+    def read(self, index):
+        """(type, body) of record ``index``.  JournalError ENOENT 'overwritten' for invoice detail the
+        ring has reused, EIO 'damaged' when the record fails its checks."""
+        if index < 0 or index >= self.next_index:
+            raise JournalError(ENOENT, "no such record", index)
+        k = self._fiscal_sector_of(index)
+        recs = self._parse(k, AREA_FISCAL)[0]
+        mv = self._sbm
+        before = self.f_first_ord[k]
+        bad = None
+        for off, state, t, blen in recs:
+            if state == _TORN:
+                continue
+            if state == _BAD:
+                bad = off
+                continue
+            idx = struct.unpack_from("<I", mv, off + 3)[0]
+            if idx == index:
+                return t, bytes(mv[off + FISCAL_REC_HEAD:off + FISCAL_REC_HEAD + blen])
+            if idx < index:
+                before += 1
+        if bad is not None:
+            self._damaged_read("record-crc", k, bad, None, "fiscal record near index %d" % index)
+        if k < self.f_tail and not self.f_valid[k + 1]:
+            # the next sector lost its header: its records still say who they are
+            for state, t, b, idx, prev, off in self._sector_records(k + 1, AREA_FISCAL)[0]:
+                if state == _GOOD and idx == index:
+                    return t, b
+            self._damaged_read("sector-header", k + 1, 0, index, "record position unknown")
+        n = index - before
+        p = self._ring_pos_of(n)
+        if p < 0:
+            raise JournalError(ENOENT, "overwritten", index)
+        s = self.F + p
+        j = n - self.r_first_ord[p]
+        for off, state, t, blen in self._parse(s, AREA_RING)[0]:
+            if state == _TORN:
+                continue
+            if j == 0:
+                if state == _BAD:
+                    self._damaged_read("record-crc", s, off, index, "invoice record")
+                return t, bytes(self._sbm[off + 2:off + 2 + blen])
+            j -= 1
+        self._damaged_read("lost-records", s, None, index, "invoice ordinal %d not in its sector" % n)
+
+    def _sector_records(self, s, area):
+        """Committed records of sector ``s`` as a list of (state, type, body, index, prev_head, offset);
+        index and prev_head are None for invoices."""
+        recs, free, garbage = self._parse(s, area)
+        mv = self._sbm
+        out = []
+        for off, state, t, blen in recs:
+            if state == _TORN:
+                continue
+            if area == AREA_RING:
+                out.append((state, t, bytes(mv[off + 2:off + 2 + blen]), None, None, off))
+            else:
+                f = self._fiscal_fields(mv, off)
+                out.append((state, t, bytes(mv[off + FISCAL_REC_HEAD:off + FISCAL_REC_HEAD + blen]),
+                            f[2], f[3], off))
+        return out, garbage
+
+    def records(self, start=0):
+        """Every available record with index >= ``start`` in index order, as
+        (index, type, body, state) where state is 0 good, 2 failed its CRC (index None for a fiscal
+        record whose CRC failed).  Invoice detail the ring has reused is skipped."""
+        for r in self._walk(start):
+            yield r[0], r[1], r[2], r[3]
+
+    def _walk(self, start=0):
+        """records() plus (sector, offset) of each record."""
+        F = self.F
+        # fiscal cursor: fiscal records fix the index of every invoice, so always walk them from sector 0
+        fs = 0
+        fl, _ = self._sector_records(fs, AREA_FISCAL)
+        fi = 0
+        ford = 0
+        # ring cursor
+        run = self.r_run
+        ri = 0
+        rl = []
+        rpos = 0
+        if run:
+            rl, _ = self._sector_records(F + run[0], AREA_RING)
+            n = self.r_first_ord[run[0]]
+        else:
+            n = 0
+        while True:
+            while fi >= len(fl) and fs < self.f_tail:
+                fs += 1
+                fl, _ = self._sector_records(fs, AREA_FISCAL)
+                fi = 0
+            while ri >= len(rl) and rpos + 1 < len(run):
+                rpos += 1
+                rl, _ = self._sector_records(F + run[rpos], AREA_RING)
+                ri = 0
+                n = self.r_first_ord[run[rpos]]
+            f = fl[fi] if fi < len(fl) else None
+            r = rl[ri] if ri < len(rl) else None
+            if f is None and r is None:
+                return
+            # a fiscal record goes first when the invoices before it are all emitted
+            if f is not None and (r is None or f[0] == _BAD or f[3] - ford <= n):
+                fi += 1
+                ford += 1
+                if f[0] == _BAD or f[3] >= start:
+                    yield (f[3] if f[0] == _GOOD else None), f[1], f[2], f[0], fs, f[5]
+            else:
+                assert r is not None
+                ri += 1
+                idx = n + ford
+                n += 1
+                if idx >= start:
+                    yield idx, r[1], r[2], r[0], F + run[rpos], r[5]
+
+    # ================================================================== full verification
+    def verify(self):
+        """Read everything and check every record, header and chain link.  Returns the list of Damage
+        found (mount's findings included); appends stay refused while it is not empty."""
+        F = self.F
+        found = []
+        seen = {}
+        for d in self.damage:
+            seen[(d.kind, d.sector, d.offset)] = 1
+            found.append(d)
+
+        def add(kind, s, off, idx, detail):
+            if (kind, s, off) not in seen:
+                seen[(kind, s, off)] = 1
+                found.append(Damage(kind, s, off, idx, detail))
+
+        counts = [0] * N_FISCAL
+        unsure = False  # a record failed its CRC: its class is unknown until the next header
+        ford = 0
+        head = None
+        last = -1
+        anchors = {}
+        for s in range(self.f_tail + 1):
+            kind, h = self._read_header(s)
+            if kind != "F":
+                continue
+            if h[9] != ford:
+                add("lost-records", s, 0, None, "sector starts at fiscal ordinal %d, %d found before" % (h[9], ford))
+                ford = h[9]
+            if list(h[14:21]) != counts and not unsure:
+                add("counters", s, 0, None, "class counters in the header differ from the records")
+            counts = list(h[14:21])
+            unsure = False
+            recs, garbage = self._sector_records(s, AREA_FISCAL)
+            for g in garbage:
+                add("garbage", s, g[0], None, "unreadable bytes before a good record")
+            for state, t, body, idx, prev, off in recs:
+                if state == _BAD:
+                    add("record-crc", s, off, None, "fiscal record ordinal %d" % ford)
+                    unsure = True
+                else:
+                    counts[FISCAL_SLOT[t]] += 1
+                    anchors[idx] = prev
+                ford += 1
+        # chain over everything still on flash
+        for idx, t, body, state, sec, off in self._walk():
+            if state != _GOOD:
+                if t == INVOICE:
+                    add("record-crc", sec, off, idx, "invoice record")
+                head = None
+                continue
+            if idx in anchors:
+                prev = anchors[idx]
+                if head is not None and last + 1 == idx and prev != head:
+                    add("chain", None, None, idx, "prev_head differs from the chain")
+                head = prev
+            elif last + 1 != idx:
+                head = None  # detail before it was reused: resume at the next anchor
+            if head is not None:
+                head = self._link(head, idx, t, body)
+            last = idx
+        if head is not None and last + 1 == self.next_index and self.head is not None and head != self.head:
+            add("chain", None, None, last, "chain head differs from the mounted one")
+        for d in found:
+            if d not in self.damage:
+                self.damage.append(d)
+        return found
+
+    # ================================================================== read-out stream (READ_JOURNAL)
+    def _stream_sectors(self):
+        out = list(range(self.f_tail + 1))
+        for p in self.r_run:
+            out.append(self.F + p)
+        return out
+
+    def stream_length(self):
+        return STREAM_HDR_SIZE + len(self._stream_sectors()) * self.bs
+
+    def stream_header(self):
+        b = bytearray(STREAM_HDR_SIZE)
+        struct.pack_into(STREAM_HDR_FMT, b, 0, STREAM_MAGIC, VERSION,
+                         STREAM_FLAG_DAMAGED if self.damage else 0, self.bs, self.device_id, self.format_id,
+                         self.f_tail + 1, len(self.r_run), self.next_index, self.fiscal_count,
+                         self.inv_count, self.covered, self.head or b"\x00" * 32, 0)
+        struct.pack_into("<I", b, STREAM_HDR_CRC_AT, crc32(memoryview(b)[:STREAM_HDR_CRC_AT]))
+        return b
+
+    def read_stream(self, offset, length):
+        """Bytes [offset, offset+length) of the read-out stream (short at its end)."""
+        total = self.stream_length()
+        if offset < 0 or length < 0:
+            raise JournalError(EINVAL, "bad record", "offset")
+        end = min(offset + length, total)
+        out = bytearray()
+        if offset < STREAM_HDR_SIZE and offset < end:
+            out += self.stream_header()[offset:min(end, STREAM_HDR_SIZE)]
+            offset = min(end, STREAM_HDR_SIZE)
+        sectors = None
+        while offset < end:
+            if sectors is None:
+                sectors = self._stream_sectors()
+            i = (offset - STREAM_HDR_SIZE) // self.bs
+            o = (offset - STREAM_HDR_SIZE) % self.bs
+            n = min(end - offset, self.bs - o)
+            chunk = bytearray(n)
+            self.bdev.readblocks(sectors[i], chunk, o)
+            out += chunk
+            offset += n
+        return bytes(out)
+
+    # ================================================================== maintenance
+    def erase_counts(self):
+        """Erase count per sector as recorded in the sector headers (None where unreadable)."""
+        out = []
+        for s in range(self.nsect):
+            kind, h = self._read_header(s)
+            out.append(h[8] if kind == "F" or kind == "R" else None)
+        return out
