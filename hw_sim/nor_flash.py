@@ -57,8 +57,9 @@ IOCTL_BLOCK_SIZE = const(5)
 IOCTL_BLOCK_ERASE = const(6)
 
 
-class PowerLoss(Exception):
-    """Raised by the operation that power was lost in, and by every call until ``power_on()``."""
+class PowerLoss(BaseException):
+    """Raised by the operation that power was lost in, and by every call until ``power_on()``.  A
+    BaseException, like SystemExit: firmware that catches its own errors must not catch the end of power."""
 
 
 class NorFlash:

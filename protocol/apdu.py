@@ -21,8 +21,8 @@ from __future__ import annotations
 import construct as c
 
 from .types import (
-    CARD_NO_LEN, FISCAL_CODE_LEN, INVOICE_CODE_LEN, MAC_LEN, PIN_LEN, SIGNATURE_LEN, TAX_ITEMS, Amount,
-    BcdDate, Digits, TaxAmount, XorGuarded,
+    BUREAU_CODE_LEN, CARD_NO_LEN, FISCAL_CODE_LEN, INVOICE_CODE_LEN, MAC_LEN, PIN_LEN, SIGNATURE_LEN,
+    TAX_ITEMS, Amount, BcdDate, Digits, TaxAmount, XorGuarded,
 )
 
 
@@ -206,3 +206,28 @@ DataCollectData = c.Struct(
     "declaration" / DeclareDutyData,
     "response" / DeclareDutyResponse,
 )
+
+# --- management card (税务管理卡) authentication (docs/CARDS.md, "Management card") -------------------
+# The fiscal card checks an inspector without the till holding a secret: fiscal GET CHALLENGE (8) ->
+# management INTERNAL AUTHENTICATE (challenge) -> InspectorProof -> fiscal EXTERNAL AUTHENTICATE
+# (P2 = KEYREF_INSPECTOR).  The bureau signs the certificate (Ed25519, key derived from its master key);
+# the fiscal card holds only the bureau's public key.
+CHALLENGE_LEN = 8
+INSPECTOR_NO_LEN = 12
+PUBLIC_KEY_LEN = 32
+KEYREF_BUREAU = 0x01  # EXTERNAL AUTHENTICATE P2: the bureau's administration key (user card)
+KEYREF_INSPECTOR = 0x02  # EXTERNAL AUTHENTICATE P2: an inspector's proof (fiscal card)
+RIGHT_INSPECT = 0x01  # ManagementCertificate.rights: read the till out for audit
+RIGHT_CLOCK = 0x02  # ... authorise a clock change
+ManagementCertificate = c.Struct(
+    "card_no" / c.Bytes(CARD_NO_LEN),
+    "inspector_no" / Digits(INSPECTOR_NO_LEN),
+    "bureau_code" / Digits(BUREAU_CODE_LEN),
+    "valid_from" / BcdDate,
+    "valid_to" / BcdDate,
+    "rights" / c.Int8ub,  # RIGHT_*
+    "key_id" / c.Int8ub,  # master-key generation of the bureau key that signed
+    "public_key" / c.Bytes(PUBLIC_KEY_LEN),  # the management card's Ed25519 key
+    "signature" / c.Bytes(SIGNATURE_LEN),  # bureau signature over the bytes above
+)
+InspectorProof = c.Struct("certificate" / ManagementCertificate, "signature" / c.Bytes(SIGNATURE_LEN))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import construct as c
 
-from .apdu import CONTROL_CIPHERTEXT_LEN, DataCollectData, RollData
+from .apdu import CONTROL_CIPHERTEXT_LEN, DataCollectData, ManagementCertificate, RollData
 from .types import (
     BUREAU_CODE_LEN, CARD_NO_LEN, FISCAL_CODE_LEN, INVOICE_CODE_LEN, MAC_LEN, MACHINE_NO_LEN, SIGNATURE_LEN,
     TAX_ITEMS, TAXPAYER_NAME_LEN, TAXPAYER_NO_LEN, Amount, BcdDate, Controls, Digits, TaxItem, Text, Totals,
@@ -22,7 +22,12 @@ FISCAL_EF_TODAY = 0xEF03
 FISCAL_EF_DECLARATION = 0xEF04
 FISCAL_EF_ROLL = 0xEF05
 
-FiscalControls = c.Struct("controls" / Controls, "tax_items" / c.Array(TAX_ITEMS, TaxItem))
+FiscalControls = c.Struct(
+    "controls" / Controls,
+    "tax_items" / c.Array(TAX_ITEMS, TaxItem),
+    "period_end" / BcdDate,  # end of the declared period the last UPDATE_CONTROLS cleared (0: none yet)
+    "sequence" / c.Int32ub,  # sequence number of that control data (0: as issued)
+)
 
 FILING_MONTHLY = 1
 FILING_QUARTERLY = 2
@@ -47,6 +52,9 @@ FiscalToday = c.Struct(
     "return_total" / Amount,
     "last_number" / c.Int32ub,
     "last_fiscal_code" / c.Bytes(FISCAL_CODE_LEN),
+    "closed_date" / BcdDate,  # last day signed by DAILY_COLLECT_SIGN (0: none)
+    "cumulative_normal" / Amount,  # since the last clear-unlock: what the cumulative limit applies to
+    "cumulative_return" / Amount,  # ... and the return limit
 )
 
 DECL_NONE = 0
@@ -70,6 +78,7 @@ FiscalRoll = c.Struct(
 
 # ---- user card (用户卡), DF TID01 ------------------------------------------------------------------
 USER_EF_CONTROLS = 0xEF01  # record file: one record per till served
+USER_EF_IDENTITY = 0xEF02  # card no. and taxpayer (machine_no empty: a user card may serve several tills)
 USER_EF_TAX_ITEMS = 0xEF03
 USER_EF_DECLARATIONS = 0xEF04  # record file
 USER_EF_ROLLS = 0xEF05  # record file: rolls bought, not yet distributed
@@ -82,11 +91,15 @@ UserControls = c.Struct(
     "ciphertext" / c.Bytes(CONTROL_CIPHERTEXT_LEN),
     "mac2" / c.Bytes(MAC_LEN),
 )
+UserIdentity = FiscalIdentity
 UserTaxItems = c.Struct("tax_items" / c.Array(TAX_ITEMS, TaxItem))
 UserDeclaration = c.Struct("status" / c.Int8ub, "record" / DataCollectData)  # DECL_* as on the fiscal card
-UserRoll = RollData
+UserRoll = c.Struct("machine_no" / Digits(MACHINE_NO_LEN), "roll" / RollData)  # the till the roll's MAC is for
 UserTill = c.Struct("machine_no" / Digits(MACHINE_NO_LEN), "card_no" / c.Bytes(CARD_NO_LEN))
-UserLastRoll = RollData
+UserLastRoll = UserRoll  # empty (all zero) until the first DISTRIBUTE_INVOICE_NB
+
+# ---- management card (税务管理卡), DF CHECK01 ------------------------------------------------------
+MGMT_EF_CERTIFICATE = 0xEF01
 
 FILES = {
     "fiscal": {
@@ -98,10 +111,14 @@ FILES = {
     },
     "user": {
         USER_EF_CONTROLS: ("CONTROLS", UserControls),
+        USER_EF_IDENTITY: ("IDENTITY", UserIdentity),
         USER_EF_TAX_ITEMS: ("TAX_ITEMS", UserTaxItems),
         USER_EF_DECLARATIONS: ("DECLARATIONS", UserDeclaration),
         USER_EF_ROLLS: ("ROLLS", UserRoll),
         USER_EF_TILLS: ("TILLS", UserTill),
         USER_EF_LAST_ROLL: ("LAST_ROLL", UserLastRoll),
+    },
+    "management": {
+        MGMT_EF_CERTIFICATE: ("CERTIFICATE", ManagementCertificate),
     },
 }

@@ -53,6 +53,7 @@ TABLE: tuple[Error, ...] = (
        "request id already used for a different request", "link"),
     _e(0x0105, "LINK_RID_MISSING", "修改类请求缺少请求号", "mutating request needs a non-zero request id", "link"),
     _e(0x0106, "LINK_REPLY_TOO_LONG", "应答超出最大长度", "reply would exceed the maximum payload", "link"),
+    _e(0x0107, "LINK_DEVICE_FAULT", "设备内部故障，请求未完成", "device fault: the request did not complete", "link"),
     # input: the request is well-formed but its values are refused
     _e(0x0201, "INPUT_BAD_DATE", "日期或时间无效", "invalid date or time", "input"),
     _e(0x0202, "INPUT_BAD_AMOUNT", "金额无效（为零或为负）", "amount is zero or negative", "input"),
@@ -136,6 +137,7 @@ TABLE: tuple[Error, ...] = (
     _e(0x0704, "STATE_NOTHING_TO_DECLARE", "没有可申报的数据", "nothing to declare", "state"),
     _e(0x0705, "STATE_NOT_DECLARED", "尚未申报", "no declaration to clear", "state"),
     _e(0x0706, "STATE_RECOVERING", "正在恢复中断的操作", "recovering an interrupted operation", "state"),
+    _e(0x0707, "STATE_DAY_CLOSED", "今日已日结，明日方可开票", "today is closed: issuing resumes tomorrow", "state"),
 )
 
 BY_CODE: dict[int, Error] = {e.code: e for e in TABLE}

@@ -58,6 +58,8 @@ PAIRS = [
     ("VerifyPinData", apdu.VerifyPinData, "VERIFY_PIN_DATA"),
     ("VerifyPinResponse", apdu.VerifyPinResponse, "VERIFY_PIN_RESPONSE"),
     ("DataCollectData", apdu.DataCollectData, "DATA_COLLECT_DATA"),
+    ("ManagementCertificate", apdu.ManagementCertificate, "MANAGEMENT_CERTIFICATE"),
+    ("InspectorProof", apdu.InspectorProof, "INSPECTOR_PROOF"),
     # card files
     ("FiscalControls", cardfiles.FiscalControls, "FISCAL_CONTROLS"),
     ("FiscalIdentity", cardfiles.FiscalIdentity, "FISCAL_IDENTITY"),
@@ -67,6 +69,7 @@ PAIRS = [
     ("UserControls", cardfiles.UserControls, "USER_CONTROLS"),
     ("UserTaxItems", cardfiles.UserTaxItems, "USER_TAX_ITEMS"),
     ("UserDeclaration", cardfiles.UserDeclaration, "USER_DECLARATION"),
+    ("UserRoll", cardfiles.UserRoll, "USER_ROLL"),
     ("UserTill", cardfiles.UserTill, "USER_TILL"),
 ]
 
@@ -74,5 +77,5 @@ PAIRS = [
 ALIASES = {
     "IssueInvoiceReply": "InvoiceRecord", "GetDocumentReply": "InvoiceRecord",
     "DeclareReply": "DeclarationRecord", "InputInvoiceNbData": "RollData",
-    "DistributeInvoiceNbResponse": "RollData", "UserRoll": "RollData", "UserLastRoll": "RollData",
+    "DistributeInvoiceNbResponse": "RollData", "UserLastRoll": "UserRoll", "UserIdentity": "FiscalIdentity",
 }

@@ -17,8 +17,13 @@ MACHINE = "4401123400000007"
 
 
 class FixedRTC:
-    def datetime(self):
-        return (2026, 11, 27, 4, 14, 30, 5, 0)
+    def __init__(self):
+        self.t = (2026, 11, 27, 4, 14, 30, 5, 0)
+
+    def datetime(self, value=None):
+        if value is None:
+            return self.t
+        self.t = value
 
 
 def make_server():
@@ -96,11 +101,18 @@ def _valid_request(cmd):
     return cmd.request.build(samples.get(cmd.name, {}))
 
 
-@pytest.mark.parametrize("cmd", [c for c in commands.COMMANDS if c.code not in (0x01, 0x02)],
-                         ids=lambda c: c.name)
-def test_command_without_behaviour_answers_not_supported(cmd):
-    r = call(make_server(), cmd.name, payload=_valid_request(cmd))
-    assert (r["status"], r["payload"]) == (errors.BY_NAME["LINK_NOT_SUPPORTED"].code, b"")
+@pytest.mark.parametrize("name,error", [
+    ("LOAD_ROLL", "LOCK_NOT_INITIALIZED"), ("ISSUE_INVOICE", "LOCK_NOT_INITIALIZED"),
+    ("DAILY_CLOSE", "LOCK_NOT_INITIALIZED"), ("DECLARE", "LOCK_NOT_INITIALIZED"),
+    ("CLEAR_UNLOCK", "LOCK_NOT_INITIALIZED"), ("INSPECT", "LOCK_NOT_INITIALIZED"),
+    ("REPORT", "LOCK_NOT_INITIALIZED"), ("INITIALIZE", "FM_WRITE_FAILED"),
+])
+def test_a_till_without_fiscal_memory_or_cards_refuses_fiscal_commands_precisely(name, error):
+    srv = make_server()
+    before = _snapshot(srv)
+    r = call(srv, name, payload=_valid_request(commands.BY_NAME[name]))
+    assert (r["status"], r["payload"]) == (errors.BY_NAME[error].code, b"")
+    assert _snapshot(srv) == before
 
 
 def test_reply_frames_sent_to_the_till_are_ignored():

@@ -36,6 +36,7 @@ E_LINK_BAD_PAYLOAD = const(0x0103)
 E_LINK_RID_REUSED = const(0x0104)
 E_LINK_RID_MISSING = const(0x0105)
 E_LINK_REPLY_TOO_LONG = const(0x0106)
+E_LINK_DEVICE_FAULT = const(0x0107)
 E_INPUT_BAD_DATE = const(0x0201)
 E_INPUT_BAD_AMOUNT = const(0x0202)
 E_INPUT_AMOUNT_OVERFLOW = const(0x0203)
@@ -99,6 +100,7 @@ E_STATE_DECLARATION_PENDING = const(0x0703)
 E_STATE_NOTHING_TO_DECLARE = const(0x0704)
 E_STATE_NOT_DECLARED = const(0x0705)
 E_STATE_RECOVERING = const(0x0706)
+E_STATE_DAY_CLOSED = const(0x0707)
 
 # card status word -> error: (sw, mask, ins or -1, error); command-specific rows first
 CARD_SW = (

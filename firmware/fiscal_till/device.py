@@ -1,20 +1,24 @@
 """The till's request handler: one decoded request in, one status and reply payload out.  No I/O here:
-the Board's RTC, cards and flash are reached through the HAL objects it is given, and the link server
-(server.py) moves the bytes.
+the Board's RTC, cards, flash and nvram are reached through the HAL objects it is given (fiscal.py), and
+the link server (server.py) moves the bytes.
 
 Dispatch order (docs/PROTOCOL.md, "Commands"):
-  1. unknown command code                  -> LINK_UNKNOWN_COMMAND
-  2. mutating command with request id 0    -> LINK_RID_MISSING
-  3. payload does not parse                -> LINK_BAD_PAYLOAD
-  4. command without behaviour yet         -> LINK_NOT_SUPPORTED
-  5. the command's handler                 -> its status and reply
-A failing request never changes state: handlers check everything before they write anything.
+  1. unknown command code                     -> LINK_UNKNOWN_COMMAND
+  2. mutating command with request id 0       -> LINK_RID_MISSING
+  3. the remembered request id again          -> the remembered reply (same command and payload),
+                                                 else LINK_RID_REUSED; nothing runs
+  4. payload does not parse                   -> LINK_BAD_PAYLOAD
+  5. the command's handler                    -> its status and reply
+A refused request changes nothing and is not remembered (fiscal.py checks before it writes).
 """
 
 from . import codes, layouts, schema, version
-from .clock import now
+from .cards import CardError
+from .fiscal import Fiscal, Refused, request_digest
+from .printout import render
 
-_CAPS = (1 << codes.CAP_JOURNAL_READOUT)
+_CAPS = (1 << codes.CAP_RETURN_INVOICE | 1 << codes.CAP_VOID_INVOICE | 1 << codes.CAP_MANAGEMENT_CARD
+         | 1 << codes.CAP_PRINTER | 1 << codes.CAP_JOURNAL_READOUT)
 
 
 class Till:
@@ -24,9 +28,23 @@ class Till:
         self.machine_no = ident.get("machine_no", "0" * 16)
         self.model = ident.get("model", version.MODEL)
         self.capabilities = _CAPS | ident.get("capabilities", 0)
+        self.fiscal = Fiscal(board)
+        self.fiscal.start()
+        f = self.fiscal
         self._handlers = {
-            codes.CMD_GET_INFO: self._get_info,
-            codes.CMD_GET_STATUS: self._get_status,
+            codes.CMD_GET_INFO: lambda req, rid, dg: self._info(),
+            codes.CMD_GET_STATUS: lambda req, rid, dg: self._status(),
+            codes.CMD_SET_TIME: f.set_time,
+            codes.CMD_INITIALIZE: f.initialize,
+            codes.CMD_LOAD_ROLL: lambda req, rid, dg: f.load_roll(rid, dg),
+            codes.CMD_ISSUE_INVOICE: self._issue,
+            codes.CMD_GET_DOCUMENT: self._document,
+            codes.CMD_DAILY_CLOSE: lambda req, rid, dg: f.daily_close(rid, dg),
+            codes.CMD_DECLARE: f.declare,
+            codes.CMD_CLEAR_UNLOCK: lambda req, rid, dg: f.clear_unlock(rid, dg),
+            codes.CMD_READ_JOURNAL: lambda req, rid, dg: f.read_journal(req),
+            codes.CMD_INSPECT: lambda req, rid, dg: f.inspect(),
+            codes.CMD_REPORT: lambda req, rid, dg: f.report(req),
         }
 
     def handle(self, command, rid, payload, out, off):
@@ -34,26 +52,42 @@ class Till:
         cmd = layouts.COMMANDS.get(command)
         if cmd is None:
             return codes.E_LINK_UNKNOWN_COMMAND, off
-        if rid == 0 and command in codes.MUTATING:
-            return codes.E_LINK_RID_MISSING, off
+        mutating = command in codes.MUTATING
+        digest = 0
+        if mutating:
+            if rid == 0:
+                return codes.E_LINK_RID_MISSING, off
+            digest = request_digest(command, payload)
+            last = self.fiscal.last_req
+            if last is not None and last[0] == rid:
+                if last[1] != digest or last[2] != command:
+                    return codes.E_LINK_RID_REUSED, off
+                n = len(last[3])
+                out[off:off + n] = last[3]
+                return codes.E_OK, off + n
         try:
             request = schema.decode(cmd[0], payload)
-        except ValueError:
+        except (ValueError, UnicodeError):
             return codes.E_LINK_BAD_PAYLOAD, off
-        handler = self._handlers.get(command)
-        if handler is None:
-            return codes.E_LINK_NOT_SUPPORTED, off
-        status, reply = handler(request)
-        if status != codes.E_OK:
-            return status, off
         try:
-            return codes.E_OK, schema.encode_into(cmd[1], reply, out, off)
+            reply = self._handlers[command](request, rid, digest)
+        except Refused as e:
+            return e.code, off
+        except CardError as e:
+            return e.code, off
+        except Exception:  # a HAL fault or a bug: answer, keep serving; boot recovery mends the state
+            return codes.E_LINK_DEVICE_FAULT, off
+        try:
+            end = schema.encode_into(cmd[1], reply, out, off)
         except IndexError:
             return codes.E_LINK_REPLY_TOO_LONG, off
+        if mutating:
+            self.fiscal.last_req = (rid, digest, command, bytes(out[off:end]))
+        return codes.E_OK, end
 
-    # ---- handlers: request dict -> (status, reply dict) -------------------------------------------
-    def _get_info(self, req):
-        return codes.E_OK, {
+    # ---- handlers that need the device's own data -------------------------------------------------
+    def _info(self):
+        return {
             "model": self.model,
             "machine_no": self.machine_no,
             "fw_version": version.FW_VERSION,
@@ -63,24 +97,49 @@ class Till:
             "max_payload": codes.MAX_PAYLOAD,
         }
 
-    def _get_status(self, req):
-        date, time = now(self.board.rtc)
-        return codes.E_OK, {
-            "state": codes.STATE_NEW,
+    def _status(self):
+        f = self.fiscal
+        date, time = f.now()
+        c = f.controls
+        roll = f.roll
+        return {
+            "state": codes.STATE_IN_SERVICE if f.initialized() else codes.STATE_NEW,
             "date": date,
             "time": time,
-            "lock_reasons": 1 << codes.LOCK_NOT_INITIALIZED,
-            "warnings": 0,
-            "deadline": 0,
-            "days_to_deadline": codes.NO_DEADLINE_DAYS,
-            "single_limit": 0,
-            "amount_left": 0,
-            "return_left": 0,
-            "roll_code": "",
-            "roll_next": 0,
-            "roll_end": 0,
-            "invoices_left": 0,
-            "journal_permille": 0,
-            "last_number": 0,
-            "last_declared_end": 0,
+            "lock_reasons": f.lock_mask(),
+            "warnings": f.warnings(),
+            "deadline": c["deadline"] if c else 0,
+            "days_to_deadline": f.days_to_deadline(),
+            "single_limit": c["single_limit"] if c else 0,
+            "amount_left": max(0, c["cumulative_limit"] - f.cum_normal) if c else 0,
+            "return_left": max(0, c["return_limit"] - f.cum_return) if c else 0,
+            "roll_code": roll["code"] if roll else "",
+            "roll_next": roll["next"] if roll else 0,
+            "roll_end": roll["end"] if roll else 0,
+            "invoices_left": f.invoices_left(),
+            "journal_permille": f.journal_permille(),
+            "last_number": f.last_number,
+            "last_declared_end": f.declared_end,
         }
+
+    def _issue(self, req, rid, digest):
+        rec = self.fiscal.issue(req, rid, digest)
+        printer = self.board.printer
+        if printer is not None:
+            f = self.fiscal
+            ident = {"taxpayer_name": f.init["taxpayer_name"], "taxpayer_no": f.init["taxpayer_no"],
+                     "machine_no": self.machine_no}
+            try:
+                for line in render(rec, req, ident, f.non_fiscal):
+                    printer.write(line.encode("utf-8") + b"\n")
+            except OSError:
+                pass  # paper out or printer fault: the invoice stands; GET_DOCUMENT reprints
+        return rec
+
+    def _document(self, req, rid, digest):
+        if self.fiscal.jn is None:
+            raise Refused(codes.E_FM_DAMAGED)
+        rec = self.fiscal.find_invoice(req["number"])
+        if rec is None:
+            raise Refused(codes.E_INPUT_NOT_FOUND)
+        return rec

@@ -12,13 +12,15 @@ A `Board` bundles duck-typed MicroPython interfaces, so the same firmware runs o
              card readers: power_on() -> ATR bytes or None, transmit(apdu bytes) -> response bytes,
              present() -> bool; None when absent
     printer  write(bytes); None when absent
+    nvram    get(key) / put(key, bytes) / delete(key): small durable memory for the fiscal PIN and the
+             intent of the operation in progress (nvram.py); RAM-only when None
     identity dict: machine_no (16 digits, set at the factory), model
 """
 
 
 class Board:
     def __init__(self, uart=None, rtc=None, flash=None, fiscal_slot=None, user_slot=None,
-                 printer=None, identity=None):
+                 printer=None, identity=None, nvram=None):
         self.uart = uart
         self.rtc = rtc
         self.flash = flash
@@ -26,3 +28,7 @@ class Board:
         self.user_slot = user_slot
         self.printer = printer
         self.identity = identity or {}
+        if nvram is None:
+            from .nvram import RamNvram
+            nvram = RamNvram()
+        self.nvram = nvram

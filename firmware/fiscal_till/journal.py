@@ -939,6 +939,33 @@ class Journal:
                             f[2], f[3], off))
         return out, garbage
 
+    def fiscal_records_reverse(self):
+        """Good fiscal records newest first, as (index, type, body): what the till reads at boot to find
+        its last declaration and the daily records after it without walking the invoice detail."""
+        for k in range(self.f_tail, -1, -1):
+            if not self.f_valid[k]:
+                continue
+            recs = self._sector_records(k, AREA_FISCAL)[0]
+            for i in range(len(recs) - 1, -1, -1):
+                state, t, body, idx, prev, off = recs[i]
+                if state == _GOOD:
+                    yield idx, t, body
+
+    def invoices_reverse(self):
+        """Invoice detail still in the ring, newest first, as (ordinal, body); ordinals count invoices
+        from 0 and the first `covered` of them are covered by a DAILY record."""
+        n = self.inv_count - 1
+        while n >= 0:
+            p = self._ring_pos_of(n)
+            if p < 0:
+                return
+            first = self.r_first_ord[p]
+            recs = self._sector_records(self.F + p, AREA_RING)[0]  # torn ones are already left out
+            for j in range(min(len(recs), n - first + 1) - 1, -1, -1):
+                if recs[j][0] == _GOOD:  # a damaged one keeps its ordinal but is not yielded
+                    yield first + j, recs[j][2]
+            n = first - 1
+
     def records(self, start=0):
         """Every available record with index >= ``start`` in index order, as
         (index, type, body, state) where state is 0 good, 2 failed its CRC (index None for a fiscal

@@ -141,9 +141,17 @@ DATA_COLLECT_DATA = (
     ("fiscal_card_no", _CARD_NO), ("declaration", ("X", _DECLARE_DUTY)),
     ("response", ("X", _DECLARE_DUTY_RESPONSE)),
 )
+MANAGEMENT_CERTIFICATE = (
+    ("card_no", _CARD_NO), ("inspector_no", ("a", 12)), ("bureau_code", ("a", 12)), ("valid_from", "D"),
+    ("valid_to", "D"), ("rights", "B"), ("key_id", "B"), ("public_key", ("s", 32)), ("signature", ("s", 64)),
+)
+INSPECTOR_PROOF = (("certificate", ("S", MANAGEMENT_CERTIFICATE)), ("signature", ("s", 64)))
 
 # ---- protocol/cardfiles.py --------------------------------------------------------------------------
-FISCAL_CONTROLS = (("controls", ("S", CONTROLS)), ("tax_items", ("A", 6, ("S", TAX_ITEM))))
+FISCAL_CONTROLS = (
+    ("controls", ("S", CONTROLS)), ("tax_items", ("A", 6, ("S", TAX_ITEM))), ("period_end", "D"),
+    ("sequence", "I"),
+)
 FISCAL_IDENTITY = (
     ("card_no", _CARD_NO), ("machine_no", _DIGITS_MACHINE), ("taxpayer_no", _TAXPAYER_NO),
     ("taxpayer_id", _TAXPAYER_NO), ("taxpayer_name", ("u", 40)), ("bureau_code", ("a", 12)),
@@ -152,6 +160,7 @@ FISCAL_IDENTITY = (
 FISCAL_TODAY = (
     ("date", "D"), ("normal_count", "I"), ("return_count", "I"), ("void_count", "I"),
     ("normal_total", "I"), ("return_total", "I"), ("last_number", "I"), ("last_fiscal_code", ("s", 8)),
+    ("closed_date", "D"), ("cumulative_normal", "I"), ("cumulative_return", "I"),
 )
 FISCAL_DECLARATION = (
     ("status", "B"), ("start", "D"), ("end", "D"), ("totals", ("S", TOTALS)), ("mac", ("s", 4)),
@@ -162,4 +171,5 @@ USER_CONTROLS = (("machine_no", _DIGITS_MACHINE), ("key_id", "B"), ("ciphertext"
                  ("mac2", ("s", 4)))
 USER_TAX_ITEMS = (("tax_items", ("A", 6, ("S", TAX_ITEM))),)
 USER_DECLARATION = (("status", "B"), ("record", ("S", DATA_COLLECT_DATA)))
+USER_ROLL = (("machine_no", _DIGITS_MACHINE), ("roll", ("S", ROLL_DATA)))
 USER_TILL = (("machine_no", _DIGITS_MACHINE), ("card_no", _CARD_NO))

@@ -37,6 +37,9 @@ INVOICE = dict(request=REQ, kind=1, code="1440012345", number=1001, date=2026112
 SUMS = dict(normal_count=120, return_count=1, void_count=2, items=[1, 2, 0, 0, 0, 0],
             normal=[1_234_500, 800_000, 0, 0, 0, 0], returned=[10_000, 0, 0, 0, 0, 0])
 DECL_IN = dict(start=20261101, end=20261130, sums=SUMS)
+MGMT_CERT = dict(card_no=bytes.fromhex("4401900000000001"), inspector_no="440100000123", bureau_code="144010000000",
+                 valid_from=20260101, valid_to=20281231, rights=3, key_id=1, public_key=bytes(range(100, 132)),
+                 signature=SIG)
 DECL_OUT = dict(normal_total=2_034_500, return_total=10_000, status=0, mac1=b"\x11\x22\x33\x44", signature=SIG)
 
 VALUES = {
@@ -101,18 +104,22 @@ VALUES = {
     "VerifyPinData": dict(pin=b"\x00\x11\x22\x33\x44\x55\x66\x77"),
     "VerifyPinResponse": dict(new_pin=b"\x88\x99\xaa\xbb\xcc\xdd\xee\xff"),
     "DataCollectData": dict(fiscal_card_no=CARD, declaration=DECL_IN, response=DECL_OUT),
-    "FiscalControls": dict(controls=CONTROLS, tax_items=TAX_ITEMS),
+    "ManagementCertificate": MGMT_CERT,
+    "InspectorProof": dict(certificate=MGMT_CERT, signature=SIG[::-1]),
+    "FiscalControls": dict(controls=CONTROLS, tax_items=TAX_ITEMS, period_end=20261031, sequence=2026103100),
     "FiscalIdentity": dict(card_no=CARD, machine_no=MACHINE, taxpayer_no="91440101MA5CXXXX1X",
                            taxpayer_id="440101000000001", taxpayer_name="广州市示例餐饮有限公司",
                            bureau_code="144010000000", filing_mode=1, valid_from=20260101, valid_to=20301231),
     "FiscalToday": dict(date=20261127, normal_count=12, return_count=0, void_count=1, normal_total=158_000,
-                        return_total=0, last_number=1013, last_fiscal_code=bytes.fromhex("0123456789abcdef")),
+                        return_total=0, last_number=1013, last_fiscal_code=bytes.fromhex("0123456789abcdef"),
+                        closed_date=20261126, cumulative_normal=1_850_000, cumulative_return=10_000),
     "FiscalDeclaration": dict(status=1, start=20261101, end=20261130, totals=TOTALS, mac=b"\x11\x22\x33\x44",
                               signature=SIG),
     "FiscalRoll": dict(code="1440012345", start=1001, end=1500, next=1014),
     "UserControls": dict(machine_no=MACHINE, key_id=1, ciphertext=bytes(range(24)), mac2=b"\x09\x0a\x0b\x0c"),
     "UserTaxItems": dict(tax_items=TAX_ITEMS),
     "UserDeclaration": dict(status=1, record=dict(fiscal_card_no=CARD, declaration=DECL_IN, response=DECL_OUT)),
+    "UserRoll": dict(machine_no=MACHINE, roll=dict(code="1440012345", start=1001, end=1500, mac=b"\xaa\xbb\xcc\xdd")),
     "UserTill": dict(machine_no=MACHINE, card_no=CARD),
 }
 

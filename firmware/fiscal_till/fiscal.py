@@ -1,0 +1,884 @@
+"""The fiscal state machine: what the till knows, and every operation that changes it (domain §3-4).
+
+Theory of operation
+-------------------
+Truth lives in two places the taxpayer cannot change: the fiscal card (controls, cumulative amounts,
+today's counts, the loaded roll, the declaration status) and fiscal memory (every record).  At boot the
+till mounts the journal, reads the card's files and rebuilds its working state from both; it keeps no
+other copy except the PIN and the intent of the operation in progress, in the board's nvram.
+
+Every operation checks everything it can before its first write, so a refused request changes nothing.
+A multi-step operation (card step + journal step) first writes its *intent* to nvram; `recover()` at boot
+finishes or forgets it by looking at what the card and the journal show (docs/FIRMWARE.md, "Recovery"):
+
+    ISSUE_INVOICE  card's last number == intent's, journal lacks it -> append the record with the card's
+                   last 税控码; else the card never issued it -> forget
+    DAILY_CLOSE    card's closed day after the journal's last DAILY -> sign those days again (the card
+                   returns the same signature) and append them
+    DECLARE        card EF04 SIGNED for a period the journal lacks -> rebuild the response from EF04,
+                   DATA_COLLECT to the user card if one is in the slot, append the record
+    CLEAR_UNLOCK   card EF01 sequence newer than the journal's -> append the record
+    LOAD_ROLL      card EF05 roll not in the journal -> append the roll-load record; roll taken from the
+                   user card but not loaded -> load it from the user card's EF07 when it is inserted
+    INITIALIZE     card registered, PIN in nvram, no INIT record -> finished by the host's retry
+
+Locks (domain §4) are computed, not stored: `lock_mask()` from the state, each bit with its own error.
+"""
+
+import struct
+
+from . import cards, codes, layouts, ledger, schema
+from .cards import CardError
+from .clock import day_number, from_day_number, now, valid_date, valid_time
+from .crc import crc32
+from .invoice import split
+from .journal import Journal, JournalError
+
+WARN_DAYS = 7  # DEADLINE_NEAR threshold, days
+WARN_INVOICES = 20  # ROLL_LOW threshold
+SERVICE_YEARS = 5  # service life [OPEN: one vendor's figure; domain §4]
+
+_INTENT = "intent"
+_PIN = "pin"
+_CARD_LOCKS = {
+    codes.E_CARD_FISCAL_MISSING: codes.LOCK_FISCAL_CARD_MISSING,
+    codes.E_CARD_NO_RESPONSE: codes.LOCK_FISCAL_CARD_MISSING,
+    codes.E_CARD_WRONG_TYPE: codes.LOCK_FISCAL_CARD_FOREIGN,
+    codes.E_CARD_FOREIGN_MACHINE: codes.LOCK_FISCAL_CARD_FOREIGN,
+    codes.E_CARD_REGISTRATION: codes.LOCK_FISCAL_CARD_UNREGISTERED,
+    codes.E_CARD_PIN_BLOCKED: codes.LOCK_PIN_BLOCKED,
+    codes.E_CARD_PIN_WRONG: codes.LOCK_PIN_BLOCKED,
+    codes.E_CARD_LOCKED: codes.LOCK_MAC,
+}
+
+
+class Refused(Exception):
+    """An operation refused with a status code; nothing was written."""
+
+    def __init__(self, code):
+        Exception.__init__(self, code)
+        self.code = code
+
+
+def _enc(layout, obj):
+    return schema.encode(layout, obj, 512)
+
+
+def _dec(layout, raw):
+    return schema.decode(layout, raw)
+
+
+def machine_device_id(machine_no):
+    """The journal's device id: the 16-digit machine number packed as 8 bytes of BCD."""
+    out = bytearray(8)
+    for i in range(8):
+        out[i] = (ord(machine_no[2 * i]) - 48) << 4 | (ord(machine_no[2 * i + 1]) - 48)
+    return bytes(out)
+
+
+class Fiscal:
+    def __init__(self, board):
+        self.board = board
+        ident = board.identity
+        self.machine_no = ident.get("machine_no", "0" * 16)
+        self.non_fiscal = bool(ident.get("non_fiscal", False))
+        self.quotas = ident.get("journal_quotas")
+        self.nv = board.nvram
+        self.fiscal = cards.FiscalCard(board.fiscal_slot)
+        self.user = cards.UserCard(board.user_slot)
+        self.jn = None
+        self.fm_lock = 0  # lock bits from fiscal memory (damage, full)
+        self.card_lock = 0  # lock bits from the fiscal card
+        self.session = False  # PIN session open on the fiscal card
+        self.init = None  # the INIT record
+        self.controls = None
+        self.tax_items = []
+        self.cum_normal = 0
+        self.cum_return = 0
+        self.roll = None  # {code, start, end, next} or None
+        self.roll_counts = [0, 0, 0]  # normal, returned, voided on the loaded roll
+        self.day = 0  # the open day (has invoices not yet closed), 0 if none
+        self.day_totals = ledger.empty_totals()
+        self.closed = 0  # last closed day
+        self.undeclared = []  # [(date, totals)] of closed days after the last declaration
+        self.declared_end = 0
+        self.decl = None  # pending declaration record dict (SIGNED, not cleared)
+        self.clear_seq = 0
+        self.last_number = 0
+        self.last_date = 0  # date of the newest record (the clock must not be behind it)
+        self.last_req = None  # type: tuple  # (rid, digest, command, reply bytes) of the last mutating request
+        self.recovered = []  # type: list  # recovery rules that ran at boot, for tests and the event log
+        self._recorded_roll = ()  # type: tuple  # (code, start) of the newest ROLL_LOAD record
+
+    # ================================================================ boot
+    def start(self):
+        self._mount()
+        if self.jn is not None and self.jn.counters()[codes.REC_INIT]:
+            self._load_journal()
+            self._open_fiscal()
+            try:
+                self.recover()
+            except (Refused, CardError):
+                pass  # the intent stays in nvram; the next boot tries again
+            if self.card_ok():
+                date, time = self.now()
+                if valid_date(date):
+                    try:
+                        self._close_days(from_day_number(day_number(date) - 1), 0, 0)
+                    except (Refused, CardError):
+                        pass
+                    self._event(codes.EV_POWER_ON, len(self.recovered))
+
+    def _mount(self):
+        flash = self.board.flash
+        if flash is None:
+            return
+        dev = machine_device_id(self.machine_no)
+        try:
+            self.jn = Journal(flash, dev)
+        except JournalError as e:
+            if e.errno == 19:  # ENODEV: blank, format it (the factory state)
+                Journal.format(flash, dev, self.quotas)
+                self.jn = Journal(flash, dev)
+            else:
+                self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
+                return
+        if self.jn.damage:
+            self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
+
+    def _load_journal(self):
+        jn = self.jn
+        t, body = jn.read(0)
+        self.init = _dec(layouts.INIT_RECORD, body)
+        self.controls = self.init["controls"]
+        self.tax_items = self.init["tax_items"]
+        self.last_date = self.init["date"]
+        counts = jn.counters()
+        n_fiscal = 0
+        for t in counts:
+            if t != codes.REC_INVOICE:
+                n_fiscal += counts[t]
+        tagged = None  # (index, k) of the newest fiscal record made by a request
+        req_rid = None
+        daily_reply = None
+        found_decl = found_clear = found_roll = False
+        k = -1
+        for idx, t, body in jn.fiscal_records_reverse():
+            k += 1
+            if t not in layouts.RECORDS:
+                continue
+            rec = _dec(layouts.RECORDS[t], body)
+            if k == 0:
+                self.last_date = max(self.last_date, rec.get("date", 0))
+            rid = rec["request"]["rid"] if "request" in rec else 0
+            if rid and (tagged is None or (rid == req_rid and t == codes.REC_DAILY)):
+                if tagged is None:
+                    tagged = (idx, k)
+                    req_rid = rid
+                if self._remember(t, rec, daily_reply) and t == codes.REC_DAILY:
+                    daily_reply = self.last_req
+            elif tagged is not None:
+                req_rid = -1  # the request's records are behind us
+            if t == codes.REC_DAILY:
+                if not self.closed:
+                    self.closed = rec["date"]
+                if not found_decl:
+                    self.undeclared.insert(0, (rec["date"], rec["totals"]))
+            elif t == codes.REC_DECLARATION and not found_decl:
+                found_decl = True
+                self.declared_end = rec["end"]
+                if not found_clear:
+                    self.decl = rec
+            elif t == codes.REC_CLEAR_UNLOCK and not found_clear:
+                found_clear = True
+                self.clear_seq = rec["sequence"]
+                self.controls = rec["controls"]
+            elif t == codes.REC_ROLL_LOAD and not found_roll:
+                found_roll = True
+                self.roll = {"code": rec["code"], "start": rec["start"], "end": rec["end"], "next": rec["start"]}
+                self._recorded_roll = (rec["code"], rec["start"])
+            if found_decl and found_clear and found_roll and self.closed and req_rid == -1:
+                break
+        # an invoice newer than the newest tagged fiscal record is the last request
+        inv_before = -1 if tagged is None else tagged[0] + 1 - (n_fiscal - tagged[1])
+        first = True
+        for ordinal, body in jn.invoices_reverse():
+            rec = _dec(layouts.INVOICE_RECORD, body)
+            if first:
+                first = False
+                self.last_number = rec["number"]
+                self.last_date = max(self.last_date, rec["date"])
+                if ordinal >= inv_before:
+                    self._remember(codes.REC_INVOICE, rec, None)
+            in_roll = self.roll is not None and rec["code"] == self.roll["code"] and \
+                self.roll["start"] <= rec["number"] <= self.roll["end"]
+            if in_roll:
+                self.roll["next"] = max(self.roll["next"], rec["number"] + 1)
+                self.roll_counts[rec["kind"] - 1] += 1
+            if ordinal >= jn.covered:
+                self.day = rec["date"]
+                ledger.add_invoice(self.day_totals, rec["kind"], rec["lines"], rec["total"])
+            elif not in_roll:
+                break
+
+    def _remember(self, t, rec, daily_reply):
+        """Rebuild the reply of the request that wrote `rec` (exactly-once across a reboot)."""
+        rid = rec["request"]["rid"]
+        if not rid:
+            return False
+        digest = rec["request"]["digest"]
+        if t == codes.REC_INVOICE:
+            cmd, reply = codes.CMD_ISSUE_INVOICE, rec
+        elif t == codes.REC_DECLARATION:
+            cmd, reply = codes.CMD_DECLARE, rec
+        elif t == codes.REC_CLEAR_UNLOCK:
+            cmd = codes.CMD_CLEAR_UNLOCK
+            reply = {"period_end": rec["period_end"], "controls": rec["controls"]}
+        elif t == codes.REC_ROLL_LOAD:
+            cmd = codes.CMD_LOAD_ROLL
+            reply = {"code": rec["code"], "start": rec["start"], "end": rec["end"]}
+        elif t == codes.REC_INIT:
+            cmd = codes.CMD_INITIALIZE
+            reply = {"machine_no": rec["machine_no"], "fiscal_card_no": rec["fiscal_card_no"],
+                     "taxpayer_no": rec["taxpayer_no"], "record": 0}
+        elif t == codes.REC_DAILY:
+            cmd = codes.CMD_DAILY_CLOSE
+            if daily_reply is not None:  # an older day of the same request: extend backwards
+                old = _dec(layouts.DAILY_CLOSE_REPLY, daily_reply[3])
+                reply = {"first": rec["date"], "last": old["last"], "count": old["count"] + 1}
+            else:
+                reply = {"first": rec["date"], "last": rec["date"], "count": 1}
+        elif t == codes.REC_EVENT and rec["event"] == codes.EV_CLOCK_SET:
+            cmd, reply = codes.CMD_SET_TIME, {}
+        else:
+            return False
+        self.last_req = (rid, digest, cmd, _enc(layouts.COMMANDS[cmd][1], reply))
+        return True
+
+    def _open_fiscal(self):
+        """SELECT, identity check and PIN session on the fiscal card; reads its files into the state."""
+        self.session = False
+        self.card_lock = 0
+        try:
+            f = self.fiscal
+            f.open()
+            ident = f.identity()
+            if ident["machine_no"] != self.machine_no or (
+                    self.init is not None and ident["card_no"] != self.init["fiscal_card_no"]):
+                raise CardError(codes.E_CARD_FOREIGN_MACHINE)
+            pin = self.nv.get(_PIN)
+            if pin is None:
+                raise CardError(codes.E_CARD_PIN_WRONG)
+            self.nv.put(_PIN, f.verify_pin(pin))
+            self.session = True
+            self._read_card()
+        except CardError as e:
+            self.card_lock = 1 << _CARD_LOCKS.get(e.code, codes.LOCK_FISCAL_CARD_MISSING)
+            return False
+        return True
+
+    def _read_card(self):
+        f = self.fiscal
+        ctl = f.controls()
+        self.controls = ctl["controls"]
+        self.tax_items = ctl["tax_items"]
+        today = f.today()
+        self.cum_normal = today["cumulative_normal"]
+        self.cum_return = today["cumulative_return"]
+        roll = f.roll()
+        if roll["code"]:
+            if self.roll is None or self.roll["code"] != roll["code"] or self.roll["start"] != roll["start"]:
+                self.roll_counts = [0, 0, 0]
+            self.roll = {"code": roll["code"], "start": roll["start"], "end": roll["end"], "next": roll["next"]}
+        decl = f.declaration()
+        self.card_decl_status = decl["status"]
+        self.card_today = today
+        self.card_ctl = ctl
+        self.card_decl = decl
+        self.card_roll = roll
+
+    def ensure_session(self):
+        """The fiscal card ready for a PIN-session command; raises Refused with the card's lock error."""
+        if self.session and self.fiscal.present():
+            return
+        if not self._open_fiscal():
+            raise Refused(self.issue_lock_error())
+
+    def card_ok(self):
+        return self.session and not self.card_lock
+
+    # ================================================================ recovery
+    def recover(self):
+        raw = self.nv.get(_INTENT)
+        if raw is None:
+            return
+        if not self.card_ok():
+            return  # keep it until the card is back
+        cmd = raw[0]
+        rid, digest = struct.unpack_from(">II", raw, 1)
+        tag = {"rid": rid, "digest": digest}
+        today = self.card_today
+        if cmd == codes.CMD_ISSUE_INVOICE:
+            rec = _dec(layouts.INVOICE_RECORD, raw[9:])
+            if today["last_number"] == rec["number"] and self.last_number != rec["number"] and \
+                    self.roll is not None and rec["code"] == self.roll["code"]:
+                rec["fiscal_code"] = today["last_fiscal_code"]
+                self._append_invoice(rec, rec["lines"])
+                self.recovered.append("ISSUE_INVOICE")
+        elif cmd == codes.CMD_DAILY_CLOSE or cmd == codes.CMD_INITIALIZE:
+            pass  # daily closes are redone by the back-fill below; INITIALIZE by the host's retry
+        elif cmd == codes.CMD_DECLARE:
+            d = self.card_decl
+            if d["status"] == cards.DECL_SIGNED and d["end"] > self.declared_end:
+                self._finish_declaration(d, tag, None)
+                self.recovered.append("DECLARE")
+        elif cmd == codes.CMD_CLEAR_UNLOCK:
+            if self.card_ctl["sequence"] > self.clear_seq:
+                self._record_clear(tag)
+                self.recovered.append("CLEAR_UNLOCK")
+        elif cmd == codes.CMD_LOAD_ROLL:
+            if self._roll_unrecorded():
+                self._record_roll(tag)
+                self.recovered.append("LOAD_ROLL")
+        if cmd == codes.CMD_DAILY_CLOSE and self.card_today["closed_date"] > self.closed:
+            self._close_days(self.card_today["closed_date"], rid, digest)
+            self.recovered.append("DAILY_CLOSE")
+        self.nv.delete(_INTENT)
+
+    def _intent(self, cmd, rid, digest, extra=b""):
+        self.nv.put(_INTENT, bytes([cmd]) + struct.pack(">II", rid, digest) + extra)
+
+    def _done(self):
+        self.nv.delete(_INTENT)
+
+    # ================================================================ clock, locks, warnings
+    def now(self):
+        return now(self.board.rtc)
+
+    def initialized(self):
+        return self.init is not None
+
+    def lock_mask(self):
+        m = self.fm_lock
+        if not self.initialized():
+            return m | 1 << codes.LOCK_NOT_INITIALIZED
+        m |= self.card_lock
+        date, time = self.now()
+        c = self.controls
+        if date > c["deadline"]:
+            m |= 1 << codes.LOCK_DEADLINE
+        if self.cum_normal >= c["cumulative_limit"]:
+            m |= 1 << codes.LOCK_CUMULATIVE_LIMIT
+        if c["return_limit"] and self.cum_return >= c["return_limit"]:
+            m |= 1 << codes.LOCK_RETURN_LIMIT
+        if self.roll is None or self.roll["next"] > self.roll["end"]:
+            m |= 1 << codes.LOCK_NO_ROLL
+        if self.jn is not None and self._fm_full():
+            m |= 1 << codes.LOCK_FM_FULL
+        if date < self.last_date or not valid_date(date):
+            m |= 1 << codes.LOCK_CLOCK_FAULT
+        life = self.init["date"] + SERVICE_YEARS * 10000
+        if date >= life:
+            m |= 1 << codes.LOCK_SERVICE_LIFE
+        return m
+
+    def _fm_full(self):
+        u = self.jn.usage()
+        for t in (codes.REC_DAILY, codes.REC_DECLARATION, codes.REC_CLEAR_UNLOCK, codes.REC_ROLL_LOAD,
+                  codes.REC_ROLL_USAGE, codes.REC_EVENT):
+            if u.get(t, 0) >= 1000:
+                return True
+        return u.get(0, 0) >= 1000
+
+    def issue_lock_error(self, mask=None):
+        m = self.lock_mask() if mask is None else mask
+        for bit, err in codes.LOCK_ERRORS:
+            if m >> bit & 1:
+                return err
+        return codes.E_OK
+
+    def warnings(self):
+        w = 1 << codes.WARN_NON_FISCAL if self.non_fiscal else 0
+        if not self.initialized():
+            return w
+        c = self.controls
+        if 0 <= self.days_to_deadline() <= WARN_DAYS:
+            w |= 1 << codes.WARN_DEADLINE_NEAR
+        if self.cum_normal * 4 >= c["cumulative_limit"] * 3:
+            w |= 1 << codes.WARN_AMOUNT_75
+        if c["return_limit"] and self.cum_return * 4 >= c["return_limit"] * 3:
+            w |= 1 << codes.WARN_RETURN_75
+        if self.jn is not None and self.jn.warnings():
+            w |= 1 << codes.WARN_FM_90
+        if self.roll is not None and 0 < self.invoices_left() <= WARN_INVOICES:
+            w |= 1 << codes.WARN_ROLL_LOW
+        if self.decl is not None:
+            w |= 1 << codes.WARN_DECLARATION_PENDING
+        return w
+
+    def days_to_deadline(self):
+        if not self.initialized():
+            return codes.NO_DEADLINE_DAYS
+        date, _ = self.now()
+        if not valid_date(date):
+            return codes.NO_DEADLINE_DAYS
+        return max(-0x8000, min(0x7FFE, day_number(self.controls["deadline"]) - day_number(date)))
+
+    def invoices_left(self):
+        if self.roll is None:
+            return 0
+        return max(0, self.roll["end"] - self.roll["next"] + 1)
+
+    def journal_permille(self):
+        if self.jn is None:
+            return 0
+        u = self.jn.usage()
+        worst = u.get(0, 0)
+        for t in u:
+            if t != codes.REC_INVOICE and u[t] > worst:
+                worst = u[t]
+        return min(worst, 1000)
+
+    # ================================================================ journal helpers
+    def _append(self, rtype, layout, rec):
+        if self.jn is None:
+            raise Refused(codes.E_FM_WRITE_FAILED)
+        try:
+            self.jn.append(rtype, _enc(layout, rec))
+        except JournalError as e:
+            if e.errno == 28:
+                raise Refused(codes.E_FM_FULL)
+            if e.errno == 5:
+                self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
+                raise Refused(codes.E_FM_DAMAGED)
+            raise Refused(codes.E_FM_WRITE_FAILED)
+        if "date" in rec and rec["date"] > self.last_date:
+            self.last_date = rec["date"]
+
+    def _event(self, event, arg, rid=0, digest=0):
+        date, time = self.now()
+        if not valid_date(date):
+            return
+        try:
+            self._append(codes.REC_EVENT, layouts.EVENT_RECORD,
+                         {"request": {"rid": rid, "digest": digest}, "date": date, "time": time,
+                          "event": event, "arg": arg})
+        except Refused:
+            pass
+
+    # ================================================================ operations
+    def initialize(self, req, rid, digest):
+        if self.initialized():
+            raise Refused(codes.E_STATE_ALREADY_INITIALIZED)
+        date, time = req["date"], req["time"]
+        if not valid_date(date) or not valid_time(time):
+            raise Refused(codes.E_INPUT_BAD_DATE)
+        if self.jn is None:
+            raise Refused(codes.E_FM_WRITE_FAILED if self.fm_lock == 0 else codes.E_FM_DAMAGED)
+        f, u = self.fiscal, self.user
+        f.open()
+        ident = f.identity()
+        if ident["machine_no"] != self.machine_no:
+            raise Refused(codes.E_CARD_FOREIGN_MACHINE)
+        if not ident["valid_from"] <= date <= ident["valid_to"]:
+            raise Refused(codes.E_CARD_EXPIRED)
+        u.open()
+        uid = u.identity()
+        if uid["taxpayer_no"] != ident["taxpayer_no"]:
+            raise Refused(codes.E_CARD_FOREIGN_TAXPAYER)
+        u.find_till(self.machine_no, ident["card_no"])
+        self._intent(codes.CMD_INITIALIZE, rid, digest)
+        try:
+            nb = f.get_register_nb()
+            pin = f.terminal_register(u.register_sign(nb))
+            self.nv.put(_PIN, pin)
+        except CardError as e:
+            if e.sw != 0x6901 or self.nv.get(_PIN) is None:
+                raise  # 6901 with a stored PIN: registered by our own interrupted attempt
+        self.nv.put(_PIN, f.verify_pin(self.nv.get(_PIN)))
+        self.session = True
+        self.board.rtc.datetime((date // 10000, date // 100 % 100, date % 100, 0, time // 10000,
+                                 time // 100 % 100, time % 100, 0))
+        ctl = f.controls()
+        rec = {"request": {"rid": rid, "digest": digest}, "date": date, "time": time,
+               "machine_no": self.machine_no, "fiscal_card_no": ident["card_no"],
+               "user_card_no": uid["card_no"], "taxpayer_no": ident["taxpayer_no"],
+               "taxpayer_name": ident["taxpayer_name"], "bureau_code": ident["bureau_code"],
+               "valid_from": ident["valid_from"], "valid_to": ident["valid_to"], "controls": ctl["controls"],
+               "tax_items": ctl["tax_items"]}
+        self._append(codes.REC_INIT, layouts.INIT_RECORD, rec)
+        self._done()
+        self.init = rec
+        self.last_date = date
+        self._read_card()
+        return {"machine_no": self.machine_no, "fiscal_card_no": ident["card_no"],
+                "taxpayer_no": ident["taxpayer_no"], "record": 0}
+
+    def _need_initialized(self):
+        if not self.initialized():
+            raise Refused(codes.E_LOCK_NOT_INITIALIZED)
+        if self.fm_lock & 1 << codes.LOCK_FM_DAMAGED:
+            raise Refused(codes.E_LOCK_FM_DAMAGED)
+
+    def _today(self):
+        date, time = self.now()
+        if not valid_date(date) or not valid_time(time):
+            raise Refused(codes.E_CLOCK_INVALID)
+        if date < self.last_date:
+            raise Refused(codes.E_LOCK_CLOCK_FAULT)
+        return date, time
+
+    # ---- rolls --------------------------------------------------------------------------------------
+    def load_roll(self, rid, digest):
+        self._need_initialized()
+        date, time = self._today()
+        self.ensure_session()
+        if self.roll is not None and self.roll["next"] <= self.roll["end"]:
+            raise Refused(codes.E_STATE_ROLL_LOADED)
+        u = self.user
+        u.open()
+        rr = u.find_till(self.machine_no, self.init["fiscal_card_no"])
+        if self._recover_roll_from_user():
+            pass  # a roll taken before a power cut is loaded now, and recorded below
+        else:
+            self._intent(codes.CMD_LOAD_ROLL, rid, digest)
+            roll = u.distribute_roll(rr)
+            self.fiscal.input_roll(roll)
+        self._record_roll({"rid": rid, "digest": digest})
+        self._done()
+        r = self.roll
+        return {"code": r["code"], "start": r["start"], "end": r["end"]}
+
+    def _recover_roll_from_user(self):
+        last = self.user.last_roll()
+        roll = self.fiscal.roll()
+        lr = last["roll"]
+        if last["machine_no"] != self.machine_no or not lr["code"]:
+            return False
+        if roll["code"] == lr["code"] and roll["start"] == lr["start"]:
+            return False  # already loaded
+        if self.roll is not None and self.roll["code"] == lr["code"] and self.roll["start"] == lr["start"]:
+            return False  # loaded and used before
+        try:
+            self.fiscal.input_roll(_enc(layouts.ROLL_DATA, lr))
+        except CardError as e:
+            if e.sw == 0x6985:
+                return False  # the card knows this roll already: nothing to recover
+            raise
+        return True
+
+    def _roll_unrecorded(self):
+        r = self.card_roll
+        return r["code"] and (self.roll is None or self._recorded_roll != (r["code"], r["start"]))
+
+    def _record_roll(self, tag):
+        self._read_card()
+        r = self.card_roll
+        date, time = self.now()
+        self._append(codes.REC_ROLL_LOAD, layouts.ROLL_LOAD_RECORD,
+                     {"request": tag, "date": date, "time": time, "code": r["code"], "start": r["start"],
+                      "end": r["end"]})
+        self.roll = {"code": r["code"], "start": r["start"], "end": r["end"], "next": r["next"]}
+        self.roll_counts = [0, 0, 0]
+        self._recorded_roll = (r["code"], r["start"])
+
+
+    # ---- issuing ------------------------------------------------------------------------------------
+    def issue(self, req, rid, digest):
+        self._need_initialized()
+        date, time = self._today()
+        if date <= self.closed:
+            raise Refused(codes.E_STATE_DAY_CLOSED)
+        authorised = [t["index"] for t in self.tax_items if t["index"]]
+        status, slots = split(req, authorised)
+        if status != codes.E_OK:
+            raise Refused(status)
+        self.ensure_session()
+        self._close_days(from_day_number(day_number(date) - 1), 0, 0)
+        mask = self.lock_mask()
+        if mask:
+            raise Refused(self.issue_lock_error(mask))
+        kind, total, c = req["kind"], req["total"], self.controls
+        if total > c["single_limit"]:
+            raise Refused(codes.E_LOCK_SINGLE_LIMIT)
+        if kind == codes.INVOICE_NORMAL and self.cum_normal + total > c["cumulative_limit"]:
+            raise Refused(codes.E_LOCK_CUMULATIVE_LIMIT)
+        if kind == codes.INVOICE_RETURN:
+            if self.cum_return + total > c["return_limit"]:
+                raise Refused(codes.E_LOCK_RETURN_LIMIT)
+            self._check_return(req["ref_number"], total)
+        if self.jn.usage().get(codes.REC_INVOICE, 0) >= 1000:
+            raise Refused(codes.E_FM_FULL)
+        rec = {"request": {"rid": rid, "digest": digest}, "kind": kind, "code": self.roll["code"],
+               "number": self.roll["next"], "date": date, "time": time, "ref_number": req["ref_number"],
+               "total": total, "lines": slots, "fiscal_code": bytes(8)}
+        self._intent(codes.CMD_ISSUE_INVOICE, rid, digest, _enc(layouts.INVOICE_RECORD, rec))
+        rec["fiscal_code"] = self.fiscal.issue(date, kind, rec["number"], slots, total)
+        self._append_invoice(rec, slots)
+        self._done()
+        return rec
+
+    def _append_invoice(self, rec, slots):
+        self._append(codes.REC_INVOICE, layouts.INVOICE_RECORD, rec)
+        kind, total = rec["kind"], rec["total"]
+        self.roll["next"] = rec["number"] + 1
+        self.roll_counts[kind - 1] += 1
+        self.last_number = rec["number"]
+        if kind == codes.INVOICE_NORMAL:
+            self.cum_normal += total
+        elif kind == codes.INVOICE_RETURN:
+            self.cum_return += total
+        if self.day != rec["date"]:
+            self.day = rec["date"]
+            self.day_totals = ledger.empty_totals()
+        ledger.add_invoice(self.day_totals, kind, slots, total)
+        if self.roll["next"] > self.roll["end"]:
+            r = self.roll
+            n = self.roll_counts
+            try:
+                self._append(codes.REC_ROLL_USAGE, layouts.ROLL_USAGE_RECORD,
+                             {"date": rec["date"], "code": r["code"], "start": r["start"], "end": r["end"],
+                              "normal": n[0], "returned": n[1], "voided": n[2], "last_number": rec["number"]})
+            except Refused:
+                pass  # the usage summary can be rebuilt from the detail; the invoice stands
+
+    def find_invoice(self, number):
+        """The newest invoice record with this number (0: the last one), or None."""
+        for ordinal, body in self.jn.invoices_reverse():
+            rec = _dec(layouts.INVOICE_RECORD, body)
+            if number == 0 or rec["number"] == number:
+                return rec
+        return None
+
+    def _check_return(self, ref, total):
+        original = None
+        returned = 0
+        for ordinal, body in self.jn.invoices_reverse():
+            rec = _dec(layouts.INVOICE_RECORD, body)
+            if rec["kind"] == codes.INVOICE_RETURN and rec["ref_number"] == ref:
+                returned += rec["total"]
+            if rec["number"] == ref and rec["kind"] == codes.INVOICE_NORMAL:
+                original = rec
+                break
+        if original is None or returned + total > original["total"]:
+            raise Refused(codes.E_INPUT_BAD_REFERENCE)
+
+    # ---- daily close --------------------------------------------------------------------------------
+    def daily_close(self, rid, digest):
+        self._need_initialized()
+        date, time = self._today()
+        if not self.fiscal.present():
+            raise Refused(codes.E_CARD_FISCAL_MISSING)
+        if not self.session:
+            self.ensure_session()
+        self._intent(codes.CMD_DAILY_CLOSE, rid, digest)
+        first = self.closed
+        n = self._close_days(date, rid, digest)
+        self._done()
+        if n == 0:
+            return {"first": 0, "last": 0, "count": 0}
+        return {"first": from_day_number(day_number(first) + 1) if first else self.init["date"],
+                "last": date, "count": n}
+
+    def _close_days(self, through, rid, digest):
+        """Sign and record every day after the last closed one up to `through`, zero days included."""
+        if not self.initialized() or self.jn is None:
+            return 0
+        start = day_number(self.closed) + 1 if self.closed else day_number(self.init["date"])
+        end = day_number(through)
+        n = 0
+        for dn in range(start, end + 1):
+            d = from_day_number(dn)
+            totals = self.day_totals if d == self.day else ledger.empty_totals()
+            sig = self.fiscal.daily_sign(d, ledger.period_sums(totals))
+            self._append(codes.REC_DAILY, layouts.DAILY_RECORD,
+                         {"request": {"rid": rid, "digest": digest}, "date": d, "totals": totals,
+                          "signature": sig})
+            self.closed = d
+            self.undeclared.append((d, totals))
+            if d == self.day:
+                self.day = 0
+                self.day_totals = ledger.empty_totals()
+            n += 1
+        return n
+
+    # ---- declaration --------------------------------------------------------------------------------
+    def declare(self, req, rid, digest):
+        self._need_initialized()
+        self._today()
+        if self.decl is not None:
+            raise Refused(codes.E_STATE_DECLARATION_PENDING)
+        end = req["end"] or self.closed
+        if end and not valid_date(end):
+            raise Refused(codes.E_INPUT_BAD_DATE)
+        if not end or end > self.closed or end <= self.declared_end:
+            raise Refused(codes.E_STATE_NOTHING_TO_DECLARE if not self.undeclared else codes.E_INPUT_BAD_RANGE)
+        days = [(d, t) for d, t in self.undeclared if d <= end]
+        if not days:
+            raise Refused(codes.E_STATE_NOTHING_TO_DECLARE)
+        totals = ledger.empty_totals()
+        for d, t in days:
+            ledger.add_totals(totals, t)
+        start = days[0][0]
+        if not self.fiscal.present():
+            raise Refused(codes.E_CARD_FISCAL_MISSING)
+        self.user.open()
+        self.user.find_till(self.machine_no, self.init["fiscal_card_no"])
+        self._intent(codes.CMD_DECLARE, rid, digest)
+        data, resp = self.fiscal.declare(start, end, ledger.period_sums(totals))
+        self.user.data_collect(self.init["fiscal_card_no"], data, resp)
+        r = _dec(layouts.DECLARE_DUTY_RESPONSE, resp)
+        rec = self._record_declaration(start, end, totals, r["mac1"], r["signature"],
+                                       {"rid": rid, "digest": digest})
+        self._done()
+        return rec
+
+    def _record_declaration(self, start, end, totals, mac, signature, tag):
+        date, time = self.now()
+        rec = {"request": tag, "date": date, "time": time, "start": start, "end": end, "totals": totals,
+               "mac": mac, "signature": signature}
+        self._append(codes.REC_DECLARATION, layouts.DECLARATION_RECORD, rec)
+        self.declared_end = end
+        self.undeclared = [(d, t) for d, t in self.undeclared if d > end]
+        self.decl = rec
+        return rec
+
+    def _finish_declaration(self, d, tag, _unused):
+        """Recovery: the card signed a declaration the journal lacks; rebuild it from EF04."""
+        sums = ledger.period_sums(d["totals"])
+        data = _enc(layouts.DECLARE_DUTY_DATA, {"start": d["start"], "end": d["end"], "sums": sums})
+        resp = _enc(layouts.DECLARE_DUTY_RESPONSE, {
+            "normal_total": d["totals"]["normal_total"], "return_total": d["totals"]["return_total"],
+            "status": 0, "mac1": d["mac"], "signature": d["signature"]})
+        if self.user.present():
+            try:
+                self.user.open()
+                self.user.data_collect(self.init["fiscal_card_no"], data, resp)
+            except CardError:
+                pass  # the declaration still stands on the fiscal card; DATA_COLLECT again at DECLARE
+        self._record_declaration(d["start"], d["end"], d["totals"], d["mac"], d["signature"], tag)
+
+    # ---- clear-unlock -------------------------------------------------------------------------------
+    def clear_unlock(self, rid, digest):
+        self._need_initialized()
+        self._today()
+        if self.decl is None:
+            raise Refused(codes.E_STATE_NOT_DECLARED)
+        u = self.user
+        u.open()
+        u.find_till(self.machine_no, self.init["fiscal_card_no"])
+        card_no = self.init["fiscal_card_no"]
+        for rec in u.declarations():
+            r = rec["record"]
+            if rec["status"] == cards.DECL_SIGNED and r["fiscal_card_no"] == card_no and \
+                    r["declaration"]["end"] == self.decl["end"]:
+                raise Refused(codes.E_STATE_DECLARATION_PENDING)
+        blob = u.controls_for(self.machine_no)
+        if blob is None:
+            raise Refused(codes.E_STATE_DECLARATION_PENDING)
+        self.ensure_session()
+        self._intent(codes.CMD_CLEAR_UNLOCK, rid, digest)
+        self.fiscal.update_controls(blob)
+        rec = self._record_clear({"rid": rid, "digest": digest})
+        self._done()
+        return {"period_end": rec["period_end"], "controls": rec["controls"]}
+
+    def _record_clear(self, tag):
+        self._read_card()
+        ctl = self.card_ctl
+        date, time = self.now()
+        rec = {"request": tag, "date": date, "time": time, "period_end": ctl["period_end"],
+               "sequence": ctl["sequence"], "controls": ctl["controls"]}
+        self._append(codes.REC_CLEAR_UNLOCK, layouts.CLEAR_UNLOCK_RECORD, rec)
+        self.clear_seq = ctl["sequence"]
+        self.decl = None
+        self._event(codes.EV_UNLOCKED, ctl["period_end"])
+        return rec
+
+    # ---- clock and inspection -----------------------------------------------------------------------
+    def set_time(self, req, rid, digest):
+        date, time = req["date"], req["time"]
+        if not valid_date(date) or not valid_time(time):
+            raise Refused(codes.E_INPUT_BAD_DATE)
+        if self.initialized():
+            self.ensure_session()
+            cert = self._inspector()
+            if not cert["rights"] & cards.RIGHT_CLOCK:
+                raise Refused(codes.E_CLOCK_UNAUTHORIZED)
+            old_date, old_time = self.now()
+            if (date, time) < (old_date, old_time) or date < self.last_date:
+                raise Refused(codes.E_CLOCK_BACKWARDS)
+        self.board.rtc.datetime((date // 10000, date // 100 % 100, date % 100, 0, time // 10000,
+                                 time // 100 % 100, time % 100, 0))
+        if self.initialized():
+            self._append(codes.REC_EVENT, layouts.EVENT_RECORD,
+                         {"request": {"rid": rid, "digest": digest}, "date": date, "time": time,
+                          "event": codes.EV_CLOCK_SET, "arg": old_date})
+            self._close_days(from_day_number(day_number(date) - 1), 0, 0)
+        return {}
+
+    def _inspector(self):
+        try:
+            return cards.authenticate_inspector(self.fiscal, self.board.user_slot)
+        except CardError as e:
+            if e.code in (codes.E_CARD_MGMT_MISSING, codes.E_CARD_USER_MISSING, codes.E_CARD_WRONG_TYPE):
+                raise Refused(codes.E_CARD_MGMT_MISSING)
+            raise
+
+    def inspect(self):
+        self._need_initialized()
+        self.ensure_session()
+        cert = self._inspector()
+        if not cert["rights"] & cards.RIGHT_INSPECT:
+            raise Refused(codes.E_CARD_SECURITY)
+        c = self.jn.counters()
+        first = self.init["date"]
+        return {"machine_no": self.machine_no, "fiscal_card_no": self.init["fiscal_card_no"],
+                "taxpayer_no": self.init["taxpayer_no"], "taxpayer_name": self.init["taxpayer_name"],
+                "init_date": self.init["date"], "first_date": first, "last_date": self.last_date,
+                "daily_count": c[codes.REC_DAILY], "declaration_count": c[codes.REC_DECLARATION],
+                "invoice_count": c[codes.REC_INVOICE], "journal_bytes": self.jn.stream_length(),
+                "chain_head": self.jn.chain_head() or bytes(32)}
+
+    # ---- read-outs ----------------------------------------------------------------------------------
+    def read_journal(self, req):
+        if self.jn is None:
+            raise Refused(codes.E_FM_DAMAGED)
+        total = self.jn.stream_length()
+        off = req["offset"]
+        if off > total:
+            raise Refused(codes.E_INPUT_BAD_RANGE)
+        n = min(req["length"], codes.READ_JOURNAL_MAX, total - off)
+        return {"offset": off, "total": total, "data": self.jn.read_stream(off, n)}
+
+    def report(self, req):
+        self._need_initialized()
+        kind = req["kind"]
+        if kind == codes.REPORT_X:
+            date, _ = self.now()
+            return {"kind": kind, "start": self.day or date, "end": date, "totals": self.day_totals}
+        if kind != codes.REPORT_Z and kind != codes.REPORT_PERIOD:
+            raise Refused(codes.E_INPUT_BAD_KIND)
+        start = req["start"]
+        end = req["end"] if kind == codes.REPORT_PERIOD else start
+        if not valid_date(start) or not valid_date(end) or end < start:
+            raise Refused(codes.E_INPUT_BAD_DATE)
+        totals = ledger.empty_totals()
+        found = 0
+        for idx, t, body in self.jn.fiscal_records_reverse():
+            if t != codes.REC_DAILY:
+                continue
+            rec = _dec(layouts.DAILY_RECORD, body)
+            if rec["date"] < start:
+                break
+            if rec["date"] <= end:
+                ledger.add_totals(totals, rec["totals"])
+                found += 1
+        if not found:
+            raise Refused(codes.E_INPUT_NOT_FOUND)
+        return {"kind": kind, "start": start, "end": end, "totals": totals}
+
+
+def request_digest(command, payload):
+    """The request tag's digest: CRC-32 of the command byte and the payload (protocol/records.py)."""
+    return crc32(payload, crc32(bytes([command])))

@@ -1,0 +1,185 @@
+"""Card readers for the bureau station: one API over two backends (python-can style).
+
+    reader = open_reader("sim", card=card)            # an in-process simulated card (or a CardSlot)
+    reader = open_reader("pcsc")                      # the first PC/SC reader (pyscard + pcscd)
+    reader = open_reader("pcsc", name="Virtual PCD 00 01")
+    with reader:
+        atr = reader.atr
+        data = reader.send(0x00, 0xA4, 0x04, 0x00, b"TID01")   # CardStatusError unless SW 9000
+
+`Reader.transmit(apdu) -> response` is the backend hook (raw bytes both ways); `send()` builds the APDU
+with protocol.apdu, splits the status word, and raises CardStatusError (with the error-table row) on any
+status word not in `ok`.  Faults (no reader, no card, mute card, PC/SC errors) raise ReaderError.  The
+PC/SC backend needs pyscard (the `dev` extra; it builds against libpcsclite) and a running pcscd.
+"""
+
+from __future__ import annotations
+
+from protocol import apdu as A
+
+from .bureau_errors import CardStatusError, ReaderError
+
+
+class Reader:
+    """A connected card.  Subclasses implement _connect, _disconnect and transmit."""
+
+    name = "reader"
+
+    def __init__(self) -> None:
+        self.atr: bytes | None = None
+
+    def connect(self) -> bytes:
+        self.atr = self._connect()
+        return self.atr
+
+    def disconnect(self) -> None:
+        self._disconnect()
+        self.atr = None
+
+    def __enter__(self) -> "Reader":
+        if self.atr is None:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.disconnect()
+
+    def _connect(self) -> bytes:
+        raise NotImplementedError
+
+    def _disconnect(self) -> None:
+        raise NotImplementedError
+
+    def transmit(self, apdu: bytes) -> bytes:
+        raise NotImplementedError
+
+    def send(self, cla: int, ins: int, p1: int = 0, p2: int = 0, data: bytes = b"", le: int | None = None, *,
+             ok: tuple[int, ...] = (A.SW_OK,), what: str = "") -> bytes:
+        """Send one command; the response data, or CardStatusError if the status word is not in `ok`."""
+        raw = self.transmit(A.Command.build(dict(cla=cla, ins=ins, p1=p1, p2=p2, data=bytes(data), le=le)))
+        if len(raw) < 2:
+            raise ReaderError("%s: response of %d bytes has no status word" % (self.name, len(raw)))
+        sw = raw[-2] << 8 | raw[-1]
+        if sw not in ok:
+            raise CardStatusError(sw, ins, what)
+        return raw[:-2]
+
+    # ISO conveniences
+    def select(self, df_name: bytes) -> None:
+        self.send(A.CLA_ISO, A.INS_SELECT, 0x04, 0x00, df_name, what="SELECT %s" % df_name.decode(errors="replace"))
+
+    def read_binary(self, fid: int, length: int | None = None) -> bytes:
+        return self.send(A.CLA_ISO, A.INS_READ_BINARY, 0x80 | (fid & 0x1F), 0, le=length or 256,
+                         what="READ BINARY %04X" % fid)
+
+    def read_records(self, fid: int) -> list[bytes]:
+        """Every record of a record file, from 1 until the card answers 6A82."""
+        out = []
+        while True:
+            raw = self.transmit(A.Command.build(dict(cla=A.CLA_ISO, ins=A.INS_READ_RECORD, p1=len(out) + 1,
+                                                     p2=(fid & 0x1F) << 3 | 4, data=b"", le=256)))
+            sw = raw[-2] << 8 | raw[-1]
+            if sw == 0x6A82:
+                return out
+            if sw != A.SW_OK:
+                raise CardStatusError(sw, A.INS_READ_RECORD, "READ RECORD %04X/%d" % (fid, len(out) + 1))
+            out.append(raw[:-2])
+
+    def update_record(self, fid: int, number: int, data: bytes) -> None:
+        self.send(A.CLA_ISO, A.INS_UPDATE_RECORD, number, (fid & 0x1F) << 3 | 4, data,
+                  what="UPDATE RECORD %04X/%d" % (fid, number))
+
+
+class SimReader(Reader):
+    """An in-process card: anything with power_on() -> ATR, transmit(), power_off() (a hw_sim card or slot)."""
+
+    name = "sim"
+
+    def __init__(self, card) -> None:
+        super().__init__()
+        self.card = card
+
+    def _connect(self) -> bytes:
+        try:
+            atr = self.card.power_on()
+        except OSError as e:
+            raise ReaderError("sim: %s" % e) from None
+        if atr is None:
+            raise ReaderError("sim: no card or no ATR")
+        return atr
+
+    def _disconnect(self) -> None:
+        self.card.power_off()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        try:
+            return self.card.transmit(apdu)
+        except OSError as e:
+            raise ReaderError("sim: %s" % e) from None
+
+
+def pcsc_readers() -> list[str]:
+    """Names of the PC/SC readers (ReaderError when pyscard or pcscd is missing)."""
+    try:
+        from smartcard.System import readers
+    except ImportError:
+        raise ReaderError("pyscard is not installed (pip install pyscard; needs libpcsclite-dev and swig)") from None
+    try:
+        return [str(r) for r in readers()]
+    except Exception as e:  # pyscard raises its own hierarchy; pcscd absent is one of them
+        raise ReaderError("PC/SC unavailable: %s" % e) from None
+
+
+class PcscReader(Reader):
+    """A card in a PC/SC reader, through pyscard (T=1 or T=0, as the card's ATR offers)."""
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__()
+        names = pcsc_readers()
+        if not names:
+            raise ReaderError("no PC/SC reader")
+        if name is None:
+            name = names[0]
+        elif name not in names:
+            raise ReaderError("no PC/SC reader %r (have %s)" % (name, ", ".join(names)))
+        self.name = name
+        self._connection = None
+
+    def _connect(self) -> bytes:
+        from smartcard.System import readers
+        try:
+            reader = next(r for r in readers() if str(r) == self.name)
+            self._connection = reader.createConnection()
+            self._connection.connect()
+            return bytes(self._connection.getATR())
+        except Exception as e:
+            raise ReaderError("%s: %s" % (self.name, e)) from None
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.disconnect()
+                self._connection.release()
+            except Exception:
+                pass
+            self._connection = None
+
+    def transmit(self, apdu: bytes) -> bytes:
+        if self._connection is None:
+            raise ReaderError("%s: not connected" % self.name)
+        try:
+            data, sw1, sw2 = self._connection.transmit(list(apdu))
+        except Exception as e:
+            raise ReaderError("%s: %s" % (self.name, e)) from None
+        return bytes(data) + bytes((sw1, sw2))
+
+
+def open_reader(kind: str, *, card=None, name: str | None = None) -> Reader:
+    """`kind` "sim" (with `card`) or "pcsc" (optionally a reader `name`); not yet connected."""
+    if kind == "sim":
+        if card is None:
+            raise ReaderError("the sim reader needs a card")
+        return SimReader(card)
+    if kind == "pcsc":
+        return PcscReader(name)
+    raise ReaderError("unknown reader kind %r (sim, pcsc)" % kind)
