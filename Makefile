@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	@$(BIN)/pip install -q -e '.[pcsc]' 2>/dev/null || echo "pyscard did not build (needs libpcsclite-dev and swig): the PC/SC test will skip"
 	@touch $@
 
 # MicroPython stubs shadow the standard library, so they live in their own folder, never in the venv.

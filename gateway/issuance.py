@@ -32,7 +32,7 @@ from protocol import cardfiles as F
 from protocol import crypto
 from protocol.crypto import FiscalCardKeys
 
-from . import cardauth
+from protocol import cardauth
 from .bureau_errors import DeclarationRejected, IssuanceError
 from .keystore import KeyStore
 

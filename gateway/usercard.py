@@ -17,7 +17,8 @@ from __future__ import annotations
 from protocol import apdu as A
 from protocol import cardfiles as F
 
-from . import cardauth, issuance, verify
+from protocol import cardauth
+from . import issuance, verify
 from .bureau_errors import BureauError
 from .keystore import KeyStore
 from .readers import Reader

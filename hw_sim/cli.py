@@ -1,10 +1,12 @@
 """fiscal-sim: run a simulated till until interrupted.
 
     fiscal-sim [--state DIR] [--interpreter cpython|micropython] [--baud N] [--pace] [--rfc2217 PORT]
-               [--machine-no DIGITS]
+               [--machine-no DIGITS] [--cards demo|none]
 
 stdout gets exactly the pty path, then the rfc2217 URL if asked for, one per line and flushed, so a
-script can read them; everything for people goes to stderr.  Runs until SIGINT or SIGTERM (exit 0) or
+script can read them; everything for people goes to stderr: what runs, and where its state lives (flash
+image, cards, nvram, printer roll, clock).  A new state folder gets the demo cards (TEST keys, the till
+says NON-FISCAL) unless --cards none asks for a bare till with empty slots.  Runs until SIGINT or SIGTERM (exit 0) or
 until the firmware dies (exit 1, with the reason).  Bad arguments exit 2.
 """
 
@@ -15,7 +17,7 @@ import signal
 import sys
 import threading
 
-from .sim import DEFAULT_MACHINE_NO, INTERPRETERS, SimTill, SimTillError
+from .sim import CARD_SETS, DEFAULT_MACHINE_NO, INTERPRETERS, SimTill, SimTillError
 
 PROG = "fiscal-sim"
 
@@ -49,7 +51,27 @@ def parser() -> argparse.ArgumentParser:
                    help="also serve rfc2217://127.0.0.1:PORT")
     p.add_argument("--machine-no", type=_machine_no, metavar="DIGITS",
                    help="machine number of a new state folder (default %s)" % DEFAULT_MACHINE_NO)
+    p.add_argument("--cards", choices=CARD_SETS,
+                   help="cards of a new state folder: demo (TEST keys, default) or none (empty slots)")
     return p
+
+
+def describe_state(sim: SimTill) -> list[str]:
+    """Where the till's non-volatile world lives, one line per part, for people."""
+    st = sim.state.resolve()
+    slots = ", ".join("%s slot %s" % (name, "holds a card" if slot.present() else "empty")
+                      for name, slot in (("fiscal", sim.fiscal_slot), ("user", sim.user_slot)))
+    cards = ("demo cards under TEST keys: NON-FISCAL" if sim.config["cards"] == "demo" else "a bare till")
+    lines = ["state folder  %s" % st,
+             "flash         %s (%d x 4 KiB sectors)" % (st / "flash.img", sim.config["flash_sectors"]),
+             "cards         %s (%s; %s)" % (st / "cards", slots, cards),
+             "nvram         %s" % (st / "nvram"),
+             "printer roll  %s" % (st / "printer.txt"),
+             "clock         %s (reads %s)" % (st / "rtc.json", sim.rtc.now().strftime("%Y-%m-%d %H:%M:%S")),
+             "firmware log  %s" % sim.log_path.resolve()]
+    if sim.image is not None:
+        lines.append("firmware      %s" % sim.image)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         sim = SimTill(args.state, args.interpreter, baud=args.baud, pace=args.pace,
-                      rfc2217_port=args.rfc2217, machine_no=args.machine_no)
+                      rfc2217_port=args.rfc2217, machine_no=args.machine_no, cards=args.cards)
     except (SimTillError, OSError) as e:
         print("%s: %s" % (PROG, e), file=sys.stderr)
         return 1
@@ -68,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         if sim.rfc2217_url:
             print(sim.rfc2217_url)
         sys.stdout.flush()
-        print("%s: till %s (%s firmware, %d baud%s) is up; state in %s; Ctrl-C stops it"
-              % (PROG, sim.identity["machine_no"], args.interpreter, sim.baud, ", paced" if args.pace else "",
-                 args.state), file=sys.stderr)
+        print("%s: till %s (%s firmware, %d baud%s) is up; Ctrl-C stops it"
+              % (PROG, sim.identity["machine_no"], args.interpreter, sim.baud, ", paced" if args.pace else ""),
+              file=sys.stderr)
+        for line in describe_state(sim):
+            print("%s:   %s" % (PROG, line), file=sys.stderr)
         while not stop.wait(0.2):
             if sim.failure:
                 print("%s: %s" % (PROG, sim.failure), file=sys.stderr)

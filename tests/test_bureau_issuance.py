@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 
-from gateway import cardauth
+from protocol import cardauth
 from gateway import issuance as I
 from gateway.bureau_errors import DeclarationRejected, IssuanceError
 from gateway.keystore import KeyStore

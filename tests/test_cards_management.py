@@ -2,7 +2,7 @@
 
 import pytest
 
-from gateway import cardauth
+from protocol import cardauth
 from gateway import issuance as I
 from gateway.keystore import KeyStore
 from hw_sim.cards import ManagementCard

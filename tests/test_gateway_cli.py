@@ -59,7 +59,7 @@ def test_info_tables(sim, capsys, monkeypatch):
     code, out, err = run_cli(capsys, "--port", sim.port)
     assert code == 0 and err == ""
     for text in ("Till on " + sim.port, DEFAULT_MACHINE_NO, "FTK-1 SIM", version.firmware_hash().hex(),
-                 "JOURNAL_READOUT, SIMULATOR", "NOT_INITIALIZED", "NEW"):
+                 "JOURNAL_READOUT, SIMULATOR", "NOT_INITIALIZED", "NEW", "NON_FISCAL"):
         assert text in out
 
 
@@ -72,7 +72,7 @@ def test_info_json(sim, capsys):
     assert record["info"]["fw_hash"] == version.firmware_hash().hex()
     assert record["info"]["protocol_version"] == "1.0"
     assert record["status"]["state"] == "NEW" and record["status"]["lock_reasons"] == ["NOT_INITIALIZED"]
-    assert record["status"]["days_to_deadline"] is None and record["status"]["warnings"] == []
+    assert record["status"]["days_to_deadline"] is None and record["status"]["warnings"] == ["NON_FISCAL"]
 
 
 @pytest.mark.micropython

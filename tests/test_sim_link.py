@@ -21,7 +21,8 @@ from hw_sim.rtc import SimRTC
 from hw_sim.sim import DEFAULT_MACHINE_NO, SimTill, SimTillError
 from protocol import frame
 from protocol.errors import BY_NAME as ERR
-from protocol.status import CAPABILITIES, LOCK_REASONS, STATE_NEW, mask_names
+from protocol.status import CAPABILITIES, LOCK_REASONS, STATE_NEW, WARNINGS, mask_names
+from tillrig import TillRig
 
 pytestmark = pytest.mark.filterwarnings("ignore:set(Daemon|Name)\\(\\) is deprecated:DeprecationWarning")
 INTERPRETERS = ["cpython", pytest.param("micropython", marks=pytest.mark.micropython)]
@@ -65,11 +66,21 @@ def test_get_status_reads_the_simulated_clock(sim, till):
 
 
 def test_link_statuses(till):
+    """Each dispatch step's status, on a till fresh from the factory (demo cards in, not initialized)."""
+    not_initialized = ERR["LOCK_NOT_INITIALIZED"].code
     assert till.call(0x77, payload=b"") == (ERR["LINK_UNKNOWN_COMMAND"].code, b"")
-    assert till.call("INSPECT") == (ERR["LINK_NOT_SUPPORTED"].code, None)
+    assert till.call("ISSUE_INVOICE", TillRig.invoice(1000)) == (not_initialized, None)
+    assert till.call("INSPECT") == (not_initialized, None)
+    assert till.call("DAILY_CLOSE", payload=b"") == (not_initialized, None)
     assert till.call("GET_DOCUMENT", payload=b"\x00") == (ERR["LINK_BAD_PAYLOAD"].code, None)
-    with pytest.raises(StatusError, match="INSPECT refused: 0x0102 LINK_NOT_SUPPORTED"):
-        till.call_ok("INSPECT")
+    with pytest.raises(StatusError, match="ISSUE_INVOICE refused: 0x%04X LOCK_NOT_INITIALIZED" % not_initialized):
+        till.call_ok("ISSUE_INVOICE", TillRig.invoice(1000))
+
+
+def test_fresh_sim_is_non_fiscal_with_demo_cards(sim, till):
+    status = till.call_ok("GET_STATUS")
+    assert mask_names(status.warnings, WARNINGS) == ["NON_FISCAL"]
+    assert sim.fiscal_slot.present() and sim.user_slot.present() and sim.identity["non_fiscal"] is True
 
 
 def test_noise_and_bad_frames_are_ignored(sim, till):

@@ -43,7 +43,7 @@ RIGHT_CLOCK = 0x02
 
 class CardError(Exception):
     def __init__(self, code, sw=0, ins=0):
-        Exception.__init__(self, code)
+        super().__init__(code)
         self.code = code
         self.sw = sw
         self.ins = ins

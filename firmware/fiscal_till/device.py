@@ -58,6 +58,7 @@ class Till:
             if rid == 0:
                 return codes.E_LINK_RID_MISSING, off
             digest = request_digest(command, payload)
+            self.fiscal.reconcile()
             last = self.fiscal.last_req
             if last is not None and last[0] == rid:
                 if last[1] != digest or last[2] != command:
@@ -74,6 +75,7 @@ class Till:
         except Refused as e:
             return e.code, off
         except CardError as e:
+            self.fiscal.session = False  # re-open (and recover, if a step was cut short) before next use
             return e.code, off
         except Exception:  # a HAL fault or a bug: answer, keep serving; boot recovery mends the state
             return codes.E_LINK_DEVICE_FAULT, off

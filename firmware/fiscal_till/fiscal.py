@@ -56,7 +56,7 @@ class Refused(Exception):
     """An operation refused with a status code; nothing was written."""
 
     def __init__(self, code):
-        Exception.__init__(self, code)
+        super().__init__(code)
         self.code = code
 
 
@@ -116,10 +116,7 @@ class Fiscal:
         if self.jn is not None and self.jn.counters()[codes.REC_INIT]:
             self._load_journal()
             self._open_fiscal()
-            try:
-                self.recover()
-            except (Refused, CardError):
-                pass  # the intent stays in nvram; the next boot tries again
+            self._load_last_request()
             if self.card_ok():
                 date, time = self.now()
                 if valid_date(date):
@@ -153,32 +150,15 @@ class Fiscal:
         self.controls = self.init["controls"]
         self.tax_items = self.init["tax_items"]
         self.last_date = self.init["date"]
-        counts = jn.counters()
-        n_fiscal = 0
-        for t in counts:
-            if t != codes.REC_INVOICE:
-                n_fiscal += counts[t]
-        tagged = None  # (index, k) of the newest fiscal record made by a request
-        req_rid = None
-        daily_reply = None
         found_decl = found_clear = found_roll = False
-        k = -1
+        first = True
         for idx, t, body in jn.fiscal_records_reverse():
-            k += 1
             if t not in layouts.RECORDS:
                 continue
             rec = _dec(layouts.RECORDS[t], body)
-            if k == 0:
+            if first:
+                first = False
                 self.last_date = max(self.last_date, rec.get("date", 0))
-            rid = rec["request"]["rid"] if "request" in rec else 0
-            if rid and (tagged is None or (rid == req_rid and t == codes.REC_DAILY)):
-                if tagged is None:
-                    tagged = (idx, k)
-                    req_rid = rid
-                if self._remember(t, rec, daily_reply) and t == codes.REC_DAILY:
-                    daily_reply = self.last_req
-            elif tagged is not None:
-                req_rid = -1  # the request's records are behind us
             if t == codes.REC_DAILY:
                 if not self.closed:
                     self.closed = rec["date"]
@@ -197,10 +177,8 @@ class Fiscal:
                 found_roll = True
                 self.roll = {"code": rec["code"], "start": rec["start"], "end": rec["end"], "next": rec["start"]}
                 self._recorded_roll = (rec["code"], rec["start"])
-            if found_decl and found_clear and found_roll and self.closed and req_rid == -1:
+            if found_decl and found_clear and found_roll and self.closed:
                 break
-        # an invoice newer than the newest tagged fiscal record is the last request
-        inv_before = -1 if tagged is None else tagged[0] + 1 - (n_fiscal - tagged[1])
         first = True
         for ordinal, body in jn.invoices_reverse():
             rec = _dec(layouts.INVOICE_RECORD, body)
@@ -208,8 +186,6 @@ class Fiscal:
                 first = False
                 self.last_number = rec["number"]
                 self.last_date = max(self.last_date, rec["date"])
-                if ordinal >= inv_before:
-                    self._remember(codes.REC_INVOICE, rec, None)
             in_roll = self.roll is not None and rec["code"] == self.roll["code"] and \
                 self.roll["start"] <= rec["number"] <= self.roll["end"]
             if in_roll:
@@ -220,6 +196,43 @@ class Fiscal:
                 ledger.add_invoice(self.day_totals, rec["kind"], rec["lines"], rec["total"])
             elif not in_roll:
                 break
+
+    def _load_last_request(self):
+        """Exactly-once across a reboot: find the newest record a request made (its tag has a rid) and
+        rebuild that request's reply.  Fiscal records carry their index; an invoice is newer than the
+        newest tagged fiscal record when its ordinal is at least the number of invoices before it."""
+        jn = self.jn
+        self.last_req = None
+        counts = jn.counters()
+        n_fiscal = 0
+        for t in counts:
+            if t != codes.REC_INVOICE:
+                n_fiscal += counts[t]
+        tagged = None
+        daily_reply = None
+        k = -1
+        for idx, t, body in jn.fiscal_records_reverse():
+            k += 1
+            if t not in layouts.RECORDS:
+                continue
+            rec = _dec(layouts.RECORDS[t], body)
+            rid = rec["request"]["rid"] if "request" in rec else 0
+            if tagged is None:
+                if rid and self._remember(t, rec, None):
+                    tagged = (idx, k, rid)
+                    if t != codes.REC_DAILY:
+                        break
+                    daily_reply = self.last_req
+            elif t == codes.REC_DAILY and rid == tagged[2]:
+                self._remember(t, rec, daily_reply)  # an earlier day of the same DAILY_CLOSE
+                daily_reply = self.last_req
+            else:
+                break
+        inv_before = -1 if tagged is None else tagged[0] + 1 - (n_fiscal - tagged[1])
+        for ordinal, body in jn.invoices_reverse():
+            if ordinal >= inv_before:
+                self._remember(codes.REC_INVOICE, _dec(layouts.INVOICE_RECORD, body), None)
+            break
 
     def _remember(self, t, rec, daily_reply):
         """Rebuild the reply of the request that wrote `rec` (exactly-once across a reboot)."""
@@ -275,6 +288,13 @@ class Fiscal:
         except CardError as e:
             self.card_lock = 1 << _CARD_LOCKS.get(e.code, codes.LOCK_FISCAL_CARD_MISSING)
             return False
+        if self.nv.get(_INTENT) is not None and self.init is not None:
+            # an operation was cut short (power, or the card pulled out): finish or forget it now
+            try:
+                self.recover()
+            except (Refused, CardError):
+                pass  # the intent stays; the next opening tries again
+            self._load_last_request()
         return True
 
     def _read_card(self):
@@ -304,6 +324,18 @@ class Fiscal:
         if not self._open_fiscal():
             raise Refused(self.issue_lock_error())
 
+    def reconcile(self):
+        """Before a mutating request: if an operation was cut short since boot (a card pulled out before
+        it answered), open the card now so recovery runs and the request id check sees its result."""
+        if self.init is not None and self.nv.get(_INTENT) is not None:
+            self._open_fiscal()
+
+    def ensure_card(self):
+        """The fiscal card selected, for commands that need no PIN (daily close, declaration: they must
+        work while the till is locked); card errors surface from the command itself."""
+        if not self.session:
+            self._open_fiscal()
+
     def card_ok(self):
         return self.session and not self.card_lock
 
@@ -324,6 +356,8 @@ class Fiscal:
                     self.roll is not None and rec["code"] == self.roll["code"]:
                 rec["fiscal_code"] = today["last_fiscal_code"]
                 self._append_invoice(rec, rec["lines"])
+                self.cum_normal = today["cumulative_normal"]  # the card counted it already
+                self.cum_return = today["cumulative_return"]
                 self.recovered.append("ISSUE_INVOICE")
         elif cmd == codes.CMD_DAILY_CLOSE or cmd == codes.CMD_INITIALIZE:
             pass  # daily closes are redone by the back-fill below; INITIALIZE by the host's retry
@@ -408,8 +442,8 @@ class Fiscal:
             w |= 1 << codes.WARN_AMOUNT_75
         if c["return_limit"] and self.cum_return * 4 >= c["return_limit"] * 3:
             w |= 1 << codes.WARN_RETURN_75
-        if self.jn is not None and self.jn.warnings():
-            w |= 1 << codes.WARN_FM_90
+        if self.jn is not None and [t for t in self.jn.warnings() if t != codes.REC_INIT]:
+            w |= 1 << codes.WARN_FM_90  # INIT is full by design once written
         if self.roll is not None and 0 < self.invoices_left() <= WARN_INVOICES:
             w |= 1 << codes.WARN_ROLL_LOW
         if self.decl is not None:
@@ -435,7 +469,7 @@ class Fiscal:
         u = self.jn.usage()
         worst = u.get(0, 0)
         for t in u:
-            if t != codes.REC_INVOICE and u[t] > worst:
+            if t != codes.REC_INVOICE and t != codes.REC_INIT and u[t] > worst:
                 worst = u[t]
         return min(worst, 1000)
 
@@ -669,8 +703,7 @@ class Fiscal:
         date, time = self._today()
         if not self.fiscal.present():
             raise Refused(codes.E_CARD_FISCAL_MISSING)
-        if not self.session:
-            self.ensure_session()
+        self.ensure_card()
         self._intent(codes.CMD_DAILY_CLOSE, rid, digest)
         first = self.closed
         n = self._close_days(date, rid, digest)
@@ -722,6 +755,7 @@ class Fiscal:
         start = days[0][0]
         if not self.fiscal.present():
             raise Refused(codes.E_CARD_FISCAL_MISSING)
+        self.ensure_card()
         self.user.open()
         self.user.find_till(self.machine_no, self.init["fiscal_card_no"])
         self._intent(codes.CMD_DECLARE, rid, digest)

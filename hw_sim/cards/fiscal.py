@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway import cardauth
+from protocol import cardauth
 from protocol import apdu as A
 from protocol import cardfiles as F
 from protocol import crypto

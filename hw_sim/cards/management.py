@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from gateway import cardauth
+from protocol import cardauth
 from protocol import apdu as A
 from protocol import cardfiles as F
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway import cardauth
+from protocol import cardauth
 from protocol import apdu as A
 from protocol import cardfiles as F
 from protocol import crypto

@@ -1,18 +1,22 @@
-"""Device side of the board bus: the till's UART and RTC reached over stdin/stdout.
+"""Device side of the board bus: the till's UART, RTC, flash, card slots, nvram and printer reached over
+stdin/stdout.
 
 The wire format, channels and HAL ops are specified in hw_sim/bus.py (the host side); tests hold both
-sides to the same byte literals.  MicroPython code: buffers are allocated once, the UART path reuses
-them, and the host is trusted to keep to the spec (a pipe does not corrupt bytes).
+sides to the same byte literals.  MicroPython code: buffers are allocated once, the UART and flash paths
+reuse them, and the host is trusted to keep to the spec (a pipe does not corrupt bytes).
 
     bus = Bus(sys.stdin.buffer, sys.stdout.buffer)
-    uart, rtc = BusUART(bus), BusRTC(bus)
+    board = Board(uart=BusUART(bus), rtc=BusRTC(bus), flash=BusFlash(bus), fiscal_slot=BusSlot(bus, 0),
+                  user_slot=BusSlot(bus, 1), nvram=BusNvram(bus), printer=BusPrinter(bus), ...)
     bus.send(CONTROL, b"READY")
     while True:
         bus.pump()                     # blocks for one message; raises PowerOff at EOF
         ... serve the UART ...
 
 UART bytes that arrive while the device waits for a HAL reply are queued; a queue overflow drops the
-newest bytes and counts them in `overruns`, as a UART's receive FIFO would.
+newest bytes and counts them in `overruns`, as a UART's receive FIFO would.  A device fault comes back
+as OSError(errno) with the host device's errno.  PowerOff is a BaseException, like the end of power: the
+firmware's own `except Exception` must not swallow it.
 """
 
 import struct
@@ -27,18 +31,36 @@ UART = const(0)
 HAL = const(1)
 CONTROL = const(2)
 MAX_DATA = const(8192)
+FLASH_CHUNK = const(4096)
 _QUEUE = const(8192)
 
 OP_RTC_GET = const(0x01)
 OP_RTC_SET = const(0x02)
+OP_FLASH_READ = const(0x10)
+OP_FLASH_WRITE = const(0x11)
+OP_FLASH_IOCTL = const(0x12)
+OP_SLOT_PRESENT = const(0x20)
+OP_SLOT_POWER_ON = const(0x21)
+OP_SLOT_POWER_OFF = const(0x22)
+OP_SLOT_TRANSMIT = const(0x23)
+OP_NV_GET = const(0x30)
+OP_NV_PUT = const(0x31)
+OP_NV_DELETE = const(0x32)
+OP_PRINTER_WRITE = const(0x40)
 
 _RESULT_OK = const(0)
+_RESULT_FAULT = const(3)
 _RESULT_ERRNO = (0, 19, 22, 5)  # OK, UNKNOWN_OP -> ENODEV, BAD_ARGS -> EINVAL, FAULT -> EIO
 _EIO = const(5)
+_EINVAL = const(22)
+_NO_OFFSET = const(0xFFFFFFFF)
+_IOCTL_BLOCK_COUNT = const(4)
+_IOCTL_BLOCK_SIZE = const(5)
 _DATETIME = ">HBBBBBBI"
+_REQ = const(3)  # where a HAL request starts in the shared buffer: after its channel header
 
 
-class PowerOff(Exception):
+class PowerOff(BaseException):
     """The host closed the bus: the board lost power."""
 
 
@@ -49,8 +71,10 @@ class Bus:
         self._hdr = bytearray(3)  # received header
         self._hdrv = memoryview(self._hdr)
         self._htx = bytearray(3)  # sent header
-        self._data = bytearray(MAX_DATA)
+        # one buffer for a HAL request (header + op + args, sent in one write) and for what is received
+        self._data = bytearray(MAX_DATA + _REQ)
         self._datav = memoryview(self._data)
+        self._argv = self._datav[_REQ + 1:]
         self._q = bytearray(_QUEUE)
         self._qs = 0
         self._qe = 0
@@ -94,12 +118,26 @@ class Bus:
         return channel
 
     # ---- HAL calls ---------------------------------------------------------------------------------
-    def call(self, op, args=b""):
-        """One HAL call; returns the reply data (valid until the next receive).  Errors as OSError(errno)."""
-        req = self._datav  # the request is sent before anything is received into the same buffer
-        req[0] = op
-        req[1:1 + len(args)] = args
-        self.send(HAL, req[:1 + len(args)])
+    def args(self):
+        """The request buffer after the op byte: write a call's args here, then call(op, n)."""
+        return self._argv
+
+    def call(self, op, n=0, tail=None):
+        """One HAL call with `n` args bytes already in args() (plus `tail` copied after them); returns
+        the reply data (a memoryview valid until the next receive).  Errors as OSError(errno)."""
+        d = self._data
+        if tail is not None:
+            k = len(tail)
+            if n + k > MAX_DATA - 1:
+                raise ValueError("HAL request too long")
+            d[_REQ + 1 + n:_REQ + 1 + n + k] = tail
+            n += k
+        m = n + 1
+        d[0] = HAL
+        d[1] = m >> 8
+        d[2] = m & 0xFF
+        d[_REQ] = op
+        self._tx.write(self._datav[:_REQ + m])  # header and request in one write
         while True:
             channel, data = self.receive()
             if channel == UART:
@@ -107,9 +145,13 @@ class Bus:
             elif channel == HAL:
                 break
         if len(data) < 2 or data[0] != op:
-            raise OSError(_EIO)
-        if data[1] != _RESULT_OK:
-            raise OSError(_RESULT_ERRNO[data[1]] if data[1] < len(_RESULT_ERRNO) else _EIO)
+            raise OSError(_EIO, "bus")
+        r = data[1]
+        if r != _RESULT_OK:
+            # (errno, text): .errno is set under CPython too, where the tests run this module
+            if r == _RESULT_FAULT and len(data) >= 4:
+                raise OSError(data[2] << 8 | data[3], "device")
+            raise OSError(_RESULT_ERRNO[r] if r < len(_RESULT_ERRNO) else _EIO, "bus")
         return data[2:]
 
     # ---- UART receive queue ------------------------------------------------------------------------
@@ -161,12 +203,138 @@ class BusRTC:
 
     def __init__(self, bus):
         self._bus = bus
-        self._args = bytearray(12)
 
     def datetime(self, value=None):
+        bus = self._bus
         if value is None:
-            return struct.unpack(_DATETIME, self._bus.call(OP_RTC_GET))
+            return struct.unpack(_DATETIME, bus.call(OP_RTC_GET))
         sub = value[7] if len(value) > 7 else 0
-        struct.pack_into(_DATETIME, self._args, 0, value[0], value[1], value[2], value[3], value[4],
+        struct.pack_into(_DATETIME, bus.args(), 0, value[0], value[1], value[2], value[3], value[4],
                          value[5], value[6], sub)
-        self._bus.call(OP_RTC_SET, self._args)
+        bus.call(OP_RTC_SET, 12)
+
+
+class BusFlash:
+    """The fiscal-memory flash as an extended block device (readblocks / writeblocks / ioctl), like
+    rp2.Flash or esp32.Partition; the NOR model lives in hw_sim.  Geometry is asked once and kept."""
+
+    def __init__(self, bus):
+        self._bus = bus
+        self.block_count = self._ioctl(_IOCTL_BLOCK_COUNT, 0)
+        self.block_size = self._ioctl(_IOCTL_BLOCK_SIZE, 0)
+
+    def readblocks(self, block_num, buf, offset=0):
+        bus = self._bus
+        bs = self.block_size
+        mv = memoryview(buf)
+        n = len(mv)
+        done = 0
+        while done < n:
+            k = min(n - done, FLASH_CHUNK)
+            a = offset + done
+            struct.pack_into(">IIH", bus.args(), 0, block_num + a // bs, a % bs, k)
+            data = bus.call(OP_FLASH_READ, 10)
+            if len(data) != k:
+                raise OSError(_EIO)
+            mv[done:done + k] = data
+            done += k
+
+    def writeblocks(self, block_num, buf, offset=None):
+        bus = self._bus
+        bs = self.block_size
+        mv = memoryview(buf)
+        n = len(mv)
+        done = 0
+        while done < n:
+            if offset is None:  # simple protocol: whole blocks, each erased by the host first
+                k = min(n - done, bs)
+                blk, off = block_num + done // bs, _NO_OFFSET
+            else:
+                k = min(n - done, FLASH_CHUNK)
+                a = offset + done
+                blk, off = block_num + a // bs, a % bs
+            struct.pack_into(">II", bus.args(), 0, blk, off)
+            bus.call(OP_FLASH_WRITE, 8, mv[done:done + k])
+            done += k
+
+    def ioctl(self, op, arg):
+        if op == _IOCTL_BLOCK_COUNT:
+            return self.block_count
+        if op == _IOCTL_BLOCK_SIZE:
+            return self.block_size
+        return self._ioctl(op, arg)
+
+    def _ioctl(self, op, arg):
+        bus = self._bus
+        struct.pack_into(">Bi", bus.args(), 0, op, arg or 0)
+        data = bus.call(OP_FLASH_IOCTL, 5)
+        if len(data) < 4:
+            return None
+        return struct.unpack(">i", data)[0]
+
+
+class BusSlot:
+    """A card reader slot (0 fiscal, 1 user): present / power_on / power_off / transmit.  A card pulled
+    out or mute raises OSError(ENODEV / ETIMEDOUT) as the host slot does."""
+
+    def __init__(self, bus, slot):
+        self._bus = bus
+        self.slot = slot
+
+    def _call(self, op, tail=None):
+        bus = self._bus
+        bus.args()[0] = self.slot
+        return bus.call(op, 1, tail)
+
+    def present(self):
+        return self._call(OP_SLOT_PRESENT)[0] == 1
+
+    def power_on(self):
+        atr = self._call(OP_SLOT_POWER_ON)
+        return bytes(atr) if len(atr) else None
+
+    reset = power_on
+
+    def power_off(self):
+        self._call(OP_SLOT_POWER_OFF)
+
+    def transmit(self, apdu):
+        return bytes(self._call(OP_SLOT_TRANSMIT, apdu))
+
+
+class BusNvram:
+    """The board's small durable memory (fiscal_till.nvram's contract) kept by hw_sim in a folder."""
+
+    def __init__(self, bus):
+        self._bus = bus
+
+    def _key(self, key):
+        k = key.encode()
+        n = len(k)
+        if not 0 < n < 256:
+            raise OSError(_EINVAL)
+        a = self._bus.args()
+        a[0] = n
+        a[1:1 + n] = k
+        return n + 1
+
+    def get(self, key):
+        data = self._bus.call(OP_NV_GET, self._key(key))
+        return bytes(data[1:]) if data[0] else None
+
+    def put(self, key, value):
+        self._bus.call(OP_NV_PUT, self._key(key), value)
+
+    def delete(self, key):
+        self._bus.call(OP_NV_DELETE, self._key(key))
+
+
+class BusPrinter:
+    """The receipt printer: write(bytes) -> count; paper out or a fault raises OSError(errno)."""
+
+    def __init__(self, bus):
+        self._bus = bus
+
+    def write(self, buf):
+        self._bus.call(OP_PRINTER_WRITE, 0, buf)
+        return len(buf)
