@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 
 # MicroPython stubs shadow the standard library, so they live in their own folder, never in the venv.
 $(STUBS)/.installed: $(STAMP)
-	rm -rf $(STUBS)
+	rm -rf $(STUBS) $(STUBS)-rp2
 	$(BIN)/pip install -q --target $(STUBS) micropython-unix-stubs
+	$(BIN)/pip install -q --target $(STUBS)-rp2 micropython-rp2-stubs
 	@touch $@
 
 venv: $(STAMP) $(STUBS)/.installed
@@ -40,6 +41,7 @@ bench: $(STAMP)
 
 mypy: $(STAMP) $(STUBS)/.installed
 	$(BIN)/mypy --config-file firmware/mypy.ini
+	$(BIN)/mypy --config-file firmware/boards/rp2/mypy.ini
 
 # regenerate firmware/fiscal_till/codes.py and docs/PROTOCOL.md from protocol/
 gen: $(STAMP)
@@ -51,4 +53,4 @@ firmware: $(STAMP)
 	$(BIN)/python -m hw_sim.build_firmware $(FIRMWARE_OUT)
 
 clean:
-	rm -rf build .pytest_cache .hypothesis bench/results/*.json
+	rm -rf build .pytest_cache .hypothesis bench/results/*.json .stubs .stubs-rp2

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "firmware"))
 from fiscal_till import layouts, schema  # noqa: E402
 from protocol import commands, records  # noqa: E402
 
-INVOICE = dict(kind=1, code="1440012345", number=1001, date=20261127, time=143005, ref_number=0, total=15_800,
+INVOICE = dict(request=dict(rid=77, digest=0x1234), kind=1, code="1440012345", number=1001, date=20261127, time=143005, ref_number=0, total=15_800,
                lines=[dict(item=1, amount=12_800), dict(item=2, amount=3_000)] + [dict(item=0, amount=0)] * 4,
                fiscal_code=bytes.fromhex("0123456789abcdef"))
 STATUS = dict(state=1, date=20261127, time=143005, lock_reasons=0, warnings=17, deadline=20261231,

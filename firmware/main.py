@@ -1,31 +1,28 @@
-"""Board entry: wire the real hardware to the till and serve the host link forever.
+"""Board entry: wire the board's hardware to the till and serve the host link forever.
 
-Copied to the board's filesystem as main.py (or frozen); MicroPython runs it at boot.  The board
-bindings (UART pins, flash partition, card readers) come from firmware/boards/ as they are added; this
-entry falls back to UART 0 at 115200 and the machine RTC.
+Copied to the board's filesystem as main.py (MicroPython runs it at boot) next to `board.py` from
+firmware/boards/<family>/ and a `board_config.py` holding the factory identity:
+    IDENTITY = {"machine_no": "1234567890123456", "model": "FTK-1"}
 """
 
 import machine
 
 from fiscal_till.device import Till
-from fiscal_till.hal import Board
 from fiscal_till.server import LinkServer
 
 try:
-    from board_config import IDENTITY, UART_ID, BAUD  # type: ignore[import-not-found]
+    from board_config import IDENTITY  # type: ignore[import-not-found]
 except ImportError:
     IDENTITY = {"machine_no": "0000000000000000"}
-    UART_ID = 0
-    BAUD = 115200
 
 
 def run():
-    uart = machine.UART(UART_ID, BAUD, timeout=0)
-    board = Board(uart=uart, rtc=machine.RTC(), identity=IDENTITY)
+    from board import make_board  # type: ignore[import-not-found]
+    board = make_board(IDENTITY)
     server = LinkServer(Till(board))
     rxbuf = bytearray(512)
     while True:
-        if not server.serve_uart(uart, rxbuf):
+        if not server.serve_uart(board.uart, rxbuf):
             machine.idle()
 
 

@@ -297,7 +297,7 @@ class SimClock(_Locked):
 class SimTill:
     def __init__(self, state_dir: str | os.PathLike, interpreter: str = "cpython", *, baud: int | None = None,
                  pace: bool = False, rfc2217_port: int | None = None, machine_no: str | None = None,
-                 cards: str | None = None, flash_sectors: int | None = None) -> None:
+                 cards: str | None = None, flash_sectors: int | None = None, heapsize: str = HEAPSIZE) -> None:
         if interpreter not in INTERPRETERS:
             raise SimTillError("unknown interpreter %r: choose %s" % (interpreter, " or ".join(INTERPRETERS)))
         if cards is not None and cards not in CARD_SETS:
@@ -306,6 +306,7 @@ class SimTill:
             raise SimTillError("baud rate must be positive, got %d" % baud)
         self.state = Path(state_dir)
         self.interpreter = interpreter
+        self.heapsize = heapsize  # MicroPython's -X heapsize; a board's is 256k
         self.state.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self._exit = ExitStack()  # undoes whatever was set up, in reverse order
@@ -614,7 +615,7 @@ class _Subprocess:
         self._broken = False  # it broke the bus, so it will not heed power-off either
         path = ":".join((".frozen", str(sim.image), str(_MPY_DIR)))
         env = dict(os.environ, MICROPYPATH=path)
-        argv = [find_micropython(), "-X", "heapsize=" + HEAPSIZE, str(_MPY_DIR / "sim_main.py"),
+        argv = [find_micropython(), "-X", "heapsize=" + sim.heapsize, str(_MPY_DIR / "sim_main.py"),
                 json.dumps(sim.identity)]
         with open(self.log_path, "ab") as log:
             log.write(b"--- micropython firmware starting\n")

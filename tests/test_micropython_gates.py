@@ -104,11 +104,12 @@ def test_firmware_selftest_runs_under_micropython(micropython, mpy_image):
     assert r.stdout.strip().endswith("passed, 0 failed")
 
 
-def test_firmware_type_checks_against_micropython_stubs():
-    stubs = ROOT / ".stubs"
-    if not (stubs / "machine.pyi").exists():
-        pytest.fail("MicroPython stubs missing: `make test` installs them into .stubs/")
-    r = subprocess.run([sys.executable, "-m", "mypy", "--config-file", "firmware/mypy.ini", "--no-incremental"],
+@pytest.mark.parametrize("config,stubs", [("firmware/mypy.ini", ".stubs"),
+                                          ("firmware/boards/rp2/mypy.ini", ".stubs-rp2")])
+def test_firmware_type_checks_against_micropython_stubs(config, stubs):
+    if not (ROOT / stubs / "machine.pyi").exists():
+        pytest.fail("MicroPython stubs missing: `make test` installs them into %s/" % stubs)
+    r = subprocess.run([sys.executable, "-m", "mypy", "--config-file", config, "--no-incremental"],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
 

@@ -222,21 +222,34 @@ def test_fiscal_sim_command(tmp_path):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
-    assert "is up" in err
+    assert "is up" in err and "state folder  %s" % tmp_path in err and str(tmp_path / "flash.img") in err
 
 
-def test_fiscal_sim_bad_arguments():
+@pytest.mark.parametrize("argv,message", [(["--machine-no", "12ab"], "a machine number is 16 digits"),
+                                          (["--cards", "gold"], "invalid choice: 'gold'")])
+def test_fiscal_sim_bad_arguments(argv, message):
     exe = Path(sys.executable).with_name("fiscal-sim")
-    done = subprocess.run([str(exe), "--machine-no", "12ab"], capture_output=True, text=True, timeout=10)
-    assert done.returncode == 2 and "a machine number is 16 digits" in done.stderr
+    done = subprocess.run([str(exe), *argv], capture_output=True, text=True, timeout=10)
+    assert done.returncode == 2 and message in done.stderr
 
 
 @pytest.mark.micropython
-def test_demo_tells_the_story(tmp_path, capsys):
+def test_demo_tells_the_whole_lifecycle(tmp_path, capsys):
     from hw_sim import demo
-    assert demo.main([str(tmp_path / "demo")]) == 0
+    folder = tmp_path / "demo"
+    assert demo.main([str(folder)]) == 0
     out = capsys.readouterr().out
-    assert out.count("Switched off") == 2 and "same machine number, firmware version and firmware hash" in out
+    for text in ("INITIALIZE: machine %s" % DEFAULT_MACHINE_NO, "LOAD_ROLL: roll 1440012345, numbers 1-20",
+                 "locks: DEADLINE", "LOCK_DEADLINE", "DECLARE: 2026-01-05 to 2026-01-31, 15 invoices",
+                 "refused", "CLEAR_UNLOCK: period to 2026-01-31, new deadline 2026-02-28", "locks: NO_ROLL",
+                 "LOAD_ROLL: roll 1440012345, numbers 21-70", "ISSUE_INVOICE: no. 21", "(the same)",
+                 "carried on at invoice no. 22", "*** NON-FISCAL"):
+        assert text in out, text
+    assert (folder / "flash.img").exists() and (folder / "cards" / "user.json").exists()
+    assert demo.main([str(folder)]) == 0  # again: the previous demo till is replaced
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert demo.main([str(tmp_path / "other")]) == 1 and (tmp_path / "other" / "notes.txt").exists()
 
 
 @pytest.mark.micropython

@@ -60,8 +60,12 @@ class Refused(Exception):
         self.code = code
 
 
+_BUF = bytearray(512)  # every record and card command fits; allocated once
+
+
 def _enc(layout, obj):
-    return schema.encode(layout, obj, 512)
+    n = schema.encode_into(layout, obj, _BUF, 0)
+    return bytes(_BUF[:n])
 
 
 def _dec(layout, raw):
@@ -474,11 +478,12 @@ class Fiscal:
         return min(worst, 1000)
 
     # ================================================================ journal helpers
-    def _append(self, rtype, layout, rec):
+    def _append(self, rtype, layout, rec, raw=None):
+        """Append `rec` (or its encoding `raw`, when the caller has it already) to fiscal memory."""
         if self.jn is None:
             raise Refused(codes.E_FM_WRITE_FAILED)
         try:
-            self.jn.append(rtype, _enc(layout, rec))
+            self.jn.append(rtype, raw if raw is not None else _enc(layout, rec))
         except JournalError as e:
             if e.errno == 28:
                 raise Refused(codes.E_FM_FULL)
@@ -646,14 +651,16 @@ class Fiscal:
         rec = {"request": {"rid": rid, "digest": digest}, "kind": kind, "code": self.roll["code"],
                "number": self.roll["next"], "date": date, "time": time, "ref_number": req["ref_number"],
                "total": total, "lines": slots, "fiscal_code": bytes(8)}
-        self._intent(codes.CMD_ISSUE_INVOICE, rid, digest, _enc(layouts.INVOICE_RECORD, rec))
-        rec["fiscal_code"] = self.fiscal.issue(date, kind, rec["number"], slots, total)
-        self._append_invoice(rec, slots)
+        raw = _enc(layouts.INVOICE_RECORD, rec)
+        self._intent(codes.CMD_ISSUE_INVOICE, rid, digest, raw)
+        code = self.fiscal.issue(date, kind, rec["number"], slots, total)
+        rec["fiscal_code"] = code
+        self._append_invoice(rec, slots, raw[:-8] + code)  # the 税控码 is the record's last field
         self._done()
         return rec
 
-    def _append_invoice(self, rec, slots):
-        self._append(codes.REC_INVOICE, layouts.INVOICE_RECORD, rec)
+    def _append_invoice(self, rec, slots, raw=None):
+        self._append(codes.REC_INVOICE, layouts.INVOICE_RECORD, rec, raw)
         kind, total = rec["kind"], rec["total"]
         self.roll["next"] = rec["number"] + 1
         self.roll_counts[kind - 1] += 1

@@ -236,13 +236,86 @@ def encode_struct(schema, obj, buf, off):
     return off
 
 
+# ---- compiled encoders: the same rules as encode_kind, specialised once per layout ----------------------
+# Integers, structs and fixed arrays (most of every record) get closures that skip the per-field kind
+# dispatch; everything else falls back to encode_kind.  The cache keeps each kind object alive beside its
+# encoder, so an id() is never reused for another object while it is a key.
+_ENCODERS = {}
+
+
+def _int_encoder(kind):
+    size, lo, hi = _INT[kind]
+    fmt = _FMT[kind]
+
+    def enc(v, buf, off):
+        if not isinstance(v, int) or v < lo or v > hi:
+            raise ValueError("integer out of range")
+        if off + size > len(buf):
+            raise IndexError("buffer full")
+        struct.pack_into(fmt, buf, off, v)
+        return off + size
+    return enc
+
+
+def _struct_encoder(schema):
+    fields = [(name, _encoder(k)) for name, k in schema]
+
+    def enc(obj, buf, off):
+        if not isinstance(obj, dict):
+            raise ValueError("dict expected")
+        for name, e in fields:
+            if name not in obj:
+                raise ValueError("missing field " + name)
+            off = e(obj[name], buf, off)
+        return off
+    return enc
+
+
+def _array_encoder(count, elem):
+    e = _encoder(elem)
+
+    def enc(obj, buf, off):
+        if not isinstance(obj, (list, tuple)) or len(obj) != count:
+            raise ValueError("wrong element count")
+        for v in obj:
+            off = e(v, buf, off)
+        return off
+    return enc
+
+
+def _encoder(kind):
+    hit = _ENCODERS.get(id(kind))
+    if hit is not None:
+        return hit[1]
+    if isinstance(kind, str) and kind in _INT:
+        f = _int_encoder(kind)
+    elif not isinstance(kind, str) and kind[0] == "S":
+        f = _struct_encoder(kind[1])
+    elif not isinstance(kind, str) and kind[0] == "A":
+        f = _array_encoder(kind[1], kind[2])
+    else:
+        def f(v, buf, off, kind=kind):
+            return encode_kind(kind, v, buf, off)
+    _ENCODERS[id(kind)] = (kind, f)
+    return f
+
+
+def _layout_encoder(layout):
+    hit = _ENCODERS.get(id(layout))
+    if hit is not None:
+        return hit[1]
+    f = _encoder(layout) if layout and isinstance(layout[0], str) else _struct_encoder(layout)
+    _ENCODERS[id(layout)] = (layout, f)
+    return f
+
+
 def encode(layout, obj, size=4096):
     """Encode into a fresh buffer and return bytes (convenience; the till's hot path uses encode_into)."""
     buf = bytearray(size)
-    n = encode_kind(_as_kind(layout), obj, buf, 0)
+    n = _layout_encoder(layout)(obj, buf, 0)
     return bytes(buf[:n])
 
 
 def encode_into(layout, obj, buf, off=0):
     """Encode into a preallocated bytearray; returns the end offset."""
-    return encode_kind(_as_kind(layout), obj, buf, off)
+    return _layout_encoder(layout)(obj, buf, off)

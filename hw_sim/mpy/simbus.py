@@ -2,8 +2,9 @@
 stdin/stdout.
 
 The wire format, channels and HAL ops are specified in hw_sim/bus.py (the host side); tests hold both
-sides to the same byte literals.  MicroPython code: buffers are allocated once, the UART and flash paths
-reuse them, and the host is trusted to keep to the spec (a pipe does not corrupt bytes).
+sides to the same byte literals.  MicroPython code: buffers are allocated once and small (Bus explains
+how UART and flash data avoid staging copies), and the host is trusted to keep to the spec (a pipe does
+not corrupt bytes).
 
     bus = Bus(sys.stdin.buffer, sys.stdout.buffer)
     board = Board(uart=BusUART(bus), rtc=BusRTC(bus), flash=BusFlash(bus), fiscal_slot=BusSlot(bus, 0),
@@ -57,7 +58,9 @@ _NO_OFFSET = const(0xFFFFFFFF)
 _IOCTL_BLOCK_COUNT = const(4)
 _IOCTL_BLOCK_SIZE = const(5)
 _DATETIME = ">HBBBBBBI"
-_REQ = const(3)  # where a HAL request starts in the shared buffer: after its channel header
+_REQ = const(3)  # where a HAL request starts in the transmit buffer: after its channel header
+_TX_ROOM = const(512)  # args + data of a request sent in one write; longer data follows separately
+_SMALL = const(512)  # reply data other than a flash read: APDU responses (<= 258), ATRs, nvram values
 
 
 class PowerOff(BaseException):
@@ -65,17 +68,26 @@ class PowerOff(BaseException):
 
 
 class Bus:
+    """Theory of operation: the device keeps no message-sized staging buffer.  UART data is read from
+    stdin straight into the receive queue, a FLASH_READ reply straight into the caller's buffer, and
+    other replies (APDU responses, ATRs, nvram values) into a small buffer; a request is one write when
+    its args and data fit the small transmit buffer, else the data follows from the caller's buffer.
+    So a 4 KiB sector crosses the bus without a copy, and the bus costs ~10 KiB of heap, most of it the
+    UART queue."""
+
     def __init__(self, rx, tx):
         self._rx = rx
         self._tx = tx
-        self._hdr = bytearray(3)  # received header
+        self._hdr = bytearray(3)  # received header; its first two bytes also take a reply's op and result
         self._hdrv = memoryview(self._hdr)
-        self._htx = bytearray(3)  # sent header
-        # one buffer for a HAL request (header + op + args, sent in one write) and for what is received
-        self._data = bytearray(MAX_DATA + _REQ)
-        self._datav = memoryview(self._data)
-        self._argv = self._datav[_REQ + 1:]
+        self._htx = bytearray(3)  # header of a UART message sent
+        self._req = bytearray(_REQ + 1 + _TX_ROOM)  # header + op + args (+ data when it fits)
+        self._reqv = memoryview(self._req)
+        self._argv = self._reqv[_REQ + 1:]
+        self._small = bytearray(_SMALL)
+        self._smallv = memoryview(self._small)
         self._q = bytearray(_QUEUE)
+        self._qv = memoryview(self._q)
         self._qs = 0
         self._qe = 0
         self.overruns = 0
@@ -99,22 +111,47 @@ class Bus:
                 raise PowerOff()
             got += r
 
-    def receive(self):
-        """Block for one message: (channel, memoryview of its data, valid until the next receive)."""
+    def _skip(self, n):
+        while n:
+            k = min(n, _SMALL)
+            self._read_exact(self._smallv[:k])
+            n -= k
+
+    def _take(self, n):
+        """The next n bytes of the stream: a view of the small buffer (valid until the next read), or a
+        new buffer for an unusually long reply."""
+        mv = self._smallv[:n] if n <= _SMALL else memoryview(bytearray(n))
+        self._read_exact(mv)
+        return mv
+
+    def _header(self):
         self._read_exact(self._hdrv)
-        channel = self._hdr[0]
         n = self._hdr[1] << 8 | self._hdr[2]
         if n > MAX_DATA:
-            raise OSError(_EIO)
-        data = self._datav[:n]
-        self._read_exact(data)
-        return channel, data
+            raise OSError(_EIO, "bus")
+        return self._hdr[0], n
+
+    def _next(self):
+        """Read messages until one that is not UART (UART data goes to the queue); (channel, length) of
+        that one, its data not yet read."""
+        while True:
+            channel, n = self._header()
+            if channel != UART:
+                return channel, n
+            self._enqueue_stream(n)
+
+    def receive(self):
+        """Block for one message: (channel, memoryview of its data, valid until the next receive)."""
+        channel, n = self._header()
+        return channel, self._take(n)
 
     def pump(self):
         """Wait for one message and take it in: UART bytes are queued, anything else is dropped."""
-        channel, data = self.receive()
+        channel, n = self._header()
         if channel == UART:
-            self._enqueue(data)
+            self._enqueue_stream(n)
+        else:
+            self._skip(n)
         return channel
 
     # ---- HAL calls ---------------------------------------------------------------------------------
@@ -122,50 +159,72 @@ class Bus:
         """The request buffer after the op byte: write a call's args here, then call(op, n)."""
         return self._argv
 
-    def call(self, op, n=0, tail=None):
-        """One HAL call with `n` args bytes already in args() (plus `tail` copied after them); returns
-        the reply data (a memoryview valid until the next receive).  Errors as OSError(errno)."""
-        d = self._data
-        if tail is not None:
-            k = len(tail)
-            if n + k > MAX_DATA - 1:
-                raise ValueError("HAL request too long")
+    def call(self, op, n=0, tail=None, into=None):
+        """One HAL call with `n` args bytes already in args(), then `tail` (bytes-like) after them.
+        Returns the reply data: read into `into` (which it must fill exactly) if given, else a memoryview
+        valid until the next call.  Errors as OSError(errno)."""
+        k = 0 if tail is None else len(tail)
+        if n + k + 1 > MAX_DATA:
+            raise ValueError("HAL request too long")
+        d = self._req
+        inline = k <= _TX_ROOM - n
+        if k and inline:
             d[_REQ + 1 + n:_REQ + 1 + n + k] = tail
-            n += k
-        m = n + 1
+        m = n + k + 1
         d[0] = HAL
         d[1] = m >> 8
         d[2] = m & 0xFF
         d[_REQ] = op
-        self._tx.write(self._datav[:_REQ + m])  # header and request in one write
+        if inline:
+            self._tx.write(self._reqv[:_REQ + m])  # header and request in one write
+        else:
+            self._tx.write(self._reqv[:_REQ + 1 + n])
+            self._tx.write(tail)
         while True:
-            channel, data = self.receive()
-            if channel == UART:
-                self._enqueue(data)
-            elif channel == HAL:
+            channel, m = self._next()
+            if channel == HAL:
                 break
-        if len(data) < 2 or data[0] != op:
+            self._skip(m)
+        if m < 2:
+            self._skip(m)
             raise OSError(_EIO, "bus")
-        r = data[1]
+        self._read_exact(self._hdrv[:2])
+        m -= 2
+        if self._hdr[0] != op:
+            self._skip(m)
+            raise OSError(_EIO, "bus")
+        r = self._hdr[1]
         if r != _RESULT_OK:
+            data = self._take(m)
             # (errno, text): .errno is set under CPython too, where the tests run this module
-            if r == _RESULT_FAULT and len(data) >= 4:
-                raise OSError(data[2] << 8 | data[3], "device")
+            if r == _RESULT_FAULT and m >= 2:
+                raise OSError(data[0] << 8 | data[1], "device")
             raise OSError(_RESULT_ERRNO[r] if r < len(_RESULT_ERRNO) else _EIO, "bus")
-        return data[2:]
+        if into is None:
+            return self._take(m)
+        if m != len(into):
+            self._skip(m)
+            raise OSError(_EIO, "bus")
+        self._read_exact(into)
+        return into
 
     # ---- UART receive queue ------------------------------------------------------------------------
-    def _enqueue(self, data):
-        q = self._q
-        if self._qe + len(data) > len(q):
+    def _room(self, n):
+        """Make the queue's free space contiguous if `n` bytes would not fit after its end."""
+        if self._qe + n > _QUEUE and self._qs:
             live = self._qe - self._qs
-            q[0:live] = q[self._qs:self._qe]
+            self._q[0:live] = self._q[self._qs:self._qe]
             self._qs = 0
             self._qe = live
-        n = min(len(data), len(q) - self._qe)
-        q[self._qe:self._qe + n] = data[:n]
-        self._qe += n
-        self.overruns += len(data) - n
+
+    def _enqueue_stream(self, n):
+        self._room(n)
+        k = min(n, _QUEUE - self._qe)
+        self._read_exact(self._qv[self._qe:self._qe + k])
+        self._qe += k
+        if n > k:  # the FIFO is full: the rest is lost
+            self._skip(n - k)
+            self.overruns += n - k
 
     def queued(self):
         return self._qe - self._qs
@@ -233,10 +292,7 @@ class BusFlash:
             k = min(n - done, FLASH_CHUNK)
             a = offset + done
             struct.pack_into(">IIH", bus.args(), 0, block_num + a // bs, a % bs, k)
-            data = bus.call(OP_FLASH_READ, 10)
-            if len(data) != k:
-                raise OSError(_EIO)
-            mv[done:done + k] = data
+            bus.call(OP_FLASH_READ, 10, None, mv[done:done + k])  # straight into the caller's buffer
             done += k
 
     def writeblocks(self, block_num, buf, offset=None):

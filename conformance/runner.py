@@ -1,0 +1,538 @@
+"""Running scenario cases (conformance/cases/*.yaml) against a device, with the reference model in lockstep.
+
+A case file:
+
+    area: ISSUE                      # the catalogue area (conformance.catalogue.AREAS)
+    cases:
+      - id: FC-ISSUE-001
+        title: numbers follow the roll
+        requirement: "seed 二(三); domain §3.3; PROTOCOL.md 0x20 ISSUE_INVOICE"
+        given: ready                 # fresh | initialized | ready (initialized, roll 1-100 loaded)
+        needs: [clock]               # capabilities beyond those the steps imply
+        steps:
+          - send: ISSUE_INVOICE
+            invoice: [1000, 250]     # line amounts (item 1 unless `item:`), kind/ref optional
+            expect: {status: OK, reply: {number: 1}}
+            save: first
+
+Steps (one main key each):
+    set_clock: "20260105 100000"           advance: {days: 1}
+    send: NAME  (fields | invoice | payload hex | command code) [rid: n | same | 0] [expect] [save]
+    raw: "a551..." [expect_frames: n] [expect_status: NAME]
+    bureau: sell_roll {start, end, code} | clear {deadline, limits...} | mark_cleared
+    card: {slot: fiscal|user, remove: true} | {slot, insert: user|management|fiscal|foreign_fiscal|...}
+          | {slot, pull_after: n, executed: bool}
+    power_cycle: true                      power_cut: {at: n, after: bool}  (the next send gets no reply)
+    expect_status_fields: {locks: [..], warnings_include: [..], warnings_exclude: [..], <field>: value}
+    audit_journal: {types: {INVOICE: 3}, events: {CLOCK_SET: 1}}
+    repeat: {times: n, steps: [...]}
+
+Every send is also checked against the reference model (conformance.model) unless the case says
+`model: false`, and every mutating request is followed by a GET_STATUS the model checks too.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time as _time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from protocol import commands as C
+from protocol import errors as E
+from protocol import journal_format as JF
+from protocol import records as R
+from protocol import status as S
+
+from .dut import DutError, PowerCut
+from .model import Model, parse_reply, plain
+
+CASES_DIR = Path(__file__).resolve().parent / "cases"
+AREAS = {
+    "LINK": "link framing and resynchronisation", "ONCE": "exactly-once", "INFO": "info and status",
+    "INIT": "initialization", "ROLL": "rolls", "ISSUE": "issuing and limits", "LOCK": "lock and warnings",
+    "CLOSE": "daily close and back-fill", "DECL": "declaration", "CLEAR": "clear-unlock", "CLOCK": "clock",
+    "INSP": "inspection", "JRNL": "journal read-out and verification", "POWER": "power loss",
+    "INPUT": "bad input", "SEC": "security", "MODEL": "model-based run",
+}
+VERDICTS = ("pass", "fail", "not tested", "error")
+START = (20260105, 90000)
+STEP_NEEDS = {"set_clock": "clock", "advance": "clock", "power_cycle": "power", "power_cut": "power_loss",
+              "card": "cards", "bureau": "bureau"}
+
+
+class CaseFailed(Exception):
+    pass
+
+
+class CaseError(Exception):
+    """The case itself is malformed (a suite bug, not a device fault)."""
+
+
+@dataclass
+class Case:
+    id: str
+    title: str
+    area: str
+    requirement: str
+    steps: list
+    given: str = "fresh"
+    needs: list = field(default_factory=list)
+    model: bool = True
+    provisional: str = ""  # non-empty: a case awaiting a ruling; reported, not counted in the verdict
+    source: str = ""
+
+    def required(self) -> set[str]:
+        need = set(self.needs)
+        if self.given != "none":
+            need.add("reset")
+        if self.given in ("fresh", "initialized", "ready"):
+            need.update({"clock", "bureau"} if self.given == "ready" else {"clock"})
+        _walk_needs(self.steps, need)
+        return need
+
+
+def _walk_needs(steps, need):
+    for st in steps:
+        for k, cap in STEP_NEEDS.items():
+            if k in st:
+                need.add(cap)
+        if "repeat" in st:
+            _walk_needs(st["repeat"]["steps"], need)
+
+
+@dataclass
+class Verdict:
+    id: str
+    title: str
+    area: str
+    requirement: str
+    verdict: str
+    detail: str = ""
+    evidence: list = field(default_factory=list)
+    seconds: float = 0.0
+    provisional: str = ""
+
+    def as_dict(self) -> dict:
+        return dict(vars(self))
+
+
+# ---------------------------------------------------------------------------------------------- catalogue
+def load_cases(folder: Path | str = CASES_DIR) -> list[Case]:
+    out: list[Case] = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        area = doc["area"]
+        for raw in doc["cases"]:
+            out.append(Case(id=raw["id"], title=raw["title"], area=area, requirement=raw["requirement"],
+                            steps=raw.get("steps", []), given=raw.get("given", "fresh"),
+                            needs=list(raw.get("needs", [])), model=raw.get("model", True),
+                            provisional=raw.get("provisional", ""), source=path.name))
+    return out
+
+
+def select(cases: list[Case], patterns: list[str] | None) -> list[Case]:
+    import fnmatch
+    if not patterns:
+        return cases
+    return [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+
+
+def invoice_fields(amounts, item=1, kind=1, ref=0) -> dict:
+    lines = [dict(tax_item=item, quantity=1000, unit_price=a, amount=a, name="item %d" % i)
+             for i, a in enumerate(amounts)]
+    return dict(kind=kind, ref_number=ref, cashier="李娜", payer="个人", total=sum(amounts), lines=lines)
+
+
+def _when(v) -> tuple[int, int]:
+    if isinstance(v, int):
+        return v, 90000
+    parts = str(v).split()
+    return int(parts[0]), int(parts[1]) if len(parts) > 1 else 90000
+
+
+GIVEN = {
+    "fresh": [],
+    "initialized": [{"send": "INITIALIZE", "fields": {"date": 20260105, "time": 90000}}],
+    "ready": [{"send": "INITIALIZE", "fields": {"date": 20260105, "time": 90000}},
+              {"bureau": "sell_roll", "start": 1, "end": 100},
+              {"send": "LOAD_ROLL"},
+              {"set_clock": "20260105 100000"}],
+}
+
+
+# ---------------------------------------------------------------------------------------------- a session
+class Session:
+    """One case on one device, with the model in lockstep."""
+
+    def __init__(self, dut, case: Case, *, use_model: bool = True, rid_base: int = 1000) -> None:
+        self.dut = dut
+        self.case = case
+        self.model = Model(dut.profile) if (use_model and case.model) else None
+        self.rid = rid_base
+        self.last_rid = None
+        self.saved: dict = {}
+        self.cut_pending = False
+        self.log: list[str] = []
+
+    def fail(self, msg: str):
+        raise CaseFailed(msg)
+
+    def run(self) -> None:
+        if self.case.given in GIVEN and "clock" in self.dut.capabilities:
+            self.set_clock(*START)
+        for st in GIVEN.get(self.case.given, []):
+            self.step(st)
+        for st in self.case.steps:
+            self.step(st)
+
+    # ---- steps ---------------------------------------------------------------------------------------
+    def step(self, st: dict) -> None:
+        if "repeat" in st:
+            for _ in range(st["repeat"]["times"]):
+                for s in st["repeat"]["steps"]:
+                    self.step(s)
+        elif "set_clock" in st:
+            self.set_clock(*_when(st["set_clock"]))
+        elif "advance" in st:
+            self.dut.advance(**st["advance"])
+            if self.model:
+                self.model.advance(_dt.timedelta(**st["advance"]))
+        elif "send" in st:
+            self.send(st)
+        elif "raw" in st:
+            self.raw(st)
+        elif "bureau" in st:
+            self.bureau(st)
+        elif "card" in st:
+            self.card(st["card"])
+        elif "power_cycle" in st:
+            self.dut.power_cycle()
+            self.cut_pending = False
+            if self.model:
+                self.model.power_cycle()
+                self.check_status()
+        elif "power_cut" in st:
+            pc = st["power_cut"]
+            self.dut.cut_power_at(pc.get("at", 0), pc.get("after", False))
+            self.cut_pending = True
+        elif "expect_status_fields" in st:
+            self.expect_status(st["expect_status_fields"])
+        elif "audit_journal" in st:
+            self.audit(st["audit_journal"] or {})
+        elif "note" in st:
+            pass
+        else:
+            raise CaseError("unknown step %r" % (st,))
+
+    def set_clock(self, date: int, time: int) -> None:
+        self.dut.set_clock(date, time)
+        if self.model:
+            self.model.set_clock(date, time)
+
+    def _value(self, v):
+        if isinstance(v, str) and v.startswith("$"):
+            name, _, path = v[1:].partition(".")
+            obj = self.saved[name]
+            for part in path.split(".") if path else []:
+                obj = obj[part]
+            return obj
+        if isinstance(v, dict):
+            return {k: self._value(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [self._value(x) for x in v]
+        return v
+
+    def build(self, st: dict) -> tuple[int, bytes, str]:
+        name = st["send"]
+        cmd = C.BY_NAME.get(name)
+        code = st.get("command", cmd.code if cmd else None)
+        if code is None:
+            raise CaseError("unknown command %r" % name)
+        if "payload" in st:
+            return code, bytes.fromhex(st["payload"]), name
+        if "invoice" in st:
+            fields = invoice_fields(self._value(st["invoice"]), st.get("item", 1), st.get("kind", 1),
+                                    self._value(st.get("ref", 0)))
+            fields.update(self._value(st.get("fields", {})))
+        else:
+            fields = self._value(st.get("fields", {}))
+        return code, cmd.request.build(fields), name
+
+    def send(self, st: dict) -> dict | None:
+        code, payload, name = self.build(st)
+        rid = st.get("rid")
+        if rid == "same":
+            rid = self.last_rid
+        elif rid is None:
+            self.rid += 1
+            rid = self.rid
+        self.last_rid = rid
+        cut = self.cut_pending
+        try:
+            reply = self.dut.request(code, rid, payload)
+        except PowerCut:
+            reply = None
+            if not cut:
+                self.fail("%s: the device went off without a scheduled power cut" % name)
+        self.cut_pending = False
+        exp = st.get("expect", {})
+        if reply is None and not cut:
+            self.fail("%s (rid %d): no reply" % (name, rid))
+        if self.model:
+            problems = self.model.request(code, rid, payload, reply, cut=cut)
+            if problems:
+                self.fail("reference model: " + "; ".join(problems))
+        if reply is None:
+            return None
+        want = exp.get("status", "OK" if not cut else None)
+        if want is not None:
+            allowed = [want] if isinstance(want, str) else list(want)
+            codes = [E.BY_NAME[n].code for n in allowed]
+            if reply["status"] not in codes:
+                self.fail("%s (rid %d): status %s, expected %s" % (name, rid, E.describe(reply["status"]),
+                                                                   " or ".join(allowed)))
+        parsed = parse_reply(code, bytes(reply["payload"])) if reply["status"] == 0 and code in C.BY_CODE else {}
+        for path, value in (exp.get("reply") or {}).items():
+            got = parsed
+            for part in path.split("."):
+                got = got[int(part)] if isinstance(got, list) else got.get(part)
+            value = self._value(value)
+            if isinstance(value, str) and isinstance(got, bytes):
+                got = got.hex()
+            if got != value:
+                self.fail("%s: reply %s = %r, expected %r" % (name, path, got, value))
+        if "same_reply_as" in exp:
+            before = self.saved["_raw_" + exp["same_reply_as"]]
+            if bytes(reply["payload"]) != before:
+                self.fail("%s: the repeated request's reply differs from the first" % name)
+        if "save" in st:
+            self.saved[st["save"]] = parsed
+            self.saved["_raw_" + st["save"]] = bytes(reply["payload"])
+        if code in C.BY_CODE and C.BY_CODE[code].mutating and self.model:
+            self.check_status()
+        return reply
+
+    def raw(self, st: dict) -> None:
+        data = bytes.fromhex(st["raw"].replace(" ", ""))
+        want = st.get("expect_frames", 1)
+        frames = self.dut.exchange(data, expect=max(want, 1), timeout=st.get("timeout", 1.0 if want == 0 else None))
+        if len(frames) != want:
+            self.fail("raw bytes: %d reply frames, expected %d" % (len(frames), want))
+        for f, name in zip(frames, st.get("expect_status", [])):
+            if f["status"] != E.BY_NAME[name].code:
+                self.fail("raw bytes: status %s, expected %s" % (E.describe(f["status"]), name))
+        if st.get("check_status") and self.model:
+            self.check_status()
+
+    def bureau(self, st: dict) -> None:
+        from gateway import issuance as I
+        action = st["bureau"]
+        p = self.dut.profile
+        if action == "sell_roll":
+            code = st.get("code", p.roll_code)
+            record = I.issue_roll(self.dut.keystore(), fiscal_card_no=p.fiscal_card_no, machine_no=p.machine_no,
+                                  code=code, start=st["start"], end=st["end"])
+            self.dut.bureau().add_roll(record)
+            if self.model:
+                self.model.sell_roll(code, st["start"], st["end"])
+        elif action == "clear":
+            s = self.dut.bureau()
+            pending = s.verify_pending()
+            if len(pending) != 1:
+                self.fail("bureau: %d declarations pending on the user card, expected 1" % len(pending))
+            recno, report = pending[0]
+            if not report.ok:
+                self.fail("bureau: the declaration does not verify: %s" % (report.problems,))
+            limits = I.Limits(deadline=st["deadline"], single_limit=st.get("single_limit", p.single_limit),
+                              cumulative_limit=st.get("cumulative_limit", p.cumulative_limit),
+                              return_limit=st.get("return_limit", p.return_limit))
+            s.clear(recno, report, limits)
+            if self.model:
+                self.model.bureau_clear((limits.deadline, limits.single_limit, limits.cumulative_limit,
+                                         limits.return_limit))
+        elif action == "mark_cleared":
+            s = self.dut.bureau()
+            for recno, status, _ in s.declarations():
+                if status == 1:
+                    s.set_declaration_status(recno, 2)
+            if self.model:
+                self.model.bureau_mark_cleared()
+        elif action == "expect_pending":
+            n = len(self.dut.bureau().verify_pending())
+            if n != st.get("count", 1):
+                self.fail("bureau: %d pending declarations on the user card, expected %d" % (n, st.get("count", 1)))
+        else:
+            raise CaseError("unknown bureau action %r" % action)
+
+    def card(self, st: dict) -> None:
+        slot = st["slot"]
+        if st.get("remove"):
+            self.dut.card_remove(slot)
+            if self.model:
+                self.model.card(slot, None)
+        elif "insert" in st:
+            self.dut.card_insert(slot, st["insert"])
+            if self.model:
+                self.model.card(slot, st["insert"])
+        elif "pull_after" in st:
+            self.dut.card_pull_after(slot, st["pull_after"], st.get("executed", False))
+            if self.model:
+                self.model.pull_after(slot, st.get("executed", False))
+        else:
+            raise CaseError("unknown card step %r" % (st,))
+
+    def get_status(self) -> dict:
+        self.rid += 1
+        f = self.dut.request(0x02, self.rid, b"")
+        if f is None:
+            self.fail("GET_STATUS: no reply")
+        if f["status"] != 0:
+            self.fail("GET_STATUS refused: %s" % E.describe(f["status"]))
+        return plain(C.StatusReply.parse(bytes(f["payload"])))
+
+    def check_status(self) -> dict:
+        st = self.get_status()
+        if self.model:
+            problems = self.model.status(st)
+            if problems:
+                self.fail("reference model: " + "; ".join(problems))
+        return st
+
+    def expect_status(self, want: dict) -> None:
+        st = self.check_status() if self.model else self.get_status()
+        locks = S.mask_names(st["lock_reasons"], S.LOCK_REASONS)
+        warns = S.mask_names(st["warnings"], S.WARNINGS)
+        for k, v in want.items():
+            v = self._value(v)
+            if k == "locks":
+                if sorted(locks) != sorted(v):
+                    self.fail("locks %s, expected %s" % (locks, v))
+            elif k == "locks_include":
+                if not set(v) <= set(locks):
+                    self.fail("locks %s, expected to include %s" % (locks, v))
+            elif k == "locks_exclude":
+                if set(v) & set(locks):
+                    self.fail("locks %s, expected none of %s" % (locks, v))
+            elif k == "warnings_include":
+                if not set(v) <= set(warns):
+                    self.fail("warnings %s, expected to include %s" % (warns, v))
+            elif k == "warnings_exclude":
+                if set(v) & set(warns):
+                    self.fail("warnings %s, expected none of %s" % (warns, v))
+            elif st.get(k) != v:
+                self.fail("status %s = %r, expected %r" % (k, st.get(k), v))
+
+    def read_journal(self) -> bytes:
+        data = bytearray()
+        total = None
+        while total is None or len(data) < total:
+            self.rid += 1
+            f = self.dut.request(0x50, self.rid, C.ReadJournalRequest.build(dict(offset=len(data),
+                                                                                 length=C.READ_JOURNAL_MAX)))
+            if f is None or f["status"] != 0:
+                self.fail("READ_JOURNAL at %d: %s" % (len(data), "no reply" if f is None else E.describe(f["status"])))
+            r = C.ReadJournalReply.parse(bytes(f["payload"]))
+            total = r.total
+            if not r.data and len(data) < total:
+                self.fail("READ_JOURNAL at %d returned no data before the end (%d)" % (len(data), total))
+            data += r.data
+        return bytes(data)
+
+    def audit(self, want: dict) -> None:
+        stream = self.read_journal()
+        rep = JF.audit_stream(stream)
+        if rep.problems or not rep.chain_ok:
+            self.fail("journal audit: %s" % (rep.problems[:5],))
+        names = {code: name for code, (name, _) in R.RECORDS.items()}
+        counts: dict[str, int] = {}
+        events: dict[str, int] = {}
+        numbers = []
+        for _idx, t, body in rep.records:
+            counts[names.get(t, str(t))] = counts.get(names.get(t, str(t)), 0) + 1
+            if t == R.REC_EVENT:
+                ev = S.EVENTS.get(R.EventRecord.parse(body).event, "?")
+                events[ev] = events.get(ev, 0) + 1
+            if t == R.REC_INVOICE:
+                inv = R.InvoiceRecord.parse(body)
+                numbers.append((inv.code, inv.number))
+        if len(numbers) != len(set(numbers)):
+            self.fail("journal: an invoice number is used twice: %s" % sorted(numbers))
+        for name, n in (want.get("types") or {}).items():
+            if counts.get(name, 0) != n:
+                self.fail("journal: %d %s records, expected %d" % (counts.get(name, 0), name, n))
+        for name, n in (want.get("events") or {}).items():
+            if events.get(name, 0) != n:
+                self.fail("journal: %d %s events, expected %d" % (events.get(name, 0), name, n))
+        if self.model and want.get("model", True):
+            st = self.model.state
+            if counts.get("INVOICE", 0) != len(st.invoices):
+                self.fail("journal: %d invoices, the model issued %d" % (counts.get("INVOICE", 0), len(st.invoices)))
+
+
+# ---------------------------------------------------------------------------------------------- the run
+def run_case(make_dut, case: Case, *, use_model: bool = True) -> Verdict:
+    v = Verdict(case.id, case.title, case.area, case.requirement, "pass", provisional=case.provisional)
+    t0 = _time.monotonic()
+    dut = None
+    try:
+        dut = make_dut()
+        missing = case.required() - set(dut.capabilities)
+        if missing:
+            v.verdict, v.detail = "not tested", "the device lacks: " + ", ".join(sorted(missing))
+            return v
+        dut.evidence.clear()
+        sess = Session(dut, case, use_model=use_model)
+        sess.run()
+    except CaseFailed as e:
+        v.verdict, v.detail = "fail", str(e)
+    except DutError as e:
+        v.verdict, v.detail = "error", "device: %s" % e
+    except CaseError as e:
+        v.verdict, v.detail = "error", "case: %s" % e
+    except Exception as e:  # the suite must report, not stop
+        v.verdict, v.detail = "error", "%s: %s\n%s" % (type(e).__name__, e, traceback.format_exc(limit=4))
+    finally:
+        if dut is not None:
+            ev = dut.evidence
+            keep = ev if v.verdict != "pass" else ev[-6:]
+            v.evidence = [dict(sent=e.sent, received=e.received) for e in keep[-60:]]
+            if not getattr(dut, "persistent", False):
+                try:
+                    dut.close()
+                except Exception:
+                    pass
+        v.seconds = round(_time.monotonic() - t0, 4)
+    return v
+
+
+def run_cases(make_dut, cases: list[Case], *, progress=None, use_model: bool = True) -> list[Verdict]:
+    out = []
+    for i, case in enumerate(cases):
+        v = run_case(make_dut, case, use_model=use_model)
+        out.append(v)
+        if progress:
+            progress(i + 1, len(cases), v)
+    return out
+
+
+def device_identity(make_dut) -> dict:
+    """GET_INFO of the device (a fresh one), for the certificate."""
+    dut = make_dut()
+    try:
+        f = dut.request(0x01, 1, b"")
+        if f is None or f["status"] != 0:
+            return {"error": "GET_INFO failed"}
+        info = plain(C.InfoReply.parse(bytes(f["payload"])))
+        info["fw_hash"] = info["fw_hash"].hex()
+        info["capabilities_names"] = [n for b, n in S.CAPABILITIES.items() if info["capabilities"] >> b & 1]
+        info["dut"] = dut.name
+        info["dut_capabilities"] = sorted(dut.capabilities)
+        return info
+    finally:
+        if not getattr(dut, "persistent", False):
+            dut.close()
+

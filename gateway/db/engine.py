@@ -1,0 +1,124 @@
+"""Engine, sessions and migrations.
+
+Where the data lives: the URL given, else the environment variable FISCAL_DB_URL, else the SQLite file
+./fiscal-gateway.db.  A bare path (no "://") is taken as a SQLite file.
+
+SQLite, for durability and for several station processes on one file:
+  journal_mode=WAL          readers never block the writer, and a commit is one WAL append;
+  synchronous=FULL          the WAL is fsynced at every commit: an acknowledged filing survives power loss;
+  foreign_keys=ON, busy_timeout 30 s;
+  every transaction starts with BEGIN IMMEDIATE, taking the write lock at once: two stations never both
+  read "not yet cleared" and then race to write (SQLite's deferred BEGIN would let them, and one would
+  fail late with "database is locked").
+PostgreSQL (psycopg 3): READ COMMITTED; the stations lock the taxpayer's row (SELECT ... FOR UPDATE)
+before deciding anything, and unique constraints are the last word (gateway.stations.common).
+
+Migrations run on first use under a lock (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so
+two processes opening a new database at once migrate it once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_URL = "sqlite:///fiscal-gateway.db"
+ENV_URL = "FISCAL_DB_URL"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def database_url(url: str | os.PathLike | None = None) -> str:
+    """The URL to use: `url`, else $FISCAL_DB_URL, else DEFAULT_URL; a plain path means a SQLite file;
+    postgresql:// and postgres:// mean psycopg 3."""
+    text = str(url) if url is not None else os.environ.get(ENV_URL) or DEFAULT_URL
+    if "://" not in text:
+        return "sqlite:///" + str(Path(text).resolve())
+    for prefix in ("postgresql://", "postgres://"):
+        if text.startswith(prefix):
+            return "postgresql+psycopg://" + text[len(prefix):]
+    return text
+
+
+def make_engine(url: str, **kw) -> Engine:
+    url = database_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        db = make_url(url).database
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30}, **kw)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+            cur = dbapi_conn.cursor()
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+                cur.execute("PRAGMA " + pragma)
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kw)
+
+
+class Store:
+    """An engine and its session factory.  `transaction()` is the only way stations write."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: committed when the block ends, rolled back if it raises."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(url: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` (default the newest), creating it on an empty database."""
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(1887240)")  # one migrator at a time
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def open_store(url: str | os.PathLike | None = None, *, migrate_schema: bool = True, **engine_kw) -> Store:
+    """Open (creating and migrating on first use) the database at `url` (see database_url)."""
+    store = Store(make_engine(database_url(url), **engine_kw))
+    if migrate_schema:
+        store.migrate()
+    return store

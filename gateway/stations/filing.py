@@ -1,0 +1,322 @@
+"""The filing window (申报受理, 一窗式): read the user card, verify, compare, surcharge, clear-unlock, refer.
+
+    reading = read_card(st, reader, taxpayer_no)          # verify every pending declaration; show totals
+    outcome = file(st, reader, taxpayer_no, typed("1234.50"))   # accept (clear-unlock) or shortfall
+    outcome = file(st, reader, taxpayer_no, typed("1000"), explanation="...")   # shortfall -> referral
+
+The seed's order (二(七)) as rules:
+  1. The user card must be one this bureau issued to this taxpayer, and every declaration pending on it
+     must verify (check bytes, MAC1, signature: gateway.verify) for a machine of this taxpayer.  Any
+     failure refuses the whole visit; nothing is written.
+  2. Compare: declared income >= recorded income (normal - return for the period, from the card) ->
+     accepted; otherwise a shortfall: the filing is refused and the taxpayer is asked to correct it
+     (a corrected filing is simply filed again: attempt 2, 3...), or, with an explanation, a referral
+     to the tax source department is opened.  Every attempt is kept (comparisons).
+  3. Accepted: the late surcharge is assessed (gateway.stations.surcharge), then the clear-unlock data
+     for that declaration is sealed (gateway.issuance.issue_controls: new deadline, the machine's limits,
+     sequence period end x 100) and written to the card, and the declaration marked CLEARED on it.
+
+Two phases, so that no clear-unlock is ever lost or made twice: the clear-unlock row is committed first
+(state "writing"; unique per declaration and per machine and period), then the card is written, then the
+row is marked "written".  A card write that failed leaves "writing": the next visit (any station, once
+STALE_WRITE passed, or this station at once) writes the same stored record again.  A card showing a
+declaration pending whose clear-unlock is "written" is a replayed or restored card: refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from protocol import cardfiles as F
+
+from .. import issuance as I
+from ..bureau_errors import BureauError
+from ..db.models import ClearUnlock, Comparison, Declaration, Machine, Referral, Surcharge, Taxpayer
+from ..usercard import UserCardSession
+from ..verify import DeclarationReport, verify_declaration
+from . import surcharge as S
+from .common import (CARD, CONFLICT, FOREIGN_CARD, IN_PROGRESS, ORDER, REPLAYED, TAMPERED, UNKNOWN, Refused,
+                     Station, card_row, integrity, lock_taxpayer, log, stale, user_card_of)
+from .income import DeclaredIncome, check_against
+
+
+@dataclass
+class Pending:
+    """One declaration pending on the card, verified and on record."""
+    recno: int
+    declaration_id: int
+    machine_no: str
+    report: DeclarationReport
+
+    def as_dict(self) -> dict:
+        r = self.report
+        return {"card_record": self.recno, "declaration_id": self.declaration_id, "machine_no": self.machine_no,
+                "fiscal_card_no": r.fiscal_card_no.hex(), "period_start": r.start, "period_end": r.end,
+                "normal_count": r.counts[0], "return_count": r.counts[1], "void_count": r.counts[2],
+                "normal_total_fen": r.normal_total, "return_total_fen": r.return_total,
+                "recorded_income_fen": r.income,
+                "lines": [{"item": i, "normal_fen": n, "returned_fen": rt} for i, n, rt in r.lines if i]}
+
+
+@dataclass
+class CardReading:
+    user_card_no: str
+    taxpayer_no: str
+    taxpayer_name: str
+    pending: list[Pending] = field(default_factory=list)
+    finished: list[dict] = field(default_factory=list)  # clear-unlocks this visit finished writing
+
+    def as_dict(self) -> dict:
+        return {"user_card_no": self.user_card_no, "taxpayer_no": self.taxpayer_no,
+                "taxpayer_name": self.taxpayer_name, "pending": [p.as_dict() for p in self.pending],
+                "finished_clear_unlocks": self.finished}
+
+
+@dataclass
+class Outcome:
+    declaration: dict
+    attempt: int
+    outcome: str  # accepted | shortfall
+    declared: DeclaredIncome
+    recorded: int
+    assessment: S.Assessment | None = None
+    clear_unlock: dict | None = None
+    referral_id: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome == "accepted"
+
+    @property
+    def shortfall(self) -> int:
+        return max(0, self.recorded - self.declared.income)
+
+    def as_dict(self) -> dict:
+        return {"declaration": self.declaration, "attempt": self.attempt, "outcome": self.outcome,
+                "declared": self.declared.as_dict(), "recorded_income_fen": self.recorded,
+                "shortfall_fen": self.shortfall,
+                "surcharge": self.assessment.as_dict() if self.assessment else None,
+                "clear_unlock": self.clear_unlock, "referral_id": self.referral_id}
+
+
+# ---- reading the card ----------------------------------------------------------------------------------------
+def _open(st: Station, reader) -> UserCardSession:
+    card = UserCardSession(reader, st.keystore)
+    try:
+        card.open()
+    except BureauError as e:
+        raise Refused(CARD, "cannot read the user card: %s" % e) from None
+    return card
+
+
+def _machine_for(s, tp: Taxpayer, fiscal_card_no: bytes) -> Machine:
+    fc = card_row(s, fiscal_card_no)
+    if fc is None or fc.kind != "fiscal":
+        raise Refused(UNKNOWN, "the card holds a declaration of fiscal card %s, which this bureau did not issue"
+                      % fiscal_card_no.hex())
+    m = s.get(Machine, fc.machine_id)
+    if m.taxpayer_id != tp.id:
+        raise Refused(FOREIGN_CARD, "the card holds a declaration of machine %s, which belongs to another "
+                      "taxpayer, not %s" % (m.machine_no, tp.taxpayer_no))
+    return m
+
+
+def verify_record(st: Station, s, tp: Taxpayer, record: bytes) -> tuple[Machine, DeclarationReport]:
+    """Check one declaration record (EF04 record or the 161 bytes) of a machine of `tp`; Refused(tampered)
+    listing every problem."""
+    body = record[1:] if len(record) == 162 else record
+    m = _machine_for(s, tp, bytes(body[:8]))
+    report = verify_declaration(st.keystore, body, m.machine_no)
+    if not report.ok:
+        raise Refused(TAMPERED, "the declaration of machine %s does not verify: nothing was accepted"
+                      % m.machine_no, report.problems)
+    return m, report
+
+
+def _record_declaration(st: Station, s, tp: Taxpayer, m: Machine, report: DeclarationReport) -> Declaration:
+    """The declaration's row: found (same bytes) or added; refused if it conflicts or was already cleared."""
+    record = report.payload  # payload alone is not the record; keep the whole 161 bytes below
+    raw = bytes(report.fiscal_card_no) + record[:74] + _xor_tail(record[:74]) + record[74:] + _xor_tail(record[74:])
+    digest = hashlib.sha256(raw).hexdigest()
+    d = s.execute(select(Declaration).where(Declaration.machine_id == m.id,
+                                            Declaration.period_end == report.end)).scalar_one_or_none()
+    if d is not None:
+        if d.digest != digest:
+            raise Refused(CONFLICT, "machine %s already has a different declaration on record for the period "
+                          "ending %d (declaration #%d)" % (m.machine_no, report.end, d.id))
+        return d
+    d = Declaration(taxpayer_id=tp.id, machine_id=m.id, period_start=report.start, period_end=report.end,
+                    record=raw, digest=digest, normal_count=report.counts[0], return_count=report.counts[1],
+                    void_count=report.counts[2], normal_total=report.normal_total,
+                    return_total=report.return_total, lines=[list(x) for x in report.lines if x[0]],
+                    key_id=report.key_id, station=st.name)
+    s.add(d)
+    s.flush()
+    log(s, st, "declaration.received", tp, declaration_id=d.id, machine_no=m.machine_no, period_start=d.period_start,
+        period_end=d.period_end, normal_total=d.normal_total, return_total=d.return_total, digest=digest)
+    return d
+
+
+def _xor_tail(data: bytes) -> bytes:
+    x = 0
+    for b in data:
+        x ^= b
+    return bytes([x])
+
+
+def _scan(st: Station, s, card: UserCardSession, tp: Taxpayer) -> tuple[list[Pending], list[ClearUnlock]]:
+    """Verify and record every SIGNED declaration on the card; clear-unlocks to finish writing."""
+    pending, resume = [], []
+    for recno, status, record in card.declarations():
+        if status != F.DECL_SIGNED:
+            continue
+        m, report = verify_record(st, s, tp, record)
+        d = _record_declaration(st, s, tp, m, report)
+        cu = d.clear_unlock
+        if cu is not None and cu.state == "written":
+            raise Refused(REPLAYED, "the declaration of machine %s for %d-%d was cleared-unlocked on %s by %s "
+                          "(clear-unlock #%d), yet the card shows it pending: a replayed or restored card"
+                          % (m.machine_no, d.period_start, d.period_end, cu.at.date(), cu.station, cu.id))
+        if cu is not None:
+            if cu.station != st.name and not stale(cu.at):
+                raise Refused(IN_PROGRESS, "station %s is writing the clear-unlock of machine %s for %d right now"
+                              % (cu.station, m.machine_no, d.period_end))
+            resume.append((recno, cu))
+            continue
+        pending.append(Pending(recno, d.id, m.machine_no, report))
+    return pending, resume
+
+
+def _finish(st: Station, card: UserCardSession, taxpayer_no: str, recno: int, cu_id: int) -> dict:
+    """Phase 2: write a committed clear-unlock to the card and mark it written."""
+    with st.store.transaction() as s:
+        cu = s.get(ClearUnlock, cu_id)
+        record = cu.record
+    try:
+        card.authenticate()
+        card.put_controls(record)
+        card.set_declaration_status(recno, F.DECL_CLEARED)
+    except BureauError as e:
+        raise Refused(CARD, "the clear-unlock #%d is on record but writing the card failed (%s); present the card "
+                      "again to finish" % (cu_id, e)) from None
+    with st.store.transaction() as s:
+        tp = lock_taxpayer(s, taxpayer_no)
+        cu = s.get(ClearUnlock, cu_id)
+        if cu.state != "written":
+            cu.state = "written"
+            log(s, st, "clear-unlock.written", tp, clear_unlock_id=cu.id, declaration_id=cu.declaration_id,
+                period_end=cu.period_end, sequence=cu.sequence)
+        return {"clear_unlock_id": cu.id, "period_end": cu.period_end, "deadline": cu.deadline,
+                "single_limit_fen": cu.single_limit, "cumulative_limit_fen": cu.cumulative_limit,
+                "return_limit_fen": cu.return_limit, "sequence": cu.sequence}
+
+
+def read_card(st: Station, reader, taxpayer_no: str) -> CardReading:
+    """Read and verify the user card at the window; finish any clear-unlock left half-written."""
+    card = _open(st, reader)
+    with st.store.transaction() as s:
+        tp = lock_taxpayer(s, taxpayer_no)
+        uc = user_card_of(s, tp, card.identity)
+        card.key_id = uc.key_ref.key_id
+        pending, resume = _scan(st, s, card, tp)
+        reading = CardReading(uc.card_no, tp.taxpayer_no, tp.name, pending)
+        resume_ids = [(recno, cu.id) for recno, cu in resume]
+    reading.finished = [_finish(st, card, taxpayer_no, recno, cu_id) for recno, cu_id in resume_ids]
+    return reading
+
+
+# ---- filing -----------------------------------------------------------------------------------------------------
+def file(st: Station, reader, taxpayer_no: str, declared: DeclaredIncome, *, machine_no: str | None = None,
+         explanation: str | None = None) -> Outcome:
+    """One filing at the window for the card's pending declaration (of `machine_no` if it holds several)."""
+    if explanation is not None and not explanation.strip():
+        raise Refused("bad-input", "an explanation must not be empty")
+    reading = read_card(st, reader, taxpayer_no)
+    choices = [p for p in reading.pending if machine_no in (None, p.machine_no)]
+    if not choices:
+        raise Refused(ORDER, "the user card holds no pending declaration%s: declare at the till first (DECLARE), "
+                      "then come to the window" % (" of machine %s" % machine_no if machine_no else ""))
+    if len(choices) > 1:
+        raise Refused("bad-input", "the card holds declarations of several machines (%s): name the machine"
+                      % ", ".join(p.machine_no for p in choices))
+    p = choices[0]
+    card = UserCardSession(reader, st.keystore)
+    card.identity = _open(st, reader).identity
+    with st.store.transaction() as s:
+        card.key_id = user_card_of(s, lock_taxpayer(s, taxpayer_no), card.identity).key_ref.key_id
+    outcome, cu_id = decide(st, taxpayer_no, p.report, declared, explanation=explanation, declaration_id=p.declaration_id)
+    if cu_id is not None:
+        outcome.clear_unlock = _finish(st, card, taxpayer_no, p.recno, cu_id)
+    return outcome
+
+
+def decide(st: Station, taxpayer_no: str, report: DeclarationReport, declared: DeclaredIncome, *,
+           explanation: str | None = None, declaration_id: int | None = None) -> tuple[Outcome, int | None]:
+    """Compare and, when accepted, assess and commit the clear-unlock (phase 1).  (outcome, clear-unlock id
+    to write, or None).  `report` must have verified (read_card / verify_record did it)."""
+    try:
+        with st.store.transaction() as s:
+            tp = lock_taxpayer(s, taxpayer_no)
+            if declaration_id is None:
+                m = _machine_for(s, tp, report.fiscal_card_no)
+                d = _record_declaration(st, s, tp, m, report)
+            else:
+                d = s.get(Declaration, declaration_id)
+                m = s.get(Machine, d.machine_id)
+            if d.clear_unlock is not None:
+                raise Refused(REPLAYED, "the declaration of machine %s for the period ending %d is already accepted "
+                              "(clear-unlock #%d)" % (m.machine_no, d.period_end, d.clear_unlock.id))
+            rates = {t.idx: t.rate for t in tp.tax_items}
+            check_against(declared, tp.taxpayer_no, d.period_end, rates)
+            attempt = (s.execute(select(func.max(Comparison.attempt)).where(Comparison.declaration_id == d.id))
+                       .scalar() or 0) + 1
+            recorded = d.recorded_income
+            accepted = declared.income >= recorded
+            cmp = Comparison(declaration_id=d.id, attempt=attempt, declared_income=declared.income,
+                             recorded_income=recorded, outcome="accepted" if accepted else "shortfall",
+                             items={str(k): v for k, v in declared.items.items()} if declared.items else None,
+                             source=declared.source[:200], filed_on=st.today(), station=st.name)
+            s.add(cmp)
+            s.flush()
+            summary = {"declaration_id": d.id, "machine_no": m.machine_no, "period_start": d.period_start,
+                       "period_end": d.period_end}
+            out = Outcome(summary, attempt, cmp.outcome, declared, recorded)
+            log(s, st, "filing.compared", tp, comparison_id=cmp.id, attempt=attempt, outcome=cmp.outcome,
+                declared_fen=declared.income, recorded_fen=recorded, source=cmp.source, **summary)
+            if not accepted:
+                if explanation is not None:
+                    ref = Referral(taxpayer_id=tp.id, declaration_id=d.id, comparison_id=cmp.id,
+                                   explanation=explanation.strip(), state="open")
+                    s.add(ref)
+                    d.state = "referred"
+                    s.flush()
+                    out.referral_id = ref.id
+                    log(s, st, "referral.opened", tp, referral_id=ref.id, comparison_id=cmp.id,
+                        shortfall_fen=recorded - declared.income, explanation=ref.explanation, **summary)
+                return out, None
+            base = S.tax_due(rates, d.lines, declared.income, declared.items)
+            a = S.assess(d.period_end, cmp.filed_on, base)
+            out.assessment = a
+            s.add(Surcharge(comparison_id=cmp.id, taxpayer_id=tp.id, filing_deadline=a.filing_deadline,
+                            filed_on=a.filed_on, days=a.days, base=a.base, amount=a.amount))
+            log(s, st, "surcharge.assessed", tp, comparison_id=cmp.id, **a.as_dict())
+            limits = I.Limits(S.next_deadline(d.period_end, cmp.filed_on, tp.filing_mode), m.single_limit,
+                              m.cumulative_limit, m.return_limit)
+            record = I.issue_controls(st.keystore, report, limits=limits)
+            cu = ClearUnlock(declaration_id=d.id, machine_id=m.id, period_end=d.period_end,
+                             sequence=d.period_end * 100, deadline=limits.deadline, single_limit=limits.single_limit,
+                             cumulative_limit=limits.cumulative_limit, return_limit=limits.return_limit,
+                             record=record, state="writing", station=st.name)
+            s.add(cu)
+            d.state = "accepted"
+            s.flush()
+            log(s, st, "clear-unlock.issued", tp, clear_unlock_id=cu.id, deadline=cu.deadline,
+                sequence=cu.sequence, **summary)
+            return out, cu.id
+    except IntegrityError as e:
+        raise integrity(e, CONFLICT, "another station filed for this declaration at the same moment; "
+                        "read the card again") from None

@@ -1,0 +1,100 @@
+"""Money rules of the filing window: filing deadline, tax due, late surcharge (滞纳金), the next deadline.
+
+All integer fen; no floats.  Each rule is one function so a deployment can change it in one place.
+
+Filing deadline (征期): the 15th day of the month after the period's end (FILING_DAY), for monthly and
+quarterly filers alike (a quarter ends on a month end).  [our choice; the collection law lets the tax
+authority set it, and the 15th is the common 征期]
+
+Days late: calendar days from the day after the filing deadline through the day the filing is accepted,
+inclusive: max(0, filed_on - deadline).
+
+Base (tax due): the declared income taxed at the tax items' rates (basis points).  With an itemised
+filing, each item's declared income at its rate.  Without, the card's recorded net income of each item
+(normal - returned) at its rate, and any income declared beyond the record at the highest rate of the
+taxpayer's items (the taxpayer may itemise to be taxed at the right rate).  Each item's tax is rounded
+half up to the fen (as on a tax form, line by line); the base is never below 0.
+
+Surcharge: 0.05 % of the base per day late (SURCHARGE_PER_10K = 5 per ten thousand per day), computed on
+base x days at once and rounded half up to the fen once (not per day, which would lose up to half a fen
+a day).
+
+Next invoice deadline after a clear-unlock: the last day of the filing period (month, or quarter for
+quarterly filers) that contains the filing day; if that is not after the declared period's end, the
+last day of the period after it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from protocol import cardfiles as F
+
+from .common import as_date, as_int
+
+FILING_DAY = 15
+SURCHARGE_PER_10K = 5  # 0.05 % a day
+
+
+def round_half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half away from zero, in integers."""
+    q, r = divmod(abs(numerator), denominator)
+    q += 2 * r >= denominator
+    return q if numerator >= 0 else -q
+
+
+def filing_deadline(period_end: int) -> int:
+    d = as_date(period_end)
+    y, m = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
+    return as_int(dt.date(y, m, FILING_DAY))
+
+
+def days_late(period_end: int, filed_on: int) -> int:
+    return max(0, (as_date(filed_on) - as_date(filing_deadline(period_end))).days)
+
+
+def tax_due(rates: dict[int, int], recorded_lines: list, declared: int, items: dict[int, int] | None) -> int:
+    """`rates` {item: basis points}; `recorded_lines` [(item, normal, returned)] from the card;
+    `declared` the declared income (fen); `items` {item: fen} when the filing is itemised."""
+    if items is not None:
+        due = sum(round_half_up(amount * rates[i], 10000) for i, amount in items.items())
+    else:
+        recorded = {i: n - r for i, n, r in recorded_lines if i}
+        due = sum(round_half_up(net * rates.get(i, 0), 10000) for i, net in recorded.items())
+        excess = declared - sum(recorded.values())
+        if excess > 0:
+            due += round_half_up(excess * max(rates.values(), default=0), 10000)
+    return max(0, due)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    filing_deadline: int
+    filed_on: int
+    days: int
+    base: int
+    amount: int
+
+    def as_dict(self) -> dict:
+        return {"filing_deadline": self.filing_deadline, "filed_on": self.filed_on, "days_late": self.days,
+                "base_fen": self.base, "rate_per_day": "%d/10000" % SURCHARGE_PER_10K, "surcharge_fen": self.amount}
+
+
+def assess(period_end: int, filed_on: int, base: int) -> Assessment:
+    days = days_late(period_end, filed_on)
+    return Assessment(filing_deadline(period_end), filed_on, days, base,
+                      round_half_up(base * days * SURCHARGE_PER_10K, 10000))
+
+
+def _period_last_day(d: dt.date, filing_mode: int) -> dt.date:
+    month = d.month if filing_mode != F.FILING_QUARTERLY else (d.month + 2) // 3 * 3
+    first_next = dt.date(d.year + 1, 1, 1) if month == 12 else dt.date(d.year, month + 1, 1)
+    return first_next - dt.timedelta(days=1)
+
+
+def next_deadline(period_end: int, filed_on: int, filing_mode: int) -> int:
+    last = _period_last_day(as_date(filed_on), filing_mode)
+    if last <= as_date(period_end):
+        last = _period_last_day(as_date(period_end) + dt.timedelta(days=1), filing_mode)
+    return as_int(last)
