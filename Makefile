@@ -50,7 +50,7 @@ gen: $(STAMP)
 
 # .mpy files ready to copy to a board (mpremote cp -r build/firmware/* :) or to freeze
 firmware: $(STAMP)
-	$(BIN)/python -m hw_sim.build_firmware $(FIRMWARE_OUT)
+	$(BIN)/python -m hw_sim.firmware_image $(FIRMWARE_OUT)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis bench/results/*.json .stubs .stubs-rp2

@@ -1,28 +1,129 @@
-"""fiscal-conformance: the certification suite's command line.
+"""fiscal-conformance: the certification suite's command line (docs/CONFORMANCE.md).
 
-The case catalogue, reference model and runner arrive with the conformance issue; until then `list`
-says so plainly and `run` refuses rather than report a pass it did not test.
+    fiscal-conformance list [--select FC-LOCK-*]
+    fiscal-conformance run --dut sim|mpy|simtill|<port or URL> --report DIR [--select PATTERN ...]
+                           [--seed N] [--examples N] [--no-model-run] [--cases DIR]
+
+`run` writes DIR/report.json, DIR/junit.xml and DIR/certificate.html and exits 0 only on a full pass
+(every counted case passed; "not tested" is not a pass).  Exit 1: a case failed or errored; 3:
+incomplete (capabilities missing); 2: usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import SUITE_VERSION
+from .dut import DutError, dut_factory
+from .runner import AREAS, CASES_DIR, load_cases, run_case, select
+
+_MARK = {"pass": "PASS", "fail": "FAIL", "not tested": "N/T ", "error": "ERR "}
+
+
+def _list(args) -> int:
+    cases = select(_catalogue(args), args.select)
+    area = None
+    for c in cases:
+        if c.area != area:
+            area = c.area
+            print("\n%s - %s" % (area, AREAS.get(area, "")))
+        flag = " [provisional]" if c.provisional else ""
+        print("  %-13s %s%s\n                %s" % (c.id, c.title, flag, c.requirement))
+    print("\n%d cases (suite %s)" % (len(cases), SUITE_VERSION))
+    return 0
+
+
+def _catalogue(args):
+    cases = load_cases(CASES_DIR)
+    for folder in args.cases or []:
+        cases += load_cases(folder)
+    return cases
+
+
+def _run(args) -> int:
+    from . import report
+    from .runner import device_identity
+    out = Path(args.report)
+    work = tempfile.TemporaryDirectory(prefix="fc-run-")
+    try:
+        make = dut_factory(args.dut, workdir=work.name)
+        cases = select(_catalogue(args), args.select)
+        t0 = time.monotonic()
+        started = _dt.datetime.now().isoformat(timespec="seconds")
+        try:
+            identity = device_identity(make)
+        except (DutError, OSError) as e:
+            print("cannot reach the device %s: %s" % (args.dut, e), file=sys.stderr)
+            return 2
+        print("fiscal-conformance %s: %s, firmware %s (%s...), %d cases" % (
+            SUITE_VERSION, identity.get("model", "?"), identity.get("fw_version", "?"),
+            str(identity.get("fw_hash", ""))[:16], len(cases)))
+        verdicts = []
+        for i, case in enumerate(cases):
+            v = run_case(make, case)
+            verdicts.append(v)
+            prov = " (provisional)" if v.provisional else ""
+            print("[%3d/%d] %s %-13s %s%s" % (i + 1, len(cases), _MARK[v.verdict], v.id, v.title[:60], prov))
+            if v.verdict in ("fail", "error"):
+                print("          " + v.detail.splitlines()[0][:160])
+            sys.stdout.flush()
+        extra = {}
+        if not args.no_model_run and (not args.select or any(
+                __import__("fnmatch").fnmatchcase("FC-MODEL-001", p) for p in args.select)):
+            from .stateful import MODEL_CASE, model_run
+            probe = make()
+            caps = set(probe.capabilities)
+            if not getattr(probe, "persistent", False):
+                probe.close()
+            missing = MODEL_CASE.required() - caps
+            if missing:
+                from .runner import Verdict
+                v = Verdict(MODEL_CASE.id, MODEL_CASE.title, "MODEL", MODEL_CASE.requirement, "not tested",
+                            "the device lacks: " + ", ".join(sorted(missing)))
+            else:
+                print("model-based run: seed %d, %d sequences ..." % (args.seed, args.examples))
+                found = model_run(make, seed=args.seed, examples=args.examples, out_dir=out / "found")
+                v = found.verdict
+                if found.scenario:
+                    extra["found_scenario"] = str(found.scenario)
+                    print("          shrunk failure written to %s" % found.scenario)
+            verdicts.append(v)
+            print("[model] %s %s  %s" % (_MARK[v.verdict], v.id, v.detail.splitlines()[0][:120]))
+        doc = report.document(verdicts, identity, dut=args.dut, seed=args.seed, started=started,
+                              seconds=time.monotonic() - t0, extra=extra)
+        paths = report.write_all(doc, out)
+        s = doc["summary"]
+        print("\n%s: %s  (%s)  in %.1f s" % (s["overall"], ", ".join("%d %s" % (n, k) for k, n in s["counts"].items()),
+                                             "%d provisional" % s["provisional"], doc["seconds"]))
+        print("report: %s" % ", ".join(str(p) for p in paths.values()))
+        return {"PASS": 0, "FAIL": 1, "INCOMPLETE": 3}[s["overall"]]
+    finally:
+        work.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fiscal-conformance", description="Certification suite for fiscal tills")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="print the case catalogue")
+    ls = sub.add_parser("list", help="print the case catalogue")
+    ls.add_argument("--select", nargs="*", help="case id patterns, e.g. FC-LOCK-*")
+    ls.add_argument("--cases", nargs="*", help="extra folders of case files")
     run = sub.add_parser("run", help="run the suite against a device")
-    run.add_argument("--dut", required=True, help="sim | mpy | serial port | pyserial URL")
+    run.add_argument("--dut", required=True, help="sim | mpy | simtill | serial port | pyserial URL")
     run.add_argument("--report", required=True, help="folder for the report")
+    run.add_argument("--select", nargs="*", help="case id patterns, e.g. FC-LOCK-*")
+    run.add_argument("--seed", type=int, default=0, help="seed of the model-based run")
+    run.add_argument("--examples", type=int, default=25, help="sequences in the model-based run")
+    run.add_argument("--no-model-run", action="store_true", help="scenario cases only")
+    run.add_argument("--cases", nargs="*", help="extra folders of case files (e.g. a found/ scenario)")
     args = p.parse_args(argv)
     if args.cmd == "list":
-        print("The case catalogue is not written yet: no cases.")
-        return 0
-    print("fiscal-conformance run: no cases exist yet, so no verdict can be given.", file=sys.stderr)
-    return 2
+        return _list(args)
+    return _run(args)
 
 
 if __name__ == "__main__":

@@ -425,7 +425,11 @@ class Model:
             self.lost = True
             want = sorted(set(seen))
             why = ""
-            if reply is not None and reply["status"] == OK and "OK" in want:
+            if reply is not None and reply["status"] == OK and any(
+                    o.replay is not None or o.unknown_replay is not None
+                    for s in self.candidates for o in predict(s, command, rid, payload)):
+                why = "; the reply differs from the one stored for this request id (not a replay: executed again?)"
+            elif reply is not None and reply["status"] == OK and "OK" in want:
                 for s in self.candidates:
                     for o in predict(s, command, rid, payload):
                         if o.status == OK and o.check is not None:
@@ -814,11 +818,13 @@ def _declare(s, req):
         errs.add(ERR["INPUT_BAD_DATE"])
     elif not end or end > s.closed or end <= s.declared_end:
         errs.add(ERR["STATE_NOTHING_TO_DECLARE"] if not undeclared else ERR["INPUT_BAD_RANGE"])
+    days = [d for d in undeclared if d <= end]
+    if not days:  # e.g. an end before the first undeclared day
+        errs |= {ERR["STATE_NOTHING_TO_DECLARE"], ERR["INPUT_BAD_RANGE"]}
     if s.fiscal_slot != "fiscal" or s.user_slot != "user":
         errs.add(CARD_ANY)
     if errs:
         return [Outcome(e) for e in errs]
-    days = [d for d in undeclared if d <= end]
     totals = zero_totals()
     for d in days:
         add_totals(totals, s.daily[d])

@@ -445,6 +445,10 @@ class Session:
     def audit(self, want: dict) -> None:
         stream = self.read_journal()
         rep = JF.audit_stream(stream)
+        if rep.header is not None and rep.header.next_index == 0 and not rep.records:
+            # an empty journal: audit_stream has no record to start the chain from and says so
+            rep.problems = [p for p in rep.problems if p[0] != "chain"]
+            rep.chain_ok = True
         if rep.problems or not rep.chain_ok:
             self.fail("journal audit: %s" % (rep.problems[:5],))
         names = {code: name for code, (name, _) in R.RECORDS.items()}

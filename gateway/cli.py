@@ -1,10 +1,13 @@
 """fiscal-gateway: talk to a till from a terminal.
 
     fiscal-gateway info --port /dev/pts/7 [--baud 115200] [--timeout 2] [--retries 2] [--json]
+    fiscal-gateway register-taxpayer | register-machine | issue-cards | initialize | read-card | file |
+                   referrals | check-old | sell | audit | export ...      (the tax hall: gateway.stations)
 
 Exit status 0 on success, 1 when the till cannot be reached or refuses (one line on stderr, no
 traceback), 2 for bad arguments (argparse).  Subcommands register in SUBCOMMANDS; each takes the parsed
-arguments and an open TillClient and returns what to print.
+arguments and an open TillClient and returns what to print.  The station commands (database, cards,
+tills) are defined in gateway.stations.commands, with their own exit statuses (3: filing shortfall).
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ SUBCOMMANDS = {
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Talk to a fiscal till over its serial link.")
+    p = argparse.ArgumentParser(prog=PROG, description="Talk to a fiscal till over its serial link; run the tax hall's stations.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_fn, help_text) in SUBCOMMANDS.items():
         s = sub.add_parser(name, help=help_text, description=help_text)
@@ -110,6 +113,8 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--timeout", type=_number(float, 0.001), default=2.0, help="seconds per try (default 2)")
         s.add_argument("--retries", type=_number(int, 0), default=2, help="resends after a timeout (default 2)")
         s.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    from .stations.commands import add_commands
+    add_commands(sub, _number)
     return p
 
 
@@ -128,6 +133,13 @@ def _number(kind, low):
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "station_fn", None) is not None:
+        from .stations.commands import run
+        try:
+            return run(args, PROG)
+        except LinkError as e:
+            print("%s: %s" % (PROG, e), file=sys.stderr)
+            return 1
     fn = SUBCOMMANDS[args.command][0]
     try:
         with TillClient(args.port, args.baud, args.timeout, args.retries) as till:

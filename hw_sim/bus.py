@@ -258,7 +258,7 @@ class HalService:
             raise ValueError("FLASH_READ longer than a reply")
         buf = bytearray(length)
         self.flash.readblocks(block, buf, offset)
-        return buf
+        return bytes(buf)
 
     def _flash_write(self, args: bytes) -> bytes:
         block, offset = _FLASH_RW.unpack_from(args)

@@ -86,16 +86,19 @@ class Hall:
     """The tax bureau's station: the gateway library on the user card, through a reader on the slot."""
 
     def __init__(self, sim: SimTill) -> None:
+        if sim.keystore is None:
+            raise SimTillError("the demo needs the demo cards")
         self.sim = sim
+        self.keystore = sim.keystore
 
     def session(self) -> UserCardSession:
-        s = UserCardSession(SimReader(self.sim.user_slot), self.sim.keystore)
+        s = UserCardSession(SimReader(self.sim.user_slot), self.keystore)
         s.open()
         s.authenticate()
         return s
 
     def sell_roll(self, start: int, end: int) -> None:
-        record = issuance.issue_roll(self.sim.keystore, fiscal_card_no=demo_cards.FISCAL_CARD_NO,
+        record = issuance.issue_roll(self.keystore, fiscal_card_no=demo_cards.FISCAL_CARD_NO,
                                      machine_no=self.sim.identity["machine_no"], code=ROLL_CODE, start=start,
                                      end=end)
         self.session().add_roll(record)

@@ -34,8 +34,8 @@ Interpreters (one public class over interchangeable backends, like python-can's 
 
 Control (tests, the conformance suite): `sim.rtc` (set(date, time) / set(datetime) / advance),
 `sim.fiscal_slot` and `sim.user_slot` (insert / remove / mute / pull_after, and present / power_on /
-transmit for a host-side reader), `sim.flash` (cut_after(n, tear): a power-loss schedule), `sim.nvram`,
-`sim.printer`, `sim.power_cycle()`, and `sim.bureau()`: an authenticated bureau session on the user card
+transmit for a host-side reader; see PersistentSlot), `sim.flash` (cut_after(n, tear): a power-loss
+schedule), `sim.nvram`, `sim.printer`, `sim.power_cycle()`, and `sim.bureau()`: an authenticated bureau session on the user card
 (gateway.usercard over gateway.readers.SimReader).
 
 Theory of operation: who runs when.  Firmware steps run on the pump thread; the test thread calls the
@@ -71,6 +71,7 @@ from pathlib import Path
 
 import fiscal_till
 from fiscal_till import device, hal, server, version
+from gateway.keystore import KeyStore
 from protocol.status import CAPABILITIES
 
 from . import bus, firmware_image
@@ -209,7 +210,7 @@ def issue_demo_cards(machine_no: str):
     if machine_no == demo_cards.MACHINE_NO:
         return demo_cards.demo_cards(seed=int.from_bytes(os.urandom(4), "big"))
     from gateway import issuance as I
-    from gateway.keystore import KeyStore
+
     from .cards import FiscalCard, ManagementCard, UserCard
     ks = KeyStore.for_tests()
     fd, ud = I.issue_cards(ks, taxpayer=demo_cards.TAXPAYER, machine_no=machine_no,
@@ -250,24 +251,93 @@ class _Locked:
         return "<locked %r>" % (self._obj,)
 
 
-class SlotControl(_Locked):
-    """sim.fiscal_slot / sim.user_slot: a CardSlot whose insert and remove also update the state folder,
-    so a restart finds the slot as the test left it."""
+class PersistentSlot:
+    """A card slot (hw_sim.cards.slot.CardSlot) whose card lives in a file of the state folder, as a card
+    keeps its EEPROM: the file is rewritten (temporary file, rename) after every command that changed the
+    card, so a simulator restart finds it as it was.  Both the firmware's HAL and the control side use
+    this object.
 
-    def __init__(self, slot: CardSlot, lock, path: Path) -> None:
-        super().__init__(slot, lock)
-        object.__setattr__(self, "_path", path)
+    Cheap on purpose (it runs for every APDU of a till-year): commands that only read (ISO SELECT, READ
+    BINARY, READ RECORD, GET RESPONSE) are not followed by a save; any other is, if the card's state text
+    (hw_sim.cards.store.dumps) differs from the last one written.  `fsync` adds file and folder syncs
+    (durable against a host crash, slower).  insert() writes the card's file, remove() deletes it; a card
+    pulled out by a fault (CardSlot.pull_after) keeps its file and is `pulled`: the card in the tester's
+    hand, ready to go back in with insert(slot.pulled)."""
 
+    READ_ONLY_INS = (0xA4, 0xB0, 0xB2, 0xC0)
+
+    def __init__(self, slot: CardSlot, path: Path, *, fsync: bool = False) -> None:
+        self.slot = slot
+        self.path = path
+        self.fsync = fsync
+        self.pulled = None  # the card a fault pulled out last
+        self._saved: str | None = None
+
+    def __getattr__(self, name: str):  # mute, pull_after, card, name ... of the CardSlot
+        return getattr(self.slot, name)
+
+    # HAL side
+    def present(self) -> bool:
+        return self.slot.present()
+
+    def power_on(self) -> bytes | None:
+        return self.slot.power_on()
+
+    reset = power_on
+
+    def power_off(self) -> None:
+        self.slot.power_off()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        card = self.slot.card
+        try:
+            return self.slot.transmit(apdu)
+        finally:
+            if card is not None:
+                if self.slot.card is None:
+                    self.pulled = card
+                if not (len(apdu) > 1 and apdu[0] == 0 and apdu[1] in self.READ_ONLY_INS):
+                    self._save(card)
+
+    # control side
     def insert(self, card) -> None:
-        with self._lock:
-            self._obj.insert(card)
-            store.save_card(card, self._path)
+        self.slot.insert(card)
+        if card is self.pulled:
+            self.pulled = None
+        self._saved = None
+        self._save(card)
 
     def remove(self):
-        with self._lock:
-            card = self._obj.remove()
-            self._path.unlink(missing_ok=True)
-            return card
+        card = self.slot.remove()
+        self.path.unlink(missing_ok=True)
+        self._saved = None
+        return card
+
+    def load(self) -> None:
+        """Insert the card of the slot's file, if there is one (simulator start)."""
+        if self.path.exists():
+            try:
+                card = store.load_card(self.path)
+            except store.CardFileError as e:
+                raise SimTillError("%s: %s; move it away to leave that slot empty" % (self.path, e)) from None
+            self.slot.insert(card)
+            self._saved = store.dumps(card)
+
+    def _save(self, card) -> None:
+        text = store.dumps(card)
+        if text == self._saved:
+            return
+        if self.fsync:
+            store.save_card(card, self.path)
+        else:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # card keys: owner only
+            try:
+                os.write(fd, text.encode("utf-8"))
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        self._saved = text
 
 
 class SimClock(_Locked):
@@ -311,8 +381,10 @@ class SimTill:
         self.lock = threading.RLock()
         self._exit = ExitStack()  # undoes whatever was set up, in reverse order
         self._exit.enter_context(_lock_state(self.state))
-        self._firmware = None
-        self._pump = None
+        self._firmware: _InProcess | _Subprocess | None = None
+        self._pump: _Pump | None = None
+        self.keystore: KeyStore | None = None  # the bureau's keys for the demo cards (TEST keys)
+        self.management_card = None
         try:
             self.config = load_config(self.state, machine_no, cards, flash_sectors)
             self.baud = baud or self.config["baud"]
@@ -321,17 +393,21 @@ class SimTill:
             except ValueError as e:
                 raise SimTillError(str(e)) from None
             self._flash = NorFlash(sector_count=self.config["flash_sectors"], sector_size=SECTOR_SIZE)
-            self._flash.attach(str(self.state / "flash.img"))
+            image = self.state / "flash.img"
+            if image.exists() and image.stat().st_size != self._flash.size:  # attach() would blank it
+                raise SimTillError("%s holds %d bytes, not the %d of this till's flash: it is damaged or "
+                                   "not this till's; move it away to start with a blank chip"
+                                   % (image, image.stat().st_size, self._flash.size))
+            self._flash.attach(str(image))
             self._exit.callback(self._flash.close)
-            self._slots = [CardSlot(name=n, path=self.state / "cards" / (n + ".json")) for n in _SLOT_NAMES]
-            self.keystore = None
-            self.management_card = None
+            self._slots = [PersistentSlot(CardSlot(name=n), self.state / "cards" / (n + ".json"))
+                           for n in _SLOT_NAMES]
             self._load_cards()
             self._nvram = FolderNvram(self.state / "nvram")
             self._printer = SimPrinter(self.state / "printer.txt")
             self.rtc = SimClock(self._rtc, self.lock)
             self.flash = _Locked(self._flash, self.lock)
-            self.fiscal_slot, self.user_slot = [SlotControl(s, self.lock, s.path) for s in self._slots]
+            self.fiscal_slot, self.user_slot = [_Locked(s, self.lock) for s in self._slots]
             self.nvram = _Locked(self._nvram, self.lock)
             self.printer = _Locked(self._printer, self.lock)
             self.uart = PtyUART(self.baud, pace)
@@ -353,7 +429,6 @@ class SimTill:
     def _load_cards(self) -> None:
         folder = self.state / "cards"
         if self.config["cards"] == "demo":
-            from gateway.keystore import KeyStore
             self.keystore = KeyStore.for_tests()
             if not folder.exists():  # first start: the bureau issues the demo cards
                 cards = issue_demo_cards(self.config["machine_no"])
@@ -364,19 +439,15 @@ class SimTill:
                 store.save_card(cards.user, tmp / "user.json")
                 store.save_card(cards.management, tmp / "management.json")
                 os.rename(tmp, folder)
-            if (folder / "management.json").exists():
-                self.management_card = self._load_card(folder / "management.json")
+            path = folder / "management.json"
+            if path.exists():
+                try:
+                    self.management_card = store.load_card(path)
+                except store.CardFileError as e:
+                    raise SimTillError("%s: %s" % (path, e)) from None
         folder.mkdir(exist_ok=True)
         for slot in self._slots:
-            if slot.path.exists():
-                slot.insert(self._load_card(slot.path))
-
-    @staticmethod
-    def _load_card(path: Path):
-        try:
-            return store.load_card(path)
-        except store.CardFileError as e:
-            raise SimTillError("%s: %s; move it away to leave that slot empty" % (path, e)) from None
+            slot.load()
 
     # ---- power ----------------------------------------------------------------------------------------
     def _boot(self) -> None:
@@ -414,6 +485,7 @@ class SimTill:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
+        assert self._firmware is not None
         while not self._firmware.ready.wait(0.02):
             if self.failure:
                 raise SimTillError(self.failure)
@@ -541,7 +613,7 @@ class _InProcess:
         self.log_path = sim.log_path
         self.lock = sim.lock
         self.off = False
-        self.link = None
+        self.link: server.LinkServer | None = None
         self._sel: selectors.BaseSelector | None = None
         board = hal.Board(uart=sim.uart, rtc=sim._rtc, flash=sim._flash, fiscal_slot=sim._slots[0],
                           user_slot=sim._slots[1], printer=sim._printer, identity=dict(sim.identity),
@@ -569,7 +641,7 @@ class _InProcess:
     def _serve(self, _events: int) -> None:
         try:
             with self.lock:
-                while self.link.serve_uart(self.uart, self.rxbuf):
+                while self.link is not None and self.link.serve_uart(self.uart, self.rxbuf):
                     pass
         except PowerLoss:
             self.cut()

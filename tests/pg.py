@@ -8,7 +8,7 @@ loopback only; stopped and deleted at the end.  PostgreSQL refuses to run as roo
 runs as the `postgres` user (Debian's packages create it) through runuser.  Without the packages the
 tests that need it skip, saying which package to install.
 
-`pg_url` (per test): a new empty database on that server.  `store`: an opened, migrated gateway store on
+`pg_url` (per test): a new database on that server, a copy of a template migrated once.  `store`: an opened, migrated gateway store on
 SQLite (a file in tmp_path) or on PostgreSQL (a new database), the test running once on each.
 """
 
@@ -60,7 +60,7 @@ class PgServer:
         self.data = self.dir / "data"
         self.port = _free_port()
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  "--locale=C.UTF-8" if _has_locale("C.UTF-8") else "--locale=C")
+                  "--locale=C.UTF-8" if _has_locale("C.UTF-8") else "--locale=C", *([] if fsync else ["--no-sync"]))
         opts = "-p %d -c listen_addresses=127.0.0.1 -k %s -c fsync=%s -c max_connections=100" % (
             self.port, self.dir, "on" if fsync else "off")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"), "-o", opts, "-w", "-t", "30",
@@ -78,22 +78,45 @@ class PgServer:
     def url(self, database: str = "postgres") -> str:
         return "postgresql+psycopg://postgres@127.0.0.1:%d/%s" % (self.port, database)
 
-    def create_database(self, name: str | None = None) -> str:
-        """A new empty database; its URL."""
+    def create_database(self, name: str | None = None, template: str | None = None) -> str:
+        """A new database (a copy of `template` if given, else empty); its URL."""
         import psycopg
         self.n += 1
         name = name or "t%d_%d" % (os.getpid(), self.n)
         with psycopg.connect("host=127.0.0.1 port=%d user=postgres dbname=postgres" % self.port,
                              autocommit=True) as conn:
-            conn.execute('CREATE DATABASE "%s"' % name)
+            conn.execute('CREATE DATABASE "%s"%s' % (name, ' TEMPLATE "%s"' % template if template else ""))
         return self.url(name)
 
+    def migrated_database(self) -> str:
+        """A new database with the gateway schema: a copy of a template migrated once (fast)."""
+        if not getattr(self, "_template", None):
+            from gateway.db import open_store
+            url = self.create_database("gateway_template")
+            open_store(url).close()
+            self._template = "gateway_template"
+        return self.create_database(template=self._template)
+
     def stop(self) -> None:
+        pid_file = self.data / "postmaster.pid"
         try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        except RuntimeError:
-            pass
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, 3)  # SIGQUIT: immediate shutdown
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _running(pid):
+                time.sleep(0.02)
+        except (OSError, ValueError, IndexError):
+            pass  # gone (or never started)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (a container's init may never reap it)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _has_locale(name: str) -> bool:
@@ -125,7 +148,8 @@ def pg_server():
 
 @pytest.fixture
 def pg_url(pg_server) -> str:
-    return pg_server.create_database()
+    """A new database with the gateway schema already migrated."""
+    return pg_server.migrated_database()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -148,3 +172,111 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(port)
+
+
+# ---- the tax hall and one in-process till, for the gateway tests -------------------------------------------------
+class RigClient:
+    """gateway.link.TillClient's call/call_ok over tests/tillrig.py's in-process till (no port, no thread)."""
+
+    port_name = "tillrig"
+
+    def __init__(self, rig) -> None:
+        self.rig = rig
+        self.calls: list[str] = []
+
+    def call(self, name: str, request: dict | None = None):
+        self.calls.append(name)
+        status, parsed, _ = self.rig.call(name.upper(), **(request or {}))
+        return status, parsed
+
+    def call_ok(self, name: str, request: dict | None = None):
+        from gateway.link import StatusError
+        status, parsed = self.call(name, request)
+        if status:
+            raise StatusError(name, status)
+        return parsed
+
+
+class Hall:
+    """The bureau (a Station on `store`) and the demo till in process (tests/tillrig.TillRig), registered
+    with the demo cards' own numbers, so the cards the rig holds are the cards the bureau issued."""
+
+    def __init__(self, store, *, name: str = "window-1", roll_quota: int = 2) -> None:
+        from gateway.keystore import KeyStore
+        from gateway.stations import Station
+        from tillrig import TillRig
+        self.rig = TillRig()
+        self.client = RigClient(self.rig)
+        self.st = Station(store, KeyStore.for_tests(), name=name, clock=lambda: self.rig.rtc.date)
+        self.store = store
+        self.roll_quota = roll_quota
+
+    @property
+    def taxpayer_no(self) -> str:
+        from hw_sim.cards import demo as D
+        return D.TAXPAYER.taxpayer_no
+
+    @property
+    def machine_no(self) -> str:
+        from hw_sim.cards import demo as D
+        return D.MACHINE_NO
+
+    def reader(self):
+        from gateway.readers import SimReader
+        return SimReader(self.rig.user_slot)
+
+    def register(self) -> "Hall":
+        from gateway import stations as G
+        from hw_sim.cards import demo as D
+        G.register_taxpayer(self.st, D.TAXPAYER, tax_items=D.TAX_ITEMS, roll_quota=self.roll_quota)
+        G.register_machine(self.st, D.TAXPAYER.taxpayer_no, D.MACHINE_NO, D.LIMITS)
+        G.issue_cards(self.st, D.TAXPAYER.taxpayer_no, D.MACHINE_NO, fiscal_card_no=D.FISCAL_CARD_NO,
+                      user_card_no=D.USER_CARD_NO, valid_from=D.VALID_FROM, valid_to=D.VALID_TO)
+        return self
+
+    def initialize(self) -> "Hall":
+        from gateway import stations as G
+        self.rig.rtc.set(20260105, 90000)
+        G.initialize_till(self.st, self.client, self.machine_no, date=20260105, time=90000)
+        return self
+
+    def sell(self, start: int = 1, end: int = 100, code: str = "1440012345") -> dict:
+        from gateway import stations as G
+        return G.sell_roll(self.st, self.reader(), self.taxpayer_no, self.machine_no, code=code, start=start, end=end)
+
+    def trade(self, days=((20260105, 4), (20260106, 3), (20260107, 3))) -> int:
+        """Invoices over `days` ((date, count), ...), item 1 and 2 alternating; the total (fen)."""
+        total = 0
+        for day, n in days:
+            self.rig.rtc.set(day, 100000)
+            for i in range(n):
+                total += self.rig.ok("ISSUE_INVOICE", **self.rig.invoice(1000 + 100 * i, item=1 + i % 2)).total
+        return total
+
+    def declare(self, on: int = 20260201, end: int = 20260131):
+        self.rig.rtc.set(on, 90000)
+        self.rig.ok("DAILY_CLOSE")
+        return self.rig.ok("DECLARE", end=end)
+
+    def ready_to_file(self, window_day: int = 20260220) -> "Hall":
+        """Registered, initialized, a roll sold and loaded, 10 invoices, declared; the clock at the window."""
+        self.register().initialize()
+        self.sell()
+        self.rig.ok("LOAD_ROLL")
+        self.income = self.trade()
+        self.declaration = self.declare()
+        self.rig.rtc.set(window_day, 93000)
+        return self
+
+    def counts(self) -> dict:
+        """Rows per table: what a refusal must leave unchanged."""
+        from sqlalchemy import func, select
+        from gateway.db.models import Base
+        with self.store.transaction() as s:
+            return {t.name: s.execute(select(func.count()).select_from(t)).scalar()
+                    for t in Base.metadata.sorted_tables}
+
+
+@pytest.fixture
+def hall(store):
+    return Hall(store)

@@ -85,6 +85,7 @@ class SimRig:
 
     # ---- the bureau's side --------------------------------------------------------------------------
     def bureau_sells_roll(self, start: int = 1, end: int = 100, code: str = "1440012345") -> None:
+        assert self.sim.keystore is not None, "a till without demo cards"
         record = I.issue_roll(self.sim.keystore, fiscal_card_no=demo.FISCAL_CARD_NO,
                               machine_no=self.sim.identity["machine_no"], code=code, start=start, end=end)
         self.sim.bureau().add_roll(record)

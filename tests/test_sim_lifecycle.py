@@ -3,12 +3,16 @@ script as the in-process bench (tests/lifecycle.py), power cycles in the middle 
 cuts inside ISSUE_INVOICE."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 import lifecycle
 from hw_sim.cards import store
 from hw_sim.nor_flash import TEAR_NOTHING, TEAR_PREFIX, TEAR_RANDOM
-from protocol import records
+from hw_sim.sim import SimTillError
+from protocol import commands, frame, records
 from protocol.commands import READ_JOURNAL_MAX
 from protocol.journal_format import audit_stream
 from protocol.status import LOCK_REASONS, WARNINGS, mask_names
@@ -95,6 +99,17 @@ def test_state_folder_holds_the_whole_till(tmp_path):
         assert journal_invoices(rig) == [1, 2]
 
 
+def test_a_damaged_flash_image_is_named_not_blanked(tmp_path):
+    with SimRig(tmp_path, "cpython") as rig:
+        ready_to_issue(rig)
+    image = tmp_path / "flash.img"
+    with open(image, "r+b") as f:
+        f.truncate(1 << 20)
+    with pytest.raises(SimTillError, match="flash.img holds 1048576 bytes"):
+        SimRig(tmp_path, "cpython")
+    assert image.stat().st_size == 1 << 20
+
+
 def test_bare_till_has_empty_slots(tmp_path):
     with SimRig(tmp_path, "cpython", cards="none") as rig:
         assert rig.sim.keystore is None and not rig.sim.fiscal_slot.present()
@@ -114,8 +129,43 @@ def test_pulled_user_card_reaches_the_firmware_as_a_card_fault(rig):
     rig.refused("DECLARE", "CARD_NO_RESPONSE", end=20260131)
     assert not rig.sim.user_slot.present()
     rig.refused("DECLARE", "CARD_USER_MISSING", end=20260131)
-    rig.sim.user_slot.insert(store.load_card(rig.sim.state / "cards" / "user.json"))
+    card = rig.sim.user_slot.pulled
+    assert store.dumps(card) == store.dumps(store.load_card(rig.sim.state / "cards" / "user.json"))
+    rig.sim.user_slot.insert(card)
+    assert rig.sim.user_slot.pulled is None
     assert rig.ok("DECLARE", end=20260131).totals.normal_count == 1
+
+
+def test_firmware_steps_wait_for_control_calls(rig):
+    """While a control call holds the simulator's lock (a test changing a card, the clock), the firmware
+    does not run: its reply comes only after the lock is released."""
+    rig.rtc.set(20260105, 90000)
+    with rig.sim.lock:
+        rig.client.port.write(frame.request(commands.BY_NAME["GET_STATUS"].code, 4242))
+        time.sleep(0.3)
+        assert rig.client.port.in_waiting == 0
+    status, reply, _ = rig.call("GET_STATUS", rid=4242)
+    assert status == 0 and reply.date == 20260105
+
+
+def test_control_calls_from_another_thread_while_issuing(tmp_path):
+    with SimRig(tmp_path, "cpython") as rig:
+        ready_to_issue(rig)
+        stop = threading.Event()
+        seen = []
+
+        def meddle() -> None:
+            while not stop.is_set():
+                seen.append((rig.sim.fiscal_slot.present(), rig.sim.flash.ops, rig.sim.rtc.date))
+                rig.sim.printer.tail(3)
+        thread = threading.Thread(target=meddle)
+        thread.start()
+        try:
+            numbers = [rig.ok("ISSUE_INVOICE", **rig.invoice(100 + i)).number for i in range(30)]
+        finally:
+            stop.set()
+            thread.join()
+        assert numbers == list(range(1, 31)) and len(seen) > 30 and rig.sim.alive
 
 
 @pytest.mark.micropython

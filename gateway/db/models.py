@@ -142,6 +142,7 @@ class Comparison(Base):
     filed_on: Mapped[int] = mapped_column(Integer)
     station: Mapped[str] = mapped_column(String(40))
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    surcharge: Mapped[Surcharge | None] = relationship(uselist=False)
 
 
 class Surcharge(Base):

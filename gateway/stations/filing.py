@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from protocol import cardfiles as F
@@ -125,47 +125,48 @@ def _machine_for(s, tp: Taxpayer, fiscal_card_no: bytes) -> Machine:
     return m
 
 
-def verify_record(st: Station, s, tp: Taxpayer, record: bytes) -> tuple[Machine, DeclarationReport]:
-    """Check one declaration record (EF04 record or the 161 bytes) of a machine of `tp`; Refused(tampered)
-    listing every problem."""
-    body = record[1:] if len(record) == 162 else record
-    m = _machine_for(s, tp, bytes(body[:8]))
+def verify_record(st: Station, s, tp: Taxpayer, record: bytes, cache: dict | None = None
+                  ) -> tuple[Machine, DeclarationReport, bytes]:
+    """Check one declaration record (EF04 record or the 161 bytes) of a machine of `tp`: (machine, report,
+    the 161 bytes); Refused(tampered) listing every problem.  `cache`: lookups kept for one transaction."""
+    body = bytes(record[1:] if len(record) == 162 else record)
+    key = ("machine", tp.id, body[:8])
+    m = cache.get(key) if cache is not None else None
+    if m is None:
+        m = _machine_for(s, tp, body[:8])
+        if cache is not None:
+            cache[key] = m
     report = verify_declaration(st.keystore, body, m.machine_no)
     if not report.ok:
         raise Refused(TAMPERED, "the declaration of machine %s does not verify: nothing was accepted"
                       % m.machine_no, report.problems)
-    return m, report
+    return m, report, body
 
 
-def _record_declaration(st: Station, s, tp: Taxpayer, m: Machine, report: DeclarationReport) -> Declaration:
-    """The declaration's row: found (same bytes) or added; refused if it conflicts or was already cleared."""
-    record = report.payload  # payload alone is not the record; keep the whole 161 bytes below
-    raw = bytes(report.fiscal_card_no) + record[:74] + _xor_tail(record[:74]) + record[74:] + _xor_tail(record[74:])
-    digest = hashlib.sha256(raw).hexdigest()
+def _record_declaration(st: Station, s, tp: Taxpayer, m: Machine, report: DeclarationReport,
+                        body: bytes) -> tuple[Declaration, bool]:
+    """(the declaration's row, True if new: added, not flushed); refused if another one holds its period.
+    A new row's "declaration.received" event is the caller's to log once the row has its id."""
+    digest = hashlib.sha256(body).hexdigest()
     d = s.execute(select(Declaration).where(Declaration.machine_id == m.id,
                                             Declaration.period_end == report.end)).scalar_one_or_none()
     if d is not None:
         if d.digest != digest:
             raise Refused(CONFLICT, "machine %s already has a different declaration on record for the period "
                           "ending %d (declaration #%d)" % (m.machine_no, report.end, d.id))
-        return d
+        return d, False
     d = Declaration(taxpayer_id=tp.id, machine_id=m.id, period_start=report.start, period_end=report.end,
-                    record=raw, digest=digest, normal_count=report.counts[0], return_count=report.counts[1],
+                    record=body, digest=digest, normal_count=report.counts[0], return_count=report.counts[1],
                     void_count=report.counts[2], normal_total=report.normal_total,
                     return_total=report.return_total, lines=[list(x) for x in report.lines if x[0]],
                     key_id=report.key_id, station=st.name)
     s.add(d)
-    s.flush()
+    return d, True
+
+
+def _received(st: Station, s, tp: Taxpayer, m: Machine, d: Declaration) -> None:
     log(s, st, "declaration.received", tp, declaration_id=d.id, machine_no=m.machine_no, period_start=d.period_start,
-        period_end=d.period_end, normal_total=d.normal_total, return_total=d.return_total, digest=digest)
-    return d
-
-
-def _xor_tail(data: bytes) -> bytes:
-    x = 0
-    for b in data:
-        x ^= b
-    return bytes([x])
+        period_end=d.period_end, normal_total=d.normal_total, return_total=d.return_total, digest=d.digest)
 
 
 def _scan(st: Station, s, card: UserCardSession, tp: Taxpayer) -> tuple[list[Pending], list[ClearUnlock]]:
@@ -174,8 +175,13 @@ def _scan(st: Station, s, card: UserCardSession, tp: Taxpayer) -> tuple[list[Pen
     for recno, status, record in card.declarations():
         if status != F.DECL_SIGNED:
             continue
-        m, report = verify_record(st, s, tp, record)
-        d = _record_declaration(st, s, tp, m, report)
+        m, report, body = verify_record(st, s, tp, record)
+        d, new = _record_declaration(st, s, tp, m, report, body)
+        if new:
+            s.flush()
+            _received(st, s, tp, m, d)
+            pending.append(Pending(recno, d.id, m.machine_no, report))
+            continue
         cu = d.clear_unlock
         if cu is not None and cu.state == "written":
             raise Refused(REPLAYED, "the declaration of machine %s for %d-%d was cleared-unlocked on %s by %s "
@@ -215,8 +221,7 @@ def _finish(st: Station, card: UserCardSession, taxpayer_no: str, recno: int, cu
                 "return_limit_fen": cu.return_limit, "sequence": cu.sequence}
 
 
-def read_card(st: Station, reader, taxpayer_no: str) -> CardReading:
-    """Read and verify the user card at the window; finish any clear-unlock left half-written."""
+def _visit(st: Station, reader, taxpayer_no: str) -> tuple[UserCardSession, CardReading]:
     card = _open(st, reader)
     with st.store.transaction() as s:
         tp = lock_taxpayer(s, taxpayer_no)
@@ -226,7 +231,12 @@ def read_card(st: Station, reader, taxpayer_no: str) -> CardReading:
         reading = CardReading(uc.card_no, tp.taxpayer_no, tp.name, pending)
         resume_ids = [(recno, cu.id) for recno, cu in resume]
     reading.finished = [_finish(st, card, taxpayer_no, recno, cu_id) for recno, cu_id in resume_ids]
-    return reading
+    return card, reading
+
+
+def read_card(st: Station, reader, taxpayer_no: str) -> CardReading:
+    """Read and verify the user card at the window; finish any clear-unlock left half-written."""
+    return _visit(st, reader, taxpayer_no)[1]
 
 
 # ---- filing -----------------------------------------------------------------------------------------------------
@@ -235,7 +245,7 @@ def file(st: Station, reader, taxpayer_no: str, declared: DeclaredIncome, *, mac
     """One filing at the window for the card's pending declaration (of `machine_no` if it holds several)."""
     if explanation is not None and not explanation.strip():
         raise Refused("bad-input", "an explanation must not be empty")
-    reading = read_card(st, reader, taxpayer_no)
+    card, reading = _visit(st, reader, taxpayer_no)
     choices = [p for p in reading.pending if machine_no in (None, p.machine_no)]
     if not choices:
         raise Refused(ORDER, "the user card holds no pending declaration%s: declare at the till first (DECLARE), "
@@ -244,79 +254,114 @@ def file(st: Station, reader, taxpayer_no: str, declared: DeclaredIncome, *, mac
         raise Refused("bad-input", "the card holds declarations of several machines (%s): name the machine"
                       % ", ".join(p.machine_no for p in choices))
     p = choices[0]
-    card = UserCardSession(reader, st.keystore)
-    card.identity = _open(st, reader).identity
-    with st.store.transaction() as s:
-        card.key_id = user_card_of(s, lock_taxpayer(s, taxpayer_no), card.identity).key_ref.key_id
-    outcome, cu_id = decide(st, taxpayer_no, p.report, declared, explanation=explanation, declaration_id=p.declaration_id)
+    outcome, cu_id = decide(st, taxpayer_no, declared, report=p.report, declaration_id=p.declaration_id,
+                            explanation=explanation)
     if cu_id is not None:
         outcome.clear_unlock = _finish(st, card, taxpayer_no, p.recno, cu_id)
     return outcome
 
 
-def decide(st: Station, taxpayer_no: str, report: DeclarationReport, declared: DeclaredIncome, *,
-           explanation: str | None = None, declaration_id: int | None = None) -> tuple[Outcome, int | None]:
-    """Compare and, when accepted, assess and commit the clear-unlock (phase 1).  (outcome, clear-unlock id
-    to write, or None).  `report` must have verified (read_card / verify_record did it)."""
+def decide(st: Station, taxpayer_no: str, declared: DeclaredIncome, *, record: bytes | None = None,
+           report: DeclarationReport | None = None, declaration_id: int | None = None,
+           explanation: str | None = None) -> tuple[Outcome, int | None]:
+    """Compare and, when accepted, assess and commit the clear-unlock (phase 1): (outcome, id of the
+    clear-unlock to write to the card, or None).  Either the raw declaration `record` (verified here, in
+    the transaction: what the benchmark measures) or a verified `report` with its `declaration_id`."""
     try:
         with st.store.transaction() as s:
             tp = lock_taxpayer(s, taxpayer_no)
-            if declaration_id is None:
-                m = _machine_for(s, tp, report.fiscal_card_no)
-                d = _record_declaration(st, s, tp, m, report)
-            else:
-                d = s.get(Declaration, declaration_id)
-                m = s.get(Machine, d.machine_id)
-            if d.clear_unlock is not None:
-                raise Refused(REPLAYED, "the declaration of machine %s for the period ending %d is already accepted "
-                              "(clear-unlock #%d)" % (m.machine_no, d.period_end, d.clear_unlock.id))
-            rates = {t.idx: t.rate for t in tp.tax_items}
-            check_against(declared, tp.taxpayer_no, d.period_end, rates)
-            attempt = (s.execute(select(func.max(Comparison.attempt)).where(Comparison.declaration_id == d.id))
-                       .scalar() or 0) + 1
-            recorded = d.recorded_income
-            accepted = declared.income >= recorded
-            cmp = Comparison(declaration_id=d.id, attempt=attempt, declared_income=declared.income,
-                             recorded_income=recorded, outcome="accepted" if accepted else "shortfall",
-                             items={str(k): v for k, v in declared.items.items()} if declared.items else None,
-                             source=declared.source[:200], filed_on=st.today(), station=st.name)
-            s.add(cmp)
-            s.flush()
-            summary = {"declaration_id": d.id, "machine_no": m.machine_no, "period_start": d.period_start,
-                       "period_end": d.period_end}
-            out = Outcome(summary, attempt, cmp.outcome, declared, recorded)
-            log(s, st, "filing.compared", tp, comparison_id=cmp.id, attempt=attempt, outcome=cmp.outcome,
-                declared_fen=declared.income, recorded_fen=recorded, source=cmp.source, **summary)
-            if not accepted:
-                if explanation is not None:
-                    ref = Referral(taxpayer_id=tp.id, declaration_id=d.id, comparison_id=cmp.id,
-                                   explanation=explanation.strip(), state="open")
-                    s.add(ref)
-                    d.state = "referred"
-                    s.flush()
-                    out.referral_id = ref.id
-                    log(s, st, "referral.opened", tp, referral_id=ref.id, comparison_id=cmp.id,
-                        shortfall_fen=recorded - declared.income, explanation=ref.explanation, **summary)
-                return out, None
-            base = S.tax_due(rates, d.lines, declared.income, declared.items)
-            a = S.assess(d.period_end, cmp.filed_on, base)
-            out.assessment = a
-            s.add(Surcharge(comparison_id=cmp.id, taxpayer_id=tp.id, filing_deadline=a.filing_deadline,
-                            filed_on=a.filed_on, days=a.days, base=a.base, amount=a.amount))
-            log(s, st, "surcharge.assessed", tp, comparison_id=cmp.id, **a.as_dict())
-            limits = I.Limits(S.next_deadline(d.period_end, cmp.filed_on, tp.filing_mode), m.single_limit,
-                              m.cumulative_limit, m.return_limit)
-            record = I.issue_controls(st.keystore, report, limits=limits)
-            cu = ClearUnlock(declaration_id=d.id, machine_id=m.id, period_end=d.period_end,
-                             sequence=d.period_end * 100, deadline=limits.deadline, single_limit=limits.single_limit,
-                             cumulative_limit=limits.cumulative_limit, return_limit=limits.return_limit,
-                             record=record, state="writing", station=st.name)
-            s.add(cu)
-            d.state = "accepted"
-            s.flush()
-            log(s, st, "clear-unlock.issued", tp, clear_unlock_id=cu.id, deadline=cu.deadline,
-                sequence=cu.sequence, **summary)
-            return out, cu.id
+            return _decide(st, s, tp, declared, record, report, declaration_id, explanation, {})
     except IntegrityError as e:
         raise integrity(e, CONFLICT, "another station filed for this declaration at the same moment; "
                         "read the card again") from None
+
+
+def decide_batch(st: Station, filings: list[tuple[str, bytes, DeclaredIncome]]) -> list:
+    """Group commit: many filings (taxpayer_no, raw declaration record, declared income) in one durable
+    transaction, each in its own savepoint, so one refused filing (its Refused in the result list) does
+    not undo the others.  Each result is (Outcome, clear-unlock id or None) or a Refused.  For bulk
+    intake (e-filing uploads, a hall's queue); the rules are decide()'s, row for row and event for event."""
+    results: list = []
+    try:
+        with st.store.transaction() as s:
+            locked: dict[str, Taxpayer] = {}
+            cache: dict = {}  # machines and rates looked up once per batch (the rows are locked with it)
+            for taxpayer_no, record, declared in filings:
+                try:
+                    with s.begin_nested():
+                        tp = locked.get(taxpayer_no) or locked.setdefault(taxpayer_no, lock_taxpayer(s, taxpayer_no))
+                        results.append(_decide(st, s, tp, declared, record, None, None, None, cache))
+                except Refused as e:
+                    results.append(e)
+                except IntegrityError as e:
+                    results.append(integrity(e, CONFLICT, "another station filed for this declaration at the "
+                                             "same moment"))
+    except IntegrityError as e:
+        raise integrity(e, CONFLICT, "the batch conflicted with another station; file it again") from None
+    return results
+
+
+def _decide(st: Station, s, tp: Taxpayer, declared: DeclaredIncome, record, report, declaration_id,
+            explanation, cache: dict) -> tuple[Outcome, int | None]:
+    """decide() inside an open transaction with the taxpayer locked.  One flush for the rows, then the events."""
+    if declaration_id is None:
+        m, report, body = verify_record(st, s, tp, record, cache)
+        d, new = _record_declaration(st, s, tp, m, report, body)
+    else:
+        d, new = s.get(Declaration, declaration_id), False
+        m = s.get(Machine, d.machine_id)
+    if not new and d.clear_unlock is not None:
+        raise Refused(REPLAYED, "the declaration of machine %s for the period ending %d is already accepted "
+                      "(clear-unlock #%d)" % (m.machine_no, d.period_end, d.clear_unlock.id))
+    rates = cache.get(("rates", tp.id))
+    if rates is None:
+        rates = cache[("rates", tp.id)] = {t.idx: t.rate for t in tp.tax_items}
+    check_against(declared, tp.taxpayer_no, d.period_end, rates)
+    attempt = 1 if new else len(d.comparisons) + 1
+    recorded = d.recorded_income
+    accepted = declared.income >= recorded
+    cmp = Comparison(attempt=attempt, declared_income=declared.income, recorded_income=recorded,
+                     outcome="accepted" if accepted else "shortfall",
+                     items={str(k): v for k, v in declared.items.items()} if declared.items else None,
+                     source=declared.source[:200], filed_on=st.today(), station=st.name)
+    d.comparisons.append(cmp)
+    out = Outcome({}, attempt, cmp.outcome, declared, recorded)
+    ref = cu = None
+    if not accepted:
+        if explanation is not None:
+            d.state = "referred"
+    else:
+        base = S.tax_due(rates, d.lines, declared.income, declared.items)
+        a = out.assessment = S.assess(d.period_end, cmp.filed_on, base)
+        cmp.surcharge = Surcharge(taxpayer_id=tp.id, filing_deadline=a.filing_deadline, filed_on=a.filed_on,
+                                  days=a.days, base=a.base, amount=a.amount)
+        limits = I.Limits(S.next_deadline(d.period_end, cmp.filed_on, tp.filing_mode), m.single_limit,
+                          m.cumulative_limit, m.return_limit)
+        sealed = I.issue_controls(st.keystore, report, limits=limits)
+        cu = ClearUnlock(machine_id=m.id, period_end=d.period_end, sequence=d.period_end * 100,
+                         deadline=limits.deadline, single_limit=limits.single_limit,
+                         cumulative_limit=limits.cumulative_limit, return_limit=limits.return_limit,
+                         record=sealed, state="writing", station=st.name)
+        d.clear_unlock = cu
+        d.state = "accepted"
+    s.flush()
+    if not accepted and explanation is not None:
+        ref = Referral(taxpayer_id=tp.id, declaration_id=d.id, comparison_id=cmp.id,
+                       explanation=explanation.strip(), state="open")
+        s.add(ref)
+        s.flush()
+    if new:
+        _received(st, s, tp, m, d)
+    out.declaration = summary = {"declaration_id": d.id, "machine_no": m.machine_no, "period_start": d.period_start,
+                                 "period_end": d.period_end}
+    log(s, st, "filing.compared", tp, comparison_id=cmp.id, attempt=attempt, outcome=cmp.outcome,
+        declared_fen=declared.income, recorded_fen=recorded, source=cmp.source, **summary)
+    if ref is not None:
+        out.referral_id = ref.id
+        log(s, st, "referral.opened", tp, referral_id=ref.id, comparison_id=cmp.id,
+            shortfall_fen=recorded - declared.income, explanation=ref.explanation, **summary)
+    if cu is None:
+        return out, None
+    log(s, st, "surcharge.assessed", tp, comparison_id=cmp.id, **out.assessment.as_dict())
+    log(s, st, "clear-unlock.issued", tp, clear_unlock_id=cu.id, deadline=cu.deadline, sequence=cu.sequence, **summary)
+    return out, cu.id

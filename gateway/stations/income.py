@@ -128,9 +128,9 @@ def load(path: str | Path) -> DeclaredIncome:
         if len(rows) != 1:
             raise Refused(BAD_INPUT, "%s must have a header row and exactly one filing row, found %d rows"
                           % (p.name, len(rows)))
-        row = {(k or "").strip(): (v or "").strip() for k, v in rows[0].items()}
-        if None in rows[0] or "" in row:
+        if None in rows[0]:
             raise Refused(BAD_INPUT, "%s: a row has more cells than the header" % p.name)
+        row = {(k or "").strip(): (v or "").strip() for k, v in rows[0].items()}
         items = {k[5:]: v for k, v in row.items() if k.startswith("item_") and v != ""}
         fields = {k: v for k, v in row.items() if not k.startswith("item_")}
         if items:

@@ -368,7 +368,7 @@ class BusNvram:
         k = key.encode()
         n = len(k)
         if not 0 < n < 256:
-            raise OSError(_EINVAL)
+            raise OSError(_EINVAL, "nvram key")
         a = self._bus.args()
         a[0] = n
         a[1:1 + n] = k

@@ -1,0 +1,239 @@
+"""The tax hall and one till, the whole lifecycle, narrated: the bureau gateway on its database.
+
+    .venv/bin/python -m gateway.demo [FOLDER]          (default ./demo-state; SQLite bureau.db + till/)
+
+The bureau registers a taxpayer and a machine and issues its cards (published TEST keys: everything is
+NON-FISCAL), initializes the simulated till over its pty, sells a roll that the till loads; invoices are
+issued over three simulated days; the invoice deadline passes and the till locks; the declaration goes
+onto the user card; at the filing window a shortfall is caught and refused, then a corrected filing is
+accepted with a late surcharge and the clear-unlock data is written to the card; the till clear-unlocks;
+验旧售新; issuing resumes; an audit reads the whole fiscal memory out over the line and verifies it; the
+taxpayer's whole record (一户式) is exported.  FOLDER keeps the database (bureau.db), the till's state
+(till/), the audit and the export; a previous demo there is replaced, any other content refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+from hw_sim.cards import FiscalCard, UserCard
+from hw_sim.cards import demo as D
+from hw_sim.sim import SimTill
+from protocol.status import LOCK_REASONS, mask_names
+
+from . import stations as G
+from .db import open_store
+from .issuance import Limits
+from .keystore import KeyStore
+from .link import StatusError, TillClient
+from .readers import SimReader
+from .stations.common import Refused, iso, yuan
+
+MARKER = ".fiscal-gateway-demo"
+ROLL_CODE = "1440012345"
+
+
+class Demo:
+    def __init__(self, folder: Path, out: Console) -> None:
+        self.folder, self.out = folder, out
+        self.sim = SimTill(folder / "till", "cpython", cards="none")
+        self.till = TillClient(self.sim.port, timeout=5)
+        self.store = open_store("sqlite:///%s" % (folder / "bureau.db"))
+        self.st = G.Station(self.store, KeyStore.for_tests(), name="hall-window-1", clock=lambda: self.sim.rtc.date)
+        self.tp = D.TAXPAYER.taxpayer_no
+        self.machine = self.sim.config["machine_no"]
+        self.step_no = 0
+
+    def close(self) -> None:
+        self.till.close()
+        self.sim.close()
+        self.store.close()
+
+    # ---- narration ------------------------------------------------------------------------------------------
+    def step(self, title: str) -> None:
+        self.step_no += 1
+        self.out.rule("[bold]%d. %s" % (self.step_no, title), align="left")
+
+    def say(self, text: str) -> None:
+        self.out.print("   " + text)
+
+    def table(self, title: str, rows: dict) -> None:
+        t = Table(title=title, show_header=False, title_justify="left", box=None, padding=(0, 2))
+        t.add_column(style="bold")
+        t.add_column()
+        for k, v in rows.items():
+            t.add_row(k, str(v))
+        self.out.print(t)
+
+    def locks(self) -> list[str]:
+        return mask_names(self.till.call_ok("GET_STATUS").lock_reasons, LOCK_REASONS)
+
+    def invoice(self, amount: int, item: int) -> object:
+        line = dict(tax_item=item, quantity=1000, unit_price=amount, amount=amount, name="套餐" if item == 1 else "住宿")
+        return self.till.call_ok("ISSUE_INVOICE", dict(kind=1, ref_number=0, cashier="李娜", payer="个人",
+                                                       total=amount, lines=[line]))
+
+    def hall(self):
+        return SimReader(self.sim.user_slot)
+
+    # ---- the story ----------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        st, sim = self.st, self.sim
+        sim.rtc.set(20260105, 90000)
+        self.step("Registration desk: taxpayer, machine, cards")
+        G.register_taxpayer(st, D.TAXPAYER, tax_items=D.TAX_ITEMS, roll_quota=2)
+        G.register_machine(st, self.tp, self.machine, D.LIMITS)
+
+        def personalise(fd, ud):
+            sim.fiscal_slot.insert(FiscalCard.issued(fd))
+            sim.user_slot.insert(UserCard.issued(ud))
+        fd, ud = G.issue_cards(st, self.tp, self.machine, fiscal_card_no=D.FISCAL_CARD_NO, user_card_no=D.USER_CARD_NO,
+                               valid_from=D.VALID_FROM, valid_to=D.VALID_TO, personalise=personalise)
+        self.table("registered", {"taxpayer": "%s %s" % (self.tp, D.TAXPAYER.name), "machine": self.machine,
+                                  "fiscal card": fd.card_no.hex(), "user card": ud.card_no.hex(),
+                                  "keys": "TEST master key 0x%02X (NON-FISCAL)" % ud.key_id,
+                                  "first deadline": iso(D.LIMITS.deadline), "roll quota": "2 per period"})
+
+        self.step("Initialization over the serial line (%s)" % sim.port)
+        self.say("locks before: %s" % ", ".join(self.locks()))
+        init = G.initialize_till(st, self.till, self.machine, date=20260105, time=90000)
+        self.say("INITIALIZE: machine %s bound to fiscal card %s of taxpayer %s" % (
+            init["machine_no"], init["fiscal_card_no"], init["taxpayer_no"]))
+
+        self.step("Invoice sales: the first roll, loaded by the till")
+        sold = G.sell_roll(st, self.hall(), self.tp, self.machine, code=ROLL_CODE, start=1, end=100)
+        roll = self.till.call_ok("LOAD_ROLL")
+        self.say("sold roll #%d %s no. %d-%d; LOAD_ROLL took %s %d-%d; locks: %s" % (
+            sold["roll_id"], ROLL_CODE, 1, 100, roll.code, roll.start, roll.end, ", ".join(self.locks()) or "none"))
+
+        self.step("Three days of trade")
+        total = 0
+        for day, n in ((20260105, 12), (20260106, 10), (20260107, 8)):
+            sim.rtc.set(day, 100000)
+            for i in range(n):
+                rec = self.invoice(2000 + 150 * i, 1 + i % 2)
+                total += rec.total
+            self.say("%s: %d invoices, last no. %d" % (iso(day), n, rec.number))
+        self.say("30 invoices, %s yuan" % yuan(total))
+
+        self.step("The deadline passes: the till locks itself")
+        sim.rtc.set(20260201, 90000)
+        self.say("2026-02-01 locks: [bold red]%s[/]" % ", ".join(self.locks()))
+        try:
+            self.invoice(1000, 1)
+        except StatusError as e:
+            self.say("ISSUE_INVOICE refused: %s" % e)
+        closed = self.till.call_ok("DAILY_CLOSE")
+        decl = self.till.call_ok("DECLARE", dict(end=20260131))
+        self.say("DAILY_CLOSE through %s; DECLARE %s..%s onto the user card: %d invoices, %s yuan" % (
+            iso(closed.last), iso(decl.start), iso(decl.end), decl.totals.normal_count, yuan(decl.totals.normal_total)))
+        try:
+            self.till.call_ok("CLEAR_UNLOCK")
+        except StatusError as e:
+            self.say("CLEAR_UNLOCK before the bureau: %s" % e)
+
+        self.step("The filing window (一窗式), 2026-02-20: five days after the filing deadline")
+        sim.rtc.set(20260220, 93000)
+        reading = G.read_card(st, self.hall(), self.tp)
+        p = reading.pending[0]
+        self.table("user card %s: pending declaration (verified: MAC1 + signature)" % reading.user_card_no, {
+            "machine": p.machine_no, "period": "%s .. %s" % (iso(p.report.start), iso(p.report.end)),
+            "invoices": "%d normal, %d returns, %d void" % p.report.counts,
+            "recorded income": yuan(p.report.income)})
+        short = G.file(st, self.hall(), self.tp, G.typed(yuan(p.report.income - 5000)))
+        self.say("declared %s < recorded %s: [bold red]refused[/], shortfall %s; the taxpayer is asked to correct it" % (
+            yuan(short.declared.income), yuan(short.recorded), yuan(short.shortfall)))
+        ok = G.file(st, self.hall(), self.tp, G.typed(yuan(p.report.income)))
+        a = ok.assessment
+        self.table("corrected filing (attempt %d): [bold green]accepted[/]" % ok.attempt, {
+            "filing deadline": iso(a.filing_deadline), "filed": iso(a.filed_on), "days late": a.days,
+            "base (tax due)": yuan(a.base) + " yuan", "surcharge 0.05 %/day": yuan(a.amount) + " yuan",
+            "clear-unlock": "new deadline %s, sequence %d" % (iso(ok.clear_unlock["deadline"]), ok.clear_unlock["sequence"])})
+        try:
+            G.file(st, self.hall(), self.tp, G.typed(yuan(p.report.income)))
+        except Refused as e:
+            self.say("the same filing again: refused (%s): %s" % (e.reason, e))
+
+        self.step("Back at the till: clear-unlock")
+        cleared = self.till.call_ok("CLEAR_UNLOCK")
+        self.say("CLEAR_UNLOCK: period ending %s cleared, deadline now %s; locks: %s" % (
+            iso(cleared.period_end), iso(cleared.controls.deadline), ", ".join(self.locks()) or "none"))
+
+        self.step("验旧售新: account for the old roll, sell a new one")
+        acc = G.check_old(st, self.hall(), self.tp, self.machine)
+        self.say("验旧 (%s): %d numbers distributed, %d used, %d voided, %d remaining: %s" % (
+            acc.source, acc.distributed, acc.used, acc.voided, acc.remaining, "ok" if acc.ok else acc.problems))
+        sold = G.sell_roll(st, self.hall(), self.tp, self.machine, code=ROLL_CODE, start=101, end=200)
+        self.say("售新: roll #%d %s no. 101-200 onto the user card (slot %d of %d this period)" % (
+            sold["roll_id"], ROLL_CODE, sold["slot"], sold["quota"]))
+
+        self.step("Issuing resumes")
+        sim.rtc.set(20260221, 100000)
+        rec = self.invoice(8800, 1)
+        self.say("2026-02-21 invoice no. %d, %s yuan; locks: %s" % (rec.number, yuan(rec.total),
+                                                                   ", ".join(self.locks()) or "none"))
+
+        self.step("Audit: the whole fiscal memory over the line")
+        with Progress("   [progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                      TransferSpeedColumn(), console=self.out, transient=True) as bar:
+            task = bar.add_task("READ_JOURNAL", total=None)
+            result = G.audit_till(st, self.till, self.machine, partial=self.folder / "journal.part",
+                                  progress=lambda done, tot: bar.update(task, completed=done, total=tot))
+        (self.folder / "audit.json").write_text(json.dumps(result.as_dict(), indent=1, ensure_ascii=False) + "\n")
+        s = result.findings.summary
+        self.say("audit #%d: %d bytes, chain %s, %d problem(s), %d note(s); records %s" % (
+            result.audit_id, result.journal_bytes, "verified" if s["chain_ok"] else "BROKEN",
+            len(result.findings.problems), len(result.findings.notes),
+            ", ".join("%s %d" % kv for kv in sorted(s["records"].items()))))
+        for p in result.findings.problems:
+            self.say("[red]%s %s: %s" % (p["kind"], p["where"], p["detail"]))
+
+        self.step("一户式: the taxpayer's whole record")
+        doc = G.export_taxpayer(st, self.tp)
+        path = self.folder / "taxpayer.json"
+        path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        self.say("%s: %d declarations, %d comparisons, %d rolls, %d audits, %d events" % (
+            path, len(doc["declarations"]), sum(len(d["comparisons"]) for d in doc["declarations"]),
+            len(doc["rolls"]), len(doc["audits"]), len(doc["events"])))
+        if not result.ok:
+            raise SystemExit("the audit found problems")
+
+
+def prepare(folder: Path) -> None:
+    if folder.exists() and any(folder.iterdir()):
+        if not (folder / MARKER).exists():
+            raise SystemExit("%s exists and is not a previous gateway demo: choose another folder" % folder)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("made by python -m gateway.demo; replaced by the next run\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m gateway.demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", nargs="?", default="demo-state", help="where to keep the state (default ./demo-state)")
+    args = p.parse_args(argv)
+    folder = Path(args.folder).resolve()
+    out = Console()
+    prepare(folder)
+    t0 = time.monotonic()
+    demo = Demo(folder, out)
+    try:
+        demo.run()
+    finally:
+        demo.close()
+    out.rule()
+    out.print("done in %.1f s; database %s, till %s" % (time.monotonic() - t0, folder / "bureau.db", folder / "till"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

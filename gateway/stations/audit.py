@@ -1,0 +1,330 @@
+"""Audit read-out: the till's whole fiscal memory over its link, verified and set against the record.
+
+    result = audit_till(st, TillClient(port), machine_no, partial="m.part", progress=callback)
+
+Reading (READ_JOURNAL, docs/FISCAL_MEMORY.md §8): chunks of READ_JOURNAL_MAX bytes from an offset until the
+announced total.  Resumable: bytes already read (`partial`, a file appended to as chunks arrive) are kept
+if the stream header (its first 76 bytes: next index, chain head...) is unchanged, else the read starts
+over, since the till appended in between.  The till must be the registered machine (GET_INFO) before a
+byte is read.
+
+Findings (every one is reported; nothing stops at the first):
+  stream      protocol.journal_format.audit_stream: sector and record CRCs, order, the SHA-256 chain;
+  identity    the INIT record: machine, fiscal card, taxpayer of the record; exactly one INIT;
+  daily       each DAILY signature under the fiscal card's public key (derived from the key store's master
+              key of the card's generation); dates strictly consecutive (one record per calendar day);
+  counters    invoice numbers consecutive within each roll from its first number, inside the roll, of the
+              loaded roll's code; a used-up roll's usage record adds up to its size;
+  dates       INIT, invoices, declarations, clear-unlocks, roll loads and events never go back in time;
+  declarations each signature verifies; periods follow each other; each matches the declaration on
+              record (same MAC and signature) and its daily records (gateway.verify.check_period); each
+              declaration on record is in fiscal memory;
+  bureau      every roll loaded was sold for this machine, every clear-unlock was issued for it.
+Notes (not problems): a declaration made at the till and not yet filed at the window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import construct as c
+from sqlalchemy import select
+
+from protocol import apdu as A
+from protocol import crypto
+from protocol import records as R
+from protocol.commands import READ_JOURNAL_MAX
+from protocol.crypto import SigKind
+from protocol.journal_format import STREAM_HDR_SIZE, audit_stream
+
+from ..db.models import Audit, ClearUnlock, Declaration, Machine, Roll
+from ..link import LinkError, TillClient
+from ..verify import DeclarationReport, check_period, verify_daily_record
+from .common import FOREIGN_TILL, TILL, UNKNOWN, Refused, Station, as_date, fiscal_card_of, lock_taxpayer, log
+
+Progress = Callable[[int, int], None]
+
+
+# ---- reading ---------------------------------------------------------------------------------------------------
+def read_journal(till: TillClient, *, partial: str | os.PathLike | None = None,
+                 progress: Progress | None = None, chunk: int = READ_JOURNAL_MAX) -> bytes:
+    """The whole READ_JOURNAL stream; resumes from `partial` (kept up to date) when the stream is unchanged."""
+    have = bytearray()
+    path = Path(partial) if partial else None
+    if path and path.exists():
+        have += path.read_bytes()
+    first = till.call_ok("READ_JOURNAL", dict(offset=0, length=min(chunk, READ_JOURNAL_MAX)))
+    if bytes(have[:STREAM_HDR_SIZE]) != bytes(first.data[:STREAM_HDR_SIZE]) or len(have) > first.total:
+        have = bytearray(first.data)  # a new read, or the till appended since: start over
+        if path:
+            path.write_bytes(have)
+    total = first.total
+    out = open(path, "ab") if path else None
+    try:
+        while len(have) < total:
+            if progress:
+                progress(len(have), total)
+            r = till.call_ok("READ_JOURNAL", dict(offset=len(have), length=min(chunk, READ_JOURNAL_MAX)))
+            if r.total != total or not r.data:
+                raise LinkError("the journal changed during the read-out (%d -> %d bytes); read again" % (total, r.total))
+            have += r.data
+            if out:
+                out.write(r.data)
+                out.flush()
+    finally:
+        if out:
+            out.close()
+    if progress:
+        progress(len(have), total)
+    return bytes(have[:total])
+
+
+# ---- analysis --------------------------------------------------------------------------------------------------
+@dataclass
+class Expected:
+    """What the bureau's record says about the machine."""
+    machine_no: str
+    fiscal_card_no: bytes
+    taxpayer_no: str
+    public_key: bytes
+    declarations: dict = field(default_factory=dict)  # period_end -> (id, start, record bytes)
+    clear_unlocks: dict = field(default_factory=dict)  # period_end -> sequence
+    rolls: set = field(default_factory=set)  # (code, start, end)
+
+
+@dataclass
+class Findings:
+    problems: list[dict] = field(default_factory=list)
+    notes: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+    def add(self, kind: str, where, detail: str) -> None:
+        self.problems.append({"kind": kind, "where": str(where), "detail": detail})
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _totals(t) -> dict:
+    return {"normal_count": t.normal_count, "return_count": t.return_count, "void_count": t.void_count,
+            "normal_total": t.normal_total, "return_total": t.return_total,
+            "lines": [{"item": ln.item, "normal": ln.normal, "returned": ln.returned} for ln in t.lines]}
+
+
+def declaration_payload(start: int, end: int, totals: dict) -> bytes:
+    """What a declaration's MAC1 and signature cover (docs/CRYPTO.md 4.5): DECLARE_DUTY data without its
+    check byte || normal total || return total || status 0."""
+    lines = totals["lines"]
+    sums = dict(normal_count=totals["normal_count"], return_count=totals["return_count"],
+                void_count=totals["void_count"], items=[ln["item"] for ln in lines],
+                normal=[ln["normal"] for ln in lines], returned=[ln["returned"] for ln in lines])
+    data = A.DeclareDutyData.build(dict(start=start, end=end, sums=sums))[:-1]
+    return data + totals["normal_total"].to_bytes(4, "big") + totals["return_total"].to_bytes(4, "big") + b"\x00"
+
+
+def _next_day(d: int) -> int:
+    n = as_date(d) + dt.timedelta(days=1)
+    return n.year * 10000 + n.month * 100 + n.day
+
+
+def analyse(stream: bytes, exp: Expected) -> Findings:
+    """Every finding about one journal stream against the record."""
+    f = Findings()
+    rep = audit_stream(stream)
+    for kind, where, detail in rep.problems:
+        f.add("stream:" + kind, where, detail)
+    counts: dict[str, int] = {}
+    inits, dailies, declared = [], [], []
+    last_when, last_idx = 0, None
+    roll = None  # the loaded roll: dict(code, start, end, normal, returned, voided, next)
+    rolls: dict[tuple, dict] = {}
+    for idx, rtype, body in rep.records:
+        name, layout = R.RECORDS.get(rtype, ("type %d" % rtype, None))
+        counts[name] = counts.get(name, 0) + 1
+        if layout is None:
+            f.add("record", idx, "unknown record type %d" % rtype)
+            continue
+        try:
+            rec = layout.parse(body)
+        except (c.ConstructError, ValueError) as e:
+            f.add("record", idx, "%s record does not parse: %s" % (name, e))
+            continue
+        gap = last_idx is not None and idx != last_idx + 1
+        last_idx = idx
+        when = getattr(rec, "date", 0)
+        if rtype not in (R.REC_DAILY,) and when:
+            if when < last_when:
+                f.add("dates", idx, "%s dated %d after a record dated %d: the clock went back" % (name, when, last_when))
+            last_when = max(last_when, when)
+        if rtype == R.REC_INIT:
+            inits.append(idx)
+            for fld, want in (("machine_no", exp.machine_no), ("taxpayer_no", exp.taxpayer_no)):
+                if getattr(rec, fld) != want:
+                    f.add("identity", idx, "INIT %s is %s, the record says %s" % (fld, getattr(rec, fld), want))
+            if rec.fiscal_card_no != exp.fiscal_card_no:
+                f.add("identity", idx, "INIT fiscal card %s, the record says %s" % (
+                    rec.fiscal_card_no.hex(), exp.fiscal_card_no.hex()))
+        elif rtype == R.REC_DAILY:
+            d = {"date": rec.date, "totals": _totals(rec.totals), "signature": rec.signature}
+            for p in verify_daily_record(exp.public_key, d):
+                f.add("daily", idx, p)
+            if dailies and rec.date != _next_day(dailies[-1]["date"]):
+                f.add("daily", idx, "daily record for %d follows %d: days %s" % (
+                    rec.date, dailies[-1]["date"], "missing" if rec.date > dailies[-1]["date"] else "repeated or back"))
+            dailies.append(d)
+        elif rtype == R.REC_ROLL_LOAD:
+            key = (rec.code, rec.start, rec.end)
+            if key not in exp.rolls:
+                f.add("bureau", idx, "roll %s %d-%d loaded, never sold for machine %s" % (key + (exp.machine_no,)))
+            roll = rolls.setdefault(key, dict(code=rec.code, start=rec.start, end=rec.end, normal=0, returned=0,
+                                              voided=0, next=rec.start, used_up=False))
+        elif rtype == R.REC_INVOICE:
+            if roll is None or rec.code != roll["code"]:
+                if not gap and roll is not None:
+                    f.add("counters", idx, "invoice %s/%d is not of the loaded roll %s" % (rec.code, rec.number, roll["code"]))
+                roll = next((r for r in rolls.values() if r["code"] == rec.code and r["start"] <= rec.number <= r["end"]),
+                            None)
+                if roll is None:
+                    roll = rolls.setdefault((rec.code, 0, 0), dict(code=rec.code, start=0, end=0, normal=0,
+                                                                   returned=0, voided=0, next=rec.number, used_up=False))
+            elif rec.number != roll["next"] and not gap:
+                f.add("counters", idx, "invoice number %d follows %d in roll %s" % (rec.number, roll["next"] - 1,
+                                                                                   rec.code))
+            if roll["end"] and not roll["start"] <= rec.number <= roll["end"]:
+                f.add("counters", idx, "invoice %d outside roll %s %d-%d" % (rec.number, rec.code, roll["start"],
+                                                                              roll["end"]))
+            roll["next"] = rec.number + 1
+            roll[{1: "normal", 2: "returned", 3: "voided"}.get(rec.kind, "voided")] += 1
+        elif rtype == R.REC_ROLL_USAGE:
+            key = (rec.code, rec.start, rec.end)
+            if rec.normal + rec.returned + rec.voided != rec.end - rec.start + 1:
+                f.add("counters", idx, "roll %s %d-%d used up with %d+%d+%d invoices" % (
+                    key + (rec.normal, rec.returned, rec.voided)))
+            r = rolls.setdefault(key, dict(code=rec.code, start=rec.start, end=rec.end, next=rec.end + 1))
+            r.update(normal=rec.normal, returned=rec.returned, voided=rec.voided, used_up=True)
+        elif rtype == R.REC_DECLARATION:
+            t = _totals(rec.totals)
+            try:
+                crypto.verify_record(exp.public_key, SigKind.DECLARATION, declaration_payload(rec.start, rec.end, t),
+                                     rec.signature)
+            except crypto.SignatureError:
+                f.add("declarations", idx, "declaration %d-%d: signature does not verify" % (rec.start, rec.end))
+            if declared and rec.start <= declared[-1][1]:
+                f.add("declarations", idx, "declaration %d-%d overlaps the previous one ending %d" % (
+                    rec.start, rec.end, declared[-1][1]))
+            declared.append((rec.start, rec.end, t, rec, idx))
+        elif rtype == R.REC_CLEAR_UNLOCK:
+            if exp.clear_unlocks.get(rec.period_end) != rec.sequence:
+                f.add("bureau", idx, "clear-unlock of the period ending %d (sequence %d) was not issued by this "
+                      "bureau for machine %s" % (rec.period_end, rec.sequence, exp.machine_no))
+    if len(inits) != 1:
+        f.add("identity", "INIT", "%d INIT records, expected exactly 1" % len(inits))
+    _declarations(f, exp, declared, dailies)
+    hdr = rep.header
+    f.summary = {
+        "records": counts, "chain_ok": rep.chain_ok, "chain_head": hdr.chain_head.hex() if hdr else None,
+        "first_day": dailies[0]["date"] if dailies else None, "last_day": dailies[-1]["date"] if dailies else None,
+        "declarations": [{"start": s, "end": e, "normal_total": t["normal_total"], "return_total": t["return_total"]}
+                         for s, e, t, _r, _i in declared],
+        "rolls": [{k: v for k, v in r.items() if k != "next"} | {"last_number": r["next"] - 1}
+                  for key, r in rolls.items() if key[1]],
+    }
+    return f
+
+
+def _declarations(f: Findings, exp: Expected, declared: list, dailies: list) -> None:
+    seen = set()
+    for start, end, t, rec, idx in declared:
+        seen.add(end)
+        report = DeclarationReport(exp.fiscal_card_no, exp.machine_no, start, end,
+                                   (t["normal_count"], t["return_count"], t["void_count"]),
+                                   [(ln["item"], ln["normal"], ln["returned"]) for ln in t["lines"]],
+                                   t["normal_total"], t["return_total"])
+        for p in check_period(report, dailies):
+            f.add("declarations", idx, "declaration %d-%d against its daily records: %s" % (start, end, p))
+        on_record = exp.declarations.get(end)
+        if on_record is None:
+            f.notes.append({"kind": "not-filed", "where": str(idx),
+                            "detail": "declaration %d-%d made at the till, not yet filed at the window" % (start, end)})
+            continue
+        did, rstart, raw = on_record
+        if rstart != start or raw[92:96] != rec.mac or raw[96:160] != rec.signature:
+            f.add("declarations", idx, "declaration %d-%d differs from declaration #%d on record" % (start, end, did))
+    for end, (did, start, _raw) in sorted(exp.declarations.items()):
+        if end not in seen:
+            f.add("declarations", "record #%d" % did, "declaration %d-%d on record is not in fiscal memory" % (start, end))
+
+
+# ---- the station -----------------------------------------------------------------------------------------------
+@dataclass
+class AuditResult:
+    audit_id: int
+    machine_no: str
+    journal_bytes: int
+    journal_sha256: str
+    findings: Findings
+
+    @property
+    def ok(self) -> bool:
+        return self.findings.ok
+
+    def as_dict(self) -> dict:
+        return {"audit_id": self.audit_id, "machine_no": self.machine_no, "journal_bytes": self.journal_bytes,
+                "journal_sha256": self.journal_sha256, "ok": self.ok, "problems": self.findings.problems,
+                "notes": self.findings.notes, "summary": self.findings.summary}
+
+
+def expected(st: Station, s, m: Machine) -> Expected:
+    fc = fiscal_card_of(s, m)
+    card_no = bytes.fromhex(fc.card_no)
+    public = crypto.derive_fiscal_card_keys(st.keystore.master(fc.key_ref.key_id), card_no).public_key
+    exp = Expected(m.machine_no, card_no, m.taxpayer.taxpayer_no, public)
+    for d in s.execute(select(Declaration).where(Declaration.machine_id == m.id)).scalars():
+        exp.declarations[d.period_end] = (d.id, d.period_start, d.record)
+    for cu in s.execute(select(ClearUnlock).where(ClearUnlock.machine_id == m.id)).scalars():
+        exp.clear_unlocks[cu.period_end] = cu.sequence
+    exp.rolls = {(r.code, r.start_no, r.end_no) for r in
+                 s.execute(select(Roll).where(Roll.machine_id == m.id)).scalars()}
+    return exp
+
+
+def audit_till(st: Station, till: TillClient, machine_no: str, *, partial: str | os.PathLike | None = None,
+               progress: Progress | None = None) -> AuditResult:
+    """Read out, verify and store an audit of the registered till `machine_no` on `till`'s line."""
+    with st.store.transaction() as s:
+        m = s.execute(select(Machine).where(Machine.machine_no == machine_no)).scalar_one_or_none()
+        if m is None:
+            raise Refused(UNKNOWN, "no machine %s is registered" % machine_no)
+        taxpayer_no = m.taxpayer.taxpayer_no
+        fiscal_card_of(s, m)
+    try:
+        info = till.call_ok("GET_INFO")
+        if info.machine_no != machine_no:
+            raise Refused(FOREIGN_TILL, "the till on %s is machine %s, not %s: nothing read" % (
+                till.port_name, info.machine_no, machine_no))
+        stream = read_journal(till, partial=partial, progress=progress)
+    except LinkError as e:
+        raise Refused(TILL, "read-out of machine %s failed: %s%s" % (
+            machine_no, e, "; run again to resume" if partial else "")) from None
+    with st.store.transaction() as s:
+        tp = lock_taxpayer(s, taxpayer_no)
+        m = s.execute(select(Machine).where(Machine.machine_no == machine_no)).scalar_one()
+        findings = analyse(stream, expected(st, s, m))
+        digest = hashlib.sha256(stream).hexdigest()
+        a = Audit(taxpayer_id=tp.id, machine_id=m.id, journal_bytes=len(stream), journal_sha256=digest,
+                  chain_head=findings.summary.get("chain_head") or "", ok=findings.ok,
+                  findings=findings.problems + findings.notes, summary=findings.summary, station=st.name)
+        s.add(a)
+        s.flush()
+        log(s, st, "audit.stored", tp, audit_id=a.id, machine_no=machine_no, ok=findings.ok,
+            problems=len(findings.problems), journal_bytes=len(stream), journal_sha256=digest)
+        result = AuditResult(a.id, machine_no, len(stream), digest, findings)
+    if partial:
+        Path(partial).unlink(missing_ok=True)
+    return result

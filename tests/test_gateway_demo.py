@@ -1,0 +1,32 @@
+"""The narrated demo runs the whole lifecycle on the simulator in well under a minute and leaves its state."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from gateway import demo
+
+
+def test_the_demo_runs_the_lifecycle_and_leaves_database_and_till_state(tmp_path, capsys):
+    t0 = time.monotonic()
+    assert demo.main([str(tmp_path / "state")]) == 0
+    assert time.monotonic() - t0 < 60
+    out = capsys.readouterr().out
+    for text in ("DEADLINE", "refused, shortfall", "accepted", "days late", "验旧", "chain verified, 0 problem(s)"):
+        assert text in out, text
+    state = tmp_path / "state"
+    assert (state / "bureau.db").exists() and (state / "till" / "flash.img").exists()
+    assert json.loads((state / "audit.json").read_text())["ok"]
+    doc = json.loads((state / "taxpayer.json").read_text())
+    assert [c["outcome"] for c in doc["declarations"][0]["comparisons"]] == ["shortfall", "accepted"]
+    assert demo.main([str(state)]) == 0  # a previous demo is replaced
+    capsys.readouterr()
+
+
+def test_the_demo_refuses_a_folder_that_is_not_its_own(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep")
+    with pytest.raises(SystemExit, match="not a previous gateway demo"):
+        demo.main([str(tmp_path)])
+    assert (tmp_path / "precious.txt").exists()
