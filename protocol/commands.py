@@ -96,7 +96,7 @@ InvoiceLine = c.Struct(
 )
 IssueInvoiceRequest = c.Struct(
     "kind" / c.Int8ub,  # protocol.status INVOICE_*
-    "ref_number" / c.Int32ub,  # original invoice of a return or void; 0 for normal
+    "ref_number" / c.Int32ub,  # the original invoice of a return (红票); 0 for normal and void (废票: a spoiled form)
     "cashier" / ShortText,
     "payer" / ShortText,
     "total" / Amount,

@@ -63,7 +63,7 @@ TABLE: tuple[Error, ...] = (
     _e(0x0206, "INPUT_UNKNOWN_TAX_ITEM", "未授权的税种税目", "tax item not authorised for this till", "input"),
     _e(0x0207, "INPUT_TOTAL_MISMATCH", "合计金额与明细不符", "total does not equal the sum of the lines", "input"),
     _e(0x0208, "INPUT_BAD_KIND", "发票类型无效", "invalid invoice or report kind", "input"),
-    _e(0x0209, "INPUT_BAD_REFERENCE", "原发票不存在或不可退/废", "referenced invoice unknown or not eligible",
+    _e(0x0209, "INPUT_BAD_REFERENCE", "原发票不存在或不可退", "referenced invoice unknown or not eligible for return",
        "input"),
     _e(0x020A, "INPUT_BAD_TEXT", "文本过长或编码错误", "text too long or not UTF-8", "input"),
     _e(0x020B, "INPUT_NOT_FOUND", "记录不存在", "no such document or record", "input"),

@@ -108,7 +108,7 @@ InvoiceRecord = c.Struct(
     "number" / c.Int32ub,
     "date" / BcdDate,
     "time" / BcdTime,
-    "ref_number" / c.Int32ub,  # the original invoice of a return or void; 0 for normal
+    "ref_number" / c.Int32ub,  # the original invoice of a return (红票); 0 for normal and void
     "total" / Amount,
     "lines" / c.Array(TAX_ITEMS, TaxAmount),
     "fiscal_code" / c.Bytes(FISCAL_CODE_LEN),
