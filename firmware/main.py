@@ -16,7 +16,16 @@ except ImportError:
     IDENTITY = {"machine_no": "0000000000000000"}
 
 
+# Collect after every GC_THRESHOLD bytes allocated, not only when the heap is exhausted: on a small heap
+# (256 KiB, most of it taken by the loaded code) mounting a large journal leaves small long-lived objects
+# among much garbage, and waiting for exhaustion lets them spread over the whole heap until no 1 KiB run
+# is left (MemoryError with plenty free).  Same setting as hw_sim/mpy/sim_main.py.
+GC_THRESHOLD = 16 * 1024
+
+
 def run():
+    import gc
+    gc.threshold(GC_THRESHOLD)  # before the Till (and its journal mount) allocates anything
     from board import make_board  # type: ignore[import-not-found]
     board = make_board(IDENTITY)
     server = LinkServer(Till(board))

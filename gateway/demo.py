@@ -32,7 +32,6 @@ from protocol.status import LOCK_REASONS, mask_names
 
 from . import stations as G
 from .db import open_store
-from .issuance import Limits
 from .keystore import KeyStore
 from .link import StatusError, TillClient
 from .readers import SimReader

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway import stations as G
-from gateway.db.models import Audit, Roll
+from gateway.db.models import Audit
 from gateway.issuance import Limits, Taxpayer
 from gateway.stations.audit import analyse, expected, read_journal
 from gateway.stations.common import Refused

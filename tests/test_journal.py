@@ -329,3 +329,19 @@ class TestDamagedMedia:
             except JournalError:
                 continue
             assert (t, b) == acked[i] or j.damage
+
+
+def test_records_in_a_newly_opened_fiscal_sector_are_found_without_a_remount():
+    """Regression (found by the conformance suite's random run): fiscal_records_reverse skipped a fiscal
+    sector opened since the mount, so the till's reports missed the newest daily records."""
+    from hw_sim.nor_flash import NorFlash
+    from fiscal_till.journal import Journal
+    flash = NorFlash(sector_count=512, sector_size=4096)
+    Journal.format(flash, b"12345678")
+    j = Journal(flash, b"12345678")
+    bodies = [bytes([i % 256]) * 150 for i in range(60)]  # enough DAILY-sized records for several sectors
+    for b in bodies:
+        j.append(0x02, b)
+    newest_first = [body for _, t, body in j.fiscal_records_reverse()]
+    assert newest_first == bodies[::-1]
+    assert [body for _, t, body in Journal(flash, b"12345678").fiscal_records_reverse()] == bodies[::-1]

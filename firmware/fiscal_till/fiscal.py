@@ -104,7 +104,10 @@ class Fiscal:
         self.day = 0  # the open day (has invoices not yet closed), 0 if none
         self.day_totals = ledger.empty_totals()
         self.closed = 0  # last closed day
-        self.undeclared = []  # [(date, totals)] of closed days after the last declaration
+        # closed days after the last declaration, as a running period (RAM does not grow per day: a
+        # 5-year clock jump closes ~1,800 days): their summed totals and the first of them (0: none)
+        self.undeclared_start = 0
+        self.undeclared_totals = ledger.empty_totals()
         self.declared_end = 0
         self.decl = None  # pending declaration record dict (SIGNED, not cleared)
         self.clear_seq = 0
@@ -112,6 +115,7 @@ class Fiscal:
         self.last_date = 0  # date of the newest record (the clock must not be behind it)
         self.last_req = None  # type: tuple  # (rid, digest, command, reply bytes) of the last mutating request
         self.recovered = []  # type: list  # recovery rules that ran at boot, for tests and the event log
+        self._rj = None  # READ_JOURNAL buffer, allocated at the first read-out
         self._recorded_roll = ()  # type: tuple  # (code, start) of the newest ROLL_LOAD record
 
     # ================================================================ boot
@@ -167,7 +171,8 @@ class Fiscal:
                 if not self.closed:
                     self.closed = rec["date"]
                 if not found_decl:
-                    self.undeclared.insert(0, (rec["date"], rec["totals"]))
+                    self.undeclared_start = rec["date"]  # newest first: the last one seen is the first
+                    ledger.add_totals(self.undeclared_totals, rec["totals"])
             elif t == codes.REC_DECLARATION and not found_decl:
                 found_decl = True
                 self.declared_end = rec["end"]
@@ -735,7 +740,9 @@ class Fiscal:
                          {"request": {"rid": rid, "digest": digest}, "date": d, "totals": totals,
                           "signature": sig})
             self.closed = d
-            self.undeclared.append((d, totals))
+            if not self.undeclared_start:
+                self.undeclared_start = d
+            ledger.add_totals(self.undeclared_totals, totals)
             if d == self.day:
                 self.day = 0
                 self.day_totals = ledger.empty_totals()
@@ -752,14 +759,13 @@ class Fiscal:
         if end and not valid_date(end):
             raise Refused(codes.E_INPUT_BAD_DATE)
         if not end or end > self.closed or end <= self.declared_end:
-            raise Refused(codes.E_STATE_NOTHING_TO_DECLARE if not self.undeclared else codes.E_INPUT_BAD_RANGE)
-        days = [(d, t) for d, t in self.undeclared if d <= end]
-        if not days:
+            raise Refused(codes.E_STATE_NOTHING_TO_DECLARE if not self.undeclared_start else codes.E_INPUT_BAD_RANGE)
+        if end >= self.closed:
+            start, totals = self.undeclared_start, self.undeclared_totals
+        else:  # a period ending before the last closed day: sum its DAILY records (rare, no RAM kept)
+            start, totals = self._daily_sums(self.declared_end, end)
+        if not start:
             raise Refused(codes.E_STATE_NOTHING_TO_DECLARE)
-        totals = ledger.empty_totals()
-        for d, t in days:
-            ledger.add_totals(totals, t)
-        start = days[0][0]
         if not self.fiscal.present():
             raise Refused(codes.E_CARD_FISCAL_MISSING)
         self.ensure_card()
@@ -780,9 +786,30 @@ class Fiscal:
                "mac": mac, "signature": signature}
         self._append(codes.REC_DECLARATION, layouts.DECLARATION_RECORD, rec)
         self.declared_end = end
-        self.undeclared = [(d, t) for d, t in self.undeclared if d > end]
+        if end >= self.closed:
+            self.undeclared_start = 0
+            self.undeclared_totals = ledger.empty_totals()
+        else:
+            self.undeclared_start, self.undeclared_totals = self._daily_sums(end, self.closed)
         self.decl = rec
         return rec
+
+    def _daily_sums(self, after, through):
+        """(first date, summed totals) of the DAILY records dated in (after, through]; first date 0 if
+        none.  Walks the fiscal records newest first and stops at the first DAILY dated <= after."""
+        totals = ledger.empty_totals()
+        start = 0
+        for idx, t, body in self.jn.fiscal_records_reverse():
+            if t != codes.REC_DAILY:
+                continue
+            rec = _dec(layouts.DAILY_RECORD, body)
+            d = rec["date"]
+            if d <= after:
+                break
+            if d <= through:
+                start = d
+                ledger.add_totals(totals, rec["totals"])
+        return start, totals
 
     def _finish_declaration(self, d, tag, _unused):
         """Recovery: the card signed a declaration the journal lacks; rebuild it from EF04."""
@@ -872,6 +899,7 @@ class Fiscal:
         cert = self._inspector()
         if not cert["rights"] & cards.RIGHT_INSPECT:
             raise Refused(codes.E_CARD_SECURITY)
+        self._event(codes.EV_INSPECTION, 0)  # the event log shows every inspection (docs/CARDS.md §5)
         c = self.jn.counters()
         first = self.init["date"]
         return {"machine_no": self.machine_no, "fiscal_card_no": self.init["fiscal_card_no"],
@@ -890,7 +918,9 @@ class Fiscal:
         if off > total:
             raise Refused(codes.E_INPUT_BAD_RANGE)
         n = min(req["length"], codes.READ_JOURNAL_MAX, total - off)
-        return {"offset": off, "total": total, "data": self.jn.read_stream(off, n)}
+        if self._rj is None:
+            self._rj = bytearray(codes.READ_JOURNAL_MAX)  # one buffer for every read-out
+        return {"offset": off, "total": total, "data": self.jn.read_stream(off, n, self._rj)}
 
     def report(self, req):
         self._need_initialized()

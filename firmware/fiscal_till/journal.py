@@ -41,6 +41,7 @@ everything that verifies keep working.
 
 import struct
 import hashlib
+from array import array
 from binascii import crc32
 
 try:
@@ -74,7 +75,26 @@ _IOCTL_BLOCK_COUNT = const(4)
 _IOCTL_BLOCK_SIZE = const(5)
 _IOCTL_BLOCK_ERASE = const(6)
 
+# sector kinds found by mount, one byte per sector (mount keeps no parsed header per sector: RAM)
+_K_BLANK = const(0)
+_K_BAD_CRC = const(1)
+_K_BAD_MAGIC = const(2)
+_K_BAD_IDENT = const(3)
+_K_F = const(4)
+_K_R = const(5)
+_K_FSEQ = const(6)  # valid fiscal header whose seq is not its position
+_WHY = (None, "header crc", "header magic", "identity")
+
 _FF = {}  # type: dict  # sector size -> memoryview of that many 0xFF bytes
+
+
+def _u32(b, off):
+    return b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)
+
+
+def _zeros(n):
+    """array of ``n`` u32 zeros: 4 bytes an item (a list costs a word an item plus growth)."""
+    return array("I", bytes(4 * n))
 
 
 class JournalError(OSError):
@@ -223,27 +243,41 @@ class Journal:
     def _blank(self, mv, a, b):
         return a >= b or mv[a:b] == self._ff[:b - a]
 
-    def _read_header(self, s):
-        """Read and check the header of sector ``s``.  Returns a tuple
-        ('F'|'R', fields) for a valid header, ('blank', None) or ('bad', reason)."""
+    def _check_header(self, s):
+        """Read and check the header of sector ``s`` into ``self._hb`` without unpacking it.  Returns
+        one of _K_F, _K_R, _K_BLANK, _K_BAD_CRC, _K_BAD_MAGIC (allocates nothing per sector)."""
         hb = self._hbm
+        why = _K_BAD_MAGIC
         for attempt in range(self.retries + 1):
             self.bdev.readblocks(s, hb[:RING_HDR_SIZE], 0)
             area = hb[3]
-            if hb[0:2] == MAGIC and area == AREA_FISCAL:
+            if hb[0] == MAGIC[0] and hb[1] == MAGIC[1] and area == AREA_FISCAL:
                 self.bdev.readblocks(s, hb[RING_HDR_SIZE:FISCAL_HDR_SIZE], RING_HDR_SIZE)
-                if crc32(hb[:FISCAL_HDR_CRC_AT]) == struct.unpack_from("<I", hb, FISCAL_HDR_CRC_AT)[0]:
-                    return "F", struct.unpack_from(FISCAL_HDR_FMT, hb, 0)
-                why = "header crc"
-            elif hb[0:2] == MAGIC and area == AREA_RING:
-                if crc32(hb[:RING_HDR_CRC_AT]) == struct.unpack_from("<I", hb, RING_HDR_CRC_AT)[0]:
-                    return "R", struct.unpack_from(RING_HDR_FMT, hb, 0) + (hb[RING_SUCC_AT],)
-                why = "header crc"
+                if crc32(hb[:FISCAL_HDR_CRC_AT]) == _u32(hb, FISCAL_HDR_CRC_AT):
+                    return _K_F
+                why = _K_BAD_CRC
+            elif hb[0] == MAGIC[0] and hb[1] == MAGIC[1] and area == AREA_RING:
+                if crc32(hb[:RING_HDR_CRC_AT]) == _u32(hb, RING_HDR_CRC_AT):
+                    return _K_R
+                why = _K_BAD_CRC
             elif self._blank(hb, 0, RING_HDR_SIZE):
-                return "blank", None
+                return _K_BLANK
             else:
-                why = "header magic"
-        return "bad", why
+                why = _K_BAD_MAGIC
+        return why
+
+    def _read_header(self, s):
+        """Read and check the header of sector ``s``.  Returns a tuple
+        ('F'|'R', fields) for a valid header, ('blank', None) or ('bad', reason)."""
+        k = self._check_header(s)
+        hb = self._hb
+        if k == _K_F:
+            return "F", struct.unpack_from(FISCAL_HDR_FMT, hb, 0)
+        if k == _K_R:
+            return "R", struct.unpack_from(RING_HDR_FMT, hb, 0) + (hb[RING_SUCC_AT],)
+        if k == _K_BLANK:
+            return "blank", None
+        return "bad", _WHY[k]
 
     # ================================================================== record parsing
     def _rec_at(self, mv, off, area, end):
@@ -339,32 +373,35 @@ class Journal:
 
     def mount(self):
         """(Re)read the partition.  Never raises for damaged media except when no journal is found
-        (JournalError ENODEV 'not formatted')."""
+        (JournalError ENODEV 'not formatted').
+
+        Memory: one byte per sector (its kind) plus the u32 arrays the journal keeps anyway (first
+        ordinal/index of each sector, ring sequence and erase counts); headers are checked in place in
+        ``self._hb`` and only the few fields needed are taken from them."""
         self.damage = []
         self.notes = []
         self._sb_sector = -1
         n = self.nsect
-        headers = [None] * n  # type: list
-        idents = {}  # type: dict
-        for s in range(n):
-            kind, h = self._read_header(s)
-            if kind == "F" or kind == "R":
-                ident = bytes(self._hb[4:IDENT_SIZE])  # device, format, layout
-                idents[ident] = idents.get(ident, 0) + 1
-                headers[s] = (kind, h, ident)
-            else:
-                headers[s] = (kind, h, None)
-        if not idents:
-            raise JournalError(ENODEV, "not formatted", "no journal header found")
-        # identity: sector 0's if valid, else the most common one
-        if headers[0][0] == "F":
-            ident = headers[0][2]
+        hb = self._hbm
+        # identity: sector 0's if valid, else the most common one (damaged media only)
+        k0 = self._check_header(0)
+        if k0 == _K_F:
+            ident = bytes(hb[4:IDENT_SIZE])  # device, format, layout
         else:
+            idents = {}  # type: dict  # one entry per distinct identity, not per sector
+            for s in range(n):
+                k = self._check_header(s)
+                if k == _K_F or k == _K_R:
+                    key = bytes(hb[4:IDENT_SIZE])
+                    idents[key] = idents.get(key, 0) + 1
+            if not idents:
+                raise JournalError(ENODEV, "not formatted", "no journal header found")
             ident = b""
             best = 0
-            for k in idents:
-                if idents[k] > best or (idents[k] == best and (not ident or k < ident)):
-                    ident, best = k, idents[k]
+            for key in idents:
+                if idents[key] > best or (idents[key] == best and (not ident or key < ident)):
+                    ident, best = key, idents[key]
+            idents = None
         fields = struct.unpack_from("<8s4sHH", ident, 0)
         self.device_id = fields[0]
         self.format_id = fields[1]
@@ -376,45 +413,79 @@ class Journal:
             self.R = n - self.F
         if self.expected_id is not None and self.expected_id != self.device_id:
             self._note("foreign-device", 0, None, None, "journal of another device")
+        F, R = self.F, self.R
+        kinds = bytearray(n)
+        tail_hb = bytearray(FISCAL_HDR_SIZE)  # header of the last valid fiscal sector seen
+        ring_hb = bytearray(RING_HDR_SIZE)  # header of the newest ring sector seen
+        newest = -1
+        self.f_first_ord = _zeros(F)
+        self.f_first_index = _zeros(F)
+        self.r_seq = _zeros(R)
+        self.r_first_ord = _zeros(R)
+        self.r_first_index = _zeros(R)
+        self.r_erase = _zeros(R)
         for s in range(n):
-            if headers[s][2] is not None and headers[s][2] != ident:
-                self._note("foreign-sector", s, 0, None, "sector of another device or format")
-                headers[s] = ("bad", "identity", None)
+            k = k0 if s == 0 else self._check_header(s)
+            if k == _K_F or k == _K_R:
+                if hb[4:IDENT_SIZE] != ident:
+                    self._note("foreign-sector", s, 0, None, "sector of another device or format")
+                    k = _K_BAD_IDENT
+                elif s < F and k == _K_F:
+                    if _u32(hb, 20) != s:
+                        k = _K_FSEQ
+                    else:
+                        self.f_first_ord[s] = _u32(hb, 28)
+                        self.f_first_index[s] = _u32(hb, 32)
+                        tail_hb[:] = hb
+                elif s >= F and k == _K_R:
+                    p = s - F
+                    self.r_seq[p] = _u32(hb, 20)
+                    self.r_erase[p] = _u32(hb, 24)
+                    self.r_first_ord[p] = _u32(hb, 28)
+                    self.r_first_index[p] = _u32(hb, 32)
+                    if newest < 0 or self.r_seq[p] > self.r_seq[newest]:
+                        newest = p
+                        ring_hb[:] = hb[:RING_HDR_SIZE]
+            kinds[s] = k
         self._genesis = genesis(self.device_id, self.format_id)
-        self._mount_fiscal(headers)
-        self._mount_ring(headers)
+        self._mount_fiscal(kinds, tail_hb)
+        tail_hb = None
+        self._mount_ring(kinds, newest, ring_hb)
+        kinds = ring_hb = None
         self._mount_chain()
 
+    def _header_seq(self, s):
+        """``seq`` of the (valid) header of sector ``s``, re-read: only for the rare damage notes."""
+        self._check_header(s)
+        return _u32(self._hb, 20)
+
     # ------------------------------------------------------------------ fiscal area
-    def _mount_fiscal(self, headers):
+    def _mount_fiscal(self, kinds, tail_hb):
         F = self.F
-        self.f_first_ord = [0] * F
-        self.f_first_index = [0] * F
         tail = -1
         for s in range(F):
-            kind, h, _ = headers[s]
-            if kind == "F" and h[7] == s:
+            if kinds[s] == _K_F:
                 tail = s
         self.f_reopen = False
         for s in range(F):
-            kind, h, _ = headers[s]
-            if kind == "R":
+            k = kinds[s]
+            if k == _K_R:
                 self._note("area", s, 0, None, "ring header in the fiscal area")
-            elif kind == "F" and h[7] != s:
-                self._note("sequence", s, 0, None, "fiscal sector number %d at sector %d" % (h[7], s))
-            elif kind == "F":
-                self.f_first_ord[s] = h[9]
-                self.f_first_index[s] = h[10]
-            elif kind == "bad" and s == tail + 1:
+            elif k == _K_FSEQ:
+                self._note("sequence", s, 0, None,
+                           "fiscal sector number %d at sector %d" % (self._header_seq(s), s))
+            elif k == _K_F:
+                pass
+            elif k != _K_BLANK and s == tail + 1:
                 mv = self._load(s)
-                if self._blank(mv, FISCAL_HDR_SIZE, self.bs) and (h != "identity"):
+                if self._blank(mv, FISCAL_HDR_SIZE, self.bs) and k != _K_BAD_IDENT:
                     self.f_reopen = True  # torn sector open: erase before use
                     self.notes.append(("torn-open", s))
                 else:
-                    self._note("sector-header", s, 0, None, h)
-            elif kind == "bad":
-                self._note("sector-header", s, 0, None, h)
-            elif kind == "blank" and s < tail:
+                    self._note("sector-header", s, 0, None, _WHY[k])
+            elif k != _K_BLANK:
+                self._note("sector-header", s, 0, None, _WHY[k])
+            elif s < tail:
                 self._note("sequence", s, 0, None, "blank fiscal sector before the tail")
         if tail < 0:
             self._note("sector-header", 0, 0, None, "no valid fiscal sector header")
@@ -425,28 +496,33 @@ class Journal:
                              *([0] * N_FISCAL + [1] * N_FISCAL + [0] * N_FISCAL + [0]))
             self.f_hdr = struct.unpack_from(FISCAL_HDR_FMT, fake, 0)
         else:
-            self.f_hdr = headers[tail][1]
+            self.f_hdr = struct.unpack_from(FISCAL_HDR_FMT, tail_hb, 0)
         h = self.f_hdr
         self.quotas = list(h[21:28])
         self.maxbody = list(h[28:35])
         self.counts = list(h[14:21])
+        fo = self.f_first_ord
+        fi = self.f_first_index
         for s in range(1, tail + 1):
-            if headers[s][0] == "F" and headers[s - 1][0] == "F":
-                if self.f_first_ord[s] < self.f_first_ord[s - 1] or \
-                        self.f_first_index[s] < self.f_first_index[s - 1]:
+            if kinds[s] == _K_F and kinds[s - 1] == _K_F:
+                if fo[s] < fo[s - 1] or fi[s] < fi[s - 1]:
                     self._note("sequence", s, 0, None, "counters go back")
-        self.f_valid = [headers[s][0] == "F" for s in range(F)]
+        fv = bytearray(F)
+        for s in range(F):
+            if kinds[s] == _K_F or kinds[s] == _K_FSEQ:
+                fv[s] = 1
+        self.f_valid = fv
         for s in range(tail - 1, -1, -1):  # a lost header borrows its successor's keys for the search
-            if not self.f_valid[s]:
-                self.f_first_ord[s] = self.f_first_ord[s + 1]
-                self.f_first_index[s] = self.f_first_index[s + 1]
+            if not fv[s]:
+                fo[s] = fo[s + 1]
+                fi[s] = fi[s + 1]
         self.f_tail = tail
         self.covered = h[11]
         f_ord = h[9]
         anchor = (h[12], h[13])  # type: tuple | None  # last fiscal record's index, chain head after it
         anchor_ord = f_ord - 1
         self.f_off = -1
-        if headers[tail][0] == "F":
+        if kinds[tail] == _K_F:
             recs, free, garbage = self._parse(tail, AREA_FISCAL)
             mv = self._sbm
             for g in garbage:
@@ -475,24 +551,13 @@ class Journal:
         self.f_anchor_ord = anchor_ord
 
     # ------------------------------------------------------------------ detail ring
-    def _mount_ring(self, headers):
+    def _mount_ring(self, kinds, newest, ring_hb):
         F, R = self.F, self.R
-        self.r_seq = [0] * R
-        self.r_first_ord = [0] * R
-        self.r_first_index = [0] * R
-        self.r_erase = [0] * R
-        self.r_heads = [None] * R
-        newest = -1
+        self.r_heads = {}  # ring position -> chain head at its open (the newest sector's only)
+        rseq = self.r_seq
         for p in range(R):
-            kind, h, _ = headers[F + p]
-            if kind == "R":
-                self.r_seq[p] = h[7]
-                self.r_erase[p] = h[8]
-                self.r_first_ord[p] = h[9]
-                self.r_first_index[p] = h[10]
-                if newest < 0 or h[7] > self.r_seq[newest]:
-                    newest = p
-            elif kind == "F":
+            k = kinds[F + p]
+            if k == _K_F or k == _K_FSEQ:
                 self._note("area", F + p, 0, None, "fiscal header in the ring")
         self.r_run = []  # ring positions, oldest first
         self.r_newest_succ = False
@@ -501,50 +566,54 @@ class Journal:
         self.r_records = []
         if newest < 0:
             for p in range(R):
-                if headers[F + p][0] == "bad":
+                k = kinds[F + p]
+                if k != _K_BLANK and k < _K_F:
                     if p == 0:
                         self.notes.append(("torn-open", F))  # first ring sector, torn open
                     else:
-                        self._note("sector-header", F + p, 0, None, headers[F + p][1])
+                        self._note("sector-header", F + p, 0, None, _WHY[k])
             return
-        nh = headers[F + newest][1]
+        nh = struct.unpack_from(RING_HDR_FMT, ring_hb, 0) + (ring_hb[RING_SUCC_AT],)
         self.r_newest_succ = nh[13] != 0xFF
         run = [newest]
         seq = nh[7]
         for k in range(1, R):
             p = (newest - k) % R
-            kind, h, _ = headers[F + p]
+            kind = kinds[F + p]
             if k == R - 1 and self.r_newest_succ:
                 self.notes.append(("reclaim", F + p))  # successor of the newest: being erased
                 break
-            if kind == "R" and h[7] == seq - k:
+            if kind == _K_R and rseq[p] == seq - k:
                 run.append(p)
-            elif kind == "blank":
+            elif kind == _K_BLANK:
                 # never used yet: everything older must be blank too
                 for j in range(k + 1, R):
                     q = (newest - j) % R
-                    if headers[F + q][0] != "blank" and not (j == R - 1 and self.r_newest_succ):
+                    if kinds[F + q] != _K_BLANK and not (j == R - 1 and self.r_newest_succ):
                         self._note("sequence", F + q, 0, None, "ring sector beyond the used run")
                 break
-            elif kind == "bad":
-                self._note("sector-header", F + p, 0, None, h)
+            elif kind < _K_F:
+                self._note("sector-header", F + p, 0, None, _WHY[kind])
                 run.append(p)  # a hole: its records are lost, keep what is older
-                self.r_seq[p] = seq - k
+                rseq[p] = seq - k
             else:
-                if h[7] < seq - k and k == R - 1:
+                hseq = rseq[p] if kind == _K_R else self._header_seq(F + p)
+                if hseq < seq - k and k == R - 1:
                     break
-                self._note("sequence", F + p, 0, None, "ring sequence %d, expected %d" % (h[7], seq - k))
+                self._note("sequence", F + p, 0, None, "ring sequence %d, expected %d" % (hseq, seq - k))
                 break
         run.reverse()
         self.r_run = run
+        fo = self.r_first_ord
+        fi = self.r_first_index
         for i in range(1, len(run)):  # holes (lost headers) inherit their predecessor's counters
-            if headers[F + run[i]][0] != "R":
-                self.r_first_ord[run[i]] = self.r_first_ord[run[i - 1]]
-                self.r_first_index[run[i]] = self.r_first_index[run[i - 1]]
+            if kinds[F + run[i]] != _K_R:
+                fo[run[i]] = fo[run[i - 1]]
+                fi[run[i]] = fi[run[i - 1]]
         for i in range(1, len(run)):
             a, b = run[i - 1], run[i]
-            if headers[F + a][0] == "R" and headers[F + b][0] == "R":
-                if self.r_first_ord[b] < self.r_first_ord[a] or self.r_first_index[b] < self.r_first_index[a]:
+            if kinds[F + a] == _K_R and kinds[F + b] == _K_R:
+                if fo[b] < fo[a] or fi[b] < fi[a]:
                     self._note("sequence", F + b, 0, None, "ring counters go back")
         # the newest sector: count its records
         s = F + newest
@@ -763,6 +832,7 @@ class Journal:
         self.f_off = FISCAL_HDR_SIZE
         self.f_first_ord[s] = self.fiscal_count
         self.f_first_index[s] = self.next_index
+        self.f_valid[s] = 1  # readers skip sectors without a good header: this one has one now
 
     def _append_ring(self, body):
         blen = len(body)
@@ -839,7 +909,7 @@ class Journal:
         self.r_erase[p] = erase_count
         self.r_first_ord[p] = self.inv_count
         self.r_first_index[p] = idx
-        self.r_heads[p] = self.head
+        self.r_heads = {p: self.head}  # only the newest sector's is ever read
         self.r_newest_succ = False
         self.r_off = RING_HDR_SIZE
         self.r_committed = 0
@@ -1088,46 +1158,66 @@ class Journal:
         return found
 
     # ================================================================== read-out stream (READ_JOURNAL)
-    def _stream_sectors(self):
-        out = list(range(self.f_tail + 1))
-        for p in self.r_run:
-            out.append(self.F + p)
-        return out
+    def _stream_images(self):
+        """Sector images in the stream: fiscal 0..f_tail, then the ring run oldest first."""
+        return self.f_tail + 1 + len(self.r_run)
+
+    def _stream_sector(self, i):
+        """Flash sector of stream image ``i`` (no list of every sector: RAM)."""
+        if i <= self.f_tail:
+            return i
+        return self.F + self.r_run[i - self.f_tail - 1]
 
     def stream_length(self):
-        return STREAM_HDR_SIZE + len(self._stream_sectors()) * self.bs
+        return STREAM_HDR_SIZE + self._stream_images() * self.bs
 
     def stream_header(self):
         b = bytearray(STREAM_HDR_SIZE)
+        self._stream_header_into(b)
+        return b
+
+    def _stream_header_into(self, b):
         struct.pack_into(STREAM_HDR_FMT, b, 0, STREAM_MAGIC, VERSION,
                          STREAM_FLAG_DAMAGED if self.damage else 0, self.bs, self.device_id, self.format_id,
                          self.f_tail + 1, len(self.r_run), self.next_index, self.fiscal_count,
                          self.inv_count, self.covered, self.head or b"\x00" * 32, 0)
         struct.pack_into("<I", b, STREAM_HDR_CRC_AT, crc32(memoryview(b)[:STREAM_HDR_CRC_AT]))
-        return b
 
-    def read_stream(self, offset, length):
-        """Bytes [offset, offset+length) of the read-out stream (short at its end)."""
+    def read_stream(self, offset, length, buf=None):
+        """Bytes [offset, offset+length) of the read-out stream (short at its end).
+
+        Without ``buf``: one bytearray of exactly the length read is allocated, filled in place and
+        returned.  With ``buf`` (bytearray or writable memoryview, at least that long): nothing the size
+        of the data is allocated; returns a memoryview of ``buf`` holding exactly the bytes read."""
         total = self.stream_length()
         if offset < 0 or length < 0:
             raise JournalError(EINVAL, "bad record", "offset")
         end = min(offset + length, total)
-        out = bytearray()
+        n = end - offset if end > offset else 0
+        if buf is None:
+            out = bytearray(n)
+            mv = memoryview(out)
+        else:
+            if len(buf) < n:
+                raise JournalError(EINVAL, "bad record", "buffer too small")
+            out = mv = memoryview(buf)[:n]
+        pos = 0
         if offset < STREAM_HDR_SIZE and offset < end:
-            out += self.stream_header()[offset:min(end, STREAM_HDR_SIZE)]
-            offset = min(end, STREAM_HDR_SIZE)
-        sectors = None
+            hdr = self._hbm[:STREAM_HDR_SIZE]  # header scratch (FISCAL_HDR_SIZE >= STREAM_HDR_SIZE)
+            self._stream_header_into(hdr)
+            k = min(end, STREAM_HDR_SIZE) - offset
+            mv[0:k] = hdr[offset:offset + k]
+            pos = k
+            offset += k
+        bs = self.bs
         while offset < end:
-            if sectors is None:
-                sectors = self._stream_sectors()
-            i = (offset - STREAM_HDR_SIZE) // self.bs
-            o = (offset - STREAM_HDR_SIZE) % self.bs
-            n = min(end - offset, self.bs - o)
-            chunk = bytearray(n)
-            self.bdev.readblocks(sectors[i], chunk, o)
-            out += chunk
-            offset += n
-        return bytes(out)
+            i = (offset - STREAM_HDR_SIZE) // bs
+            o = (offset - STREAM_HDR_SIZE) % bs
+            k = min(end - offset, bs - o)
+            self.bdev.readblocks(self._stream_sector(i), mv[pos:pos + k], o)
+            pos += k
+            offset += k
+        return out
 
     # ================================================================== maintenance
     def erase_counts(self):

@@ -30,7 +30,7 @@ from ..bureau_errors import BureauError
 from ..db import open_store
 from ..keystore import KeyStore
 from . import audit, export, filing, income, referrals, registry, sales
-from .common import BAD_INPUT, Refused, Station, iso, yuan
+from .common import BAD_INPUT, Refused, Station, iso, today_int, yuan
 
 EXIT_SHORTFALL = 3
 
@@ -96,8 +96,7 @@ def _station(args) -> Station:
     else:
         raise Refused(BAD_INPUT, "give --keystore FILE (production keys) or --test-keys (TEST keys, NON-FISCAL)")
     today = args.today
-    return Station(open_store(args.db), ks, name=args.station, clock=(lambda: today) if today else
-                   Station.__dataclass_fields__["clock"].default)
+    return Station(open_store(args.db), ks, name=args.station, clock=(lambda: today) if today else today_int)
 
 
 def _reader(args):
