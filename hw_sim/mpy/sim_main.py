@@ -34,6 +34,7 @@ GC_THRESHOLD = 16 * 1024
 def main(argv):
     import gc
     import json
+    import os
 
     gc.threshold(GC_THRESHOLD)
 
@@ -47,11 +48,18 @@ def main(argv):
                       nvram=BusNvram(bus))
     link = server.LinkServer(device.Till(board))
     rxbuf = bytearray(1024)
+    # FTK_HEAP=1 (bench/bench_till_mpy.py): log the heap in use above the level after boot, sampled at
+    # every HAL call, after each request
+    heap = os.getenv("FTK_HEAP") == "1"
+    gc.collect()
+    base = gc.mem_alloc()
+    bus.heap_peak = 0
     bus.send(CONTROL, b"READY")
     while True:
         bus.pump()
         while link.serve_uart(board.uart, rxbuf):
-            pass
+            if heap:
+                print("heap base=%d peak=%d now=%d" % (base, bus.heap_peak - base, gc.mem_alloc() - base))
 
 
 try:

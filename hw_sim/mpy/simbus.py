@@ -20,6 +20,7 @@ as OSError(errno) with the host device's errno.  PowerOff is a BaseException, li
 firmware's own `except Exception` must not swallow it.
 """
 
+import gc
 import struct
 
 try:
@@ -91,6 +92,7 @@ class Bus:
         self._qs = 0
         self._qe = 0
         self.overruns = 0
+        self.heap_peak = 0  # highest gc.mem_alloc() seen at a HAL call (bench_till_mpy.py reads it)
 
     # ---- transport ---------------------------------------------------------------------------------
     def send(self, channel, data):
@@ -163,6 +165,9 @@ class Bus:
         """One HAL call with `n` args bytes already in args(), then `tail` (bytes-like) after them.
         Returns the reply data: read into `into` (which it must fill exactly) if given, else a memoryview
         valid until the next call.  Errors as OSError(errno)."""
+        a = gc.mem_alloc()
+        if a > self.heap_peak:
+            self.heap_peak = a
         k = 0 if tail is None else len(tail)
         if n + k + 1 > MAX_DATA:
             raise ValueError("HAL request too long")
