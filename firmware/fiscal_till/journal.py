@@ -1200,7 +1200,7 @@ class Journal:
         else:
             if len(buf) < n:
                 raise JournalError(EINVAL, "bad record", "buffer too small")
-            out = mv = memoryview(buf)[:n]
+            out = mv = memoryview(buf)[:n]  # type: ignore[assignment]
         pos = 0
         if offset < STREAM_HDR_SIZE and offset < end:
             hdr = self._hbm[:STREAM_HDR_SIZE]  # header scratch (FISCAL_HDR_SIZE >= STREAM_HDR_SIZE)

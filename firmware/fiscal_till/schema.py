@@ -240,7 +240,7 @@ def encode_struct(schema, obj, buf, off):
 # Integers, structs and fixed arrays (most of every record) get closures that skip the per-field kind
 # dispatch; everything else falls back to encode_kind.  The cache keeps each kind object alive beside its
 # encoder, so an id() is never reused for another object while it is a key.
-_ENCODERS = {}
+_ENCODERS = {}  # type: dict
 
 
 def _int_encoder(kind):

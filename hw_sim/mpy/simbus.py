@@ -59,6 +59,7 @@ _NO_OFFSET = const(0xFFFFFFFF)
 _IOCTL_BLOCK_COUNT = const(4)
 _IOCTL_BLOCK_SIZE = const(5)
 _DATETIME = ">HBBBBBBI"
+_mem_alloc = getattr(gc, "mem_alloc", None)  # MicroPython only; the tests run this module on CPython too
 _REQ = const(3)  # where a HAL request starts in the transmit buffer: after its channel header
 _TX_ROOM = const(512)  # args + data of a request sent in one write; longer data follows separately
 _SMALL = const(512)  # reply data other than a flash read: APDU responses (<= 258), ATRs, nvram values
@@ -165,9 +166,10 @@ class Bus:
         """One HAL call with `n` args bytes already in args(), then `tail` (bytes-like) after them.
         Returns the reply data: read into `into` (which it must fill exactly) if given, else a memoryview
         valid until the next call.  Errors as OSError(errno)."""
-        a = gc.mem_alloc()
-        if a > self.heap_peak:
-            self.heap_peak = a
+        if _mem_alloc is not None:
+            a = _mem_alloc()
+            if a > self.heap_peak:
+                self.heap_peak = a
         k = 0 if tail is None else len(tail)
         if n + k + 1 > MAX_DATA:
             raise ValueError("HAL request too long")
