@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol import frame
+from hw_sim.mains import Mains, Stepped
 
 CAPABILITIES = ("reset", "power", "power_loss", "clock", "cards", "bureau")
 
@@ -234,49 +235,6 @@ class _Clock:
         self.t = _dt.datetime(y, m, d, h, mi, s)
 
 
-class _Mains:
-    """Counts HAL steps that change something; fails the power at a scheduled one."""
-
-    def __init__(self) -> None:
-        self.steps = 0
-        self.at: int | None = None
-        self.after = False
-        self.off = False
-
-    def step(self, action):
-        from hw_sim.nor_flash import PowerLoss
-        if self.off:
-            raise PowerLoss("power is off")
-        n = self.steps
-        self.steps += 1
-        if n == self.at and not self.after:
-            self.off = True
-            raise PowerLoss("cut before step %d" % n)
-        result = action()
-        if n == self.at and self.after:
-            self.off = True
-            raise PowerLoss("cut after step %d" % n)
-        return result
-
-
-class _Stepped:
-    """A HAL object whose state-changing methods are mains steps."""
-
-    def __init__(self, obj, mains: _Mains, counted: set) -> None:
-        self._obj, self._mains, self._counted = obj, mains, counted
-
-    def __getattr__(self, name):
-        attr = getattr(self._obj, name)
-        if name not in self._counted:
-            return attr
-
-        def stepped(*args):
-            if name == "ioctl" and args[0] != 6:
-                return attr(*args)
-            return self._mains.step(lambda: attr(*args))
-        return stepped
-
-
 class InProcessDut(Dut):
     """The firmware (fiscal_till) on CPython in this process, on hw_sim devices: NOR flash, card slots
     with the demo cards, RAM nvram and a clock the suite sets.  `patch` is applied around every firmware
@@ -296,17 +254,17 @@ class InProcessDut(Dut):
                       "user": CardSlot(self.cards.set.user, name="user")}
         self.rtc = _Clock()
         self.nvram = RamNvram()
-        self.mains = _Mains()
+        self.mains = Mains()
         self.server = None
         self._boot()
 
     def _board(self):
         from fiscal_till.hal import Board
         m = self.mains
-        return Board(rtc=self.rtc, flash=_Stepped(self.flash, m, {"writeblocks", "ioctl"}),
-                     fiscal_slot=_Stepped(self.slots["fiscal"], m, {"transmit"}),
-                     user_slot=_Stepped(self.slots["user"], m, {"transmit"}),
-                     nvram=_Stepped(self.nvram, m, {"put", "delete"}), printer=None,
+        return Board(rtc=self.rtc, flash=Stepped(self.flash, m, {"writeblocks", "ioctl"}),
+                     fiscal_slot=Stepped(self.slots["fiscal"], m, {"transmit"}),
+                     user_slot=Stepped(self.slots["user"], m, {"transmit"}),
+                     nvram=Stepped(self.nvram, m, {"put", "delete"}), printer=None,
                      identity={"machine_no": self.profile.machine_no, "model": "FTK-1 SIM",
                                "non_fiscal": self.profile.non_fiscal})
 

@@ -11,51 +11,10 @@ tests/test_journal_powerloss.py.)
 
 import pytest
 
+from hw_sim.mains import Mains, Stepped
 from hw_sim.nor_flash import PowerLoss
 from protocol import commands, frame
 from tillrig import TillRig
-
-
-class Mains:
-    """Counts steps; cuts the power before or after step `at`."""
-
-    def __init__(self):
-        self.steps = 0
-        self.at = None
-        self.after = False
-        self.off = False
-
-    def step(self, action):
-        if self.off:
-            raise PowerLoss("power is off")
-        n = self.steps
-        self.steps += 1
-        if n == self.at and not self.after:
-            self.off = True
-            raise PowerLoss("cut before step %d" % n)
-        result = action()
-        if n == self.at and self.after:
-            self.off = True
-            raise PowerLoss("cut after step %d" % n)
-        return result
-
-
-class Cut:
-    """Wraps a HAL object; the methods named in `counted` are steps."""
-
-    def __init__(self, obj, mains, counted):
-        self._obj, self._mains, self._counted = obj, mains, counted
-
-    def __getattr__(self, name):
-        attr = getattr(self._obj, name)
-        if name not in self._counted:
-            return attr
-
-        def stepped(*args):
-            if name == "ioctl" and args[0] != 6:  # only erase changes the flash
-                return attr(*args)
-            return self._mains.step(lambda: attr(*args))
-        return stepped
 
 
 class PowerRig(TillRig):
@@ -66,15 +25,14 @@ class PowerRig(TillRig):
     def board(self):
         b = super().board()
         m = self.mains
-        b.flash = Cut(b.flash, m, {"writeblocks", "ioctl"})
-        b.fiscal_slot = Cut(b.fiscal_slot, m, {"transmit"})
-        b.user_slot = Cut(b.user_slot, m, {"transmit"})
-        b.nvram = Cut(b.nvram, m, {"put", "delete"})
+        b.flash = Stepped(b.flash, m, {"writeblocks", "ioctl"})
+        b.fiscal_slot = Stepped(b.fiscal_slot, m, {"transmit"})
+        b.user_slot = Stepped(b.user_slot, m, {"transmit"})
+        b.nvram = Stepped(b.nvram, m, {"put", "delete"})
         return b
 
     def power_back(self):
-        self.mains.off = False
-        self.mains.at = None
+        self.mains.restore()
         self.boot()
 
 
