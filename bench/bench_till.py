@@ -47,9 +47,8 @@ def till_year(days=365, per_day=300):
     declarations = 0
     for d in range(days):
         date = from_day_number(start + d)
-        if date > deadline:  # month over: declare at the hall, clear-unlock, on with the new month
+        if date > deadline:  # month over: declare (closing the days before), clear-unlock, go on
             rig.rtc.set(date, 80000)
-            rig.ok("DAILY_CLOSE")
             rig.ok("DECLARE", end=deadline)
             y, m = deadline // 10000, deadline // 100 % 100
             y, m = (y + 1, 1) if m == 12 else (y, m + 1)
@@ -58,8 +57,6 @@ def till_year(days=365, per_day=300):
             rig.bureau_clears(deadline=deadline, cumulative_limit=4_000_000_000, return_limit=100_000_000)
             rig.ok("CLEAR_UNLOCK")
             declarations += 1
-            rig.rtc.set(from_day_number(day_number(date) + 1), 80000)
-            continue
         rig.rtc.set(date, 90000)
         for _ in range(per_day):
             n += 1

@@ -812,6 +812,12 @@ def _declare(s, req):
     errs = _clock_errors(s)
     if s.decl is not None:
         errs.add(ERR["STATE_DECLARATION_PENDING"])
+    # the days before today are over: a declaration first closes them (docs/FIRMWARE.md), so judge it
+    # against the state after that back-fill
+    bf = s.backfill_variant() if s.decl is None else None
+    if bf is not None:
+        s = copy.deepcopy(s)
+        bf(s)
     end = req["end"] or s.closed
     undeclared = sorted(d for d in s.daily if d > s.declared_end)
     if req["end"] and as_date(req["end"]) is None:
@@ -824,7 +830,7 @@ def _declare(s, req):
     if s.fiscal_slot != "fiscal" or s.user_slot != "user":
         errs.add(CARD_ANY)
     if errs:
-        return [Outcome(e) for e in errs]
+        return [o for e in errs for o in _refused(e, bf)]
     totals = zero_totals()
     for d in days:
         add_totals(totals, s.daily[d])
@@ -832,6 +838,8 @@ def _declare(s, req):
     today = s.date
 
     def apply(n):
+        if bf is not None:
+            bf(n)
         n.declared_end = end
         n.decl = (start, end)
         n.declaration_count += 1

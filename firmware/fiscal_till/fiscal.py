@@ -752,9 +752,12 @@ class Fiscal:
     # ---- declaration --------------------------------------------------------------------------------
     def declare(self, req, rid, digest):
         self._need_initialized()
-        self._today()
+        date, _ = self._today()
         if self.decl is not None:
             raise Refused(codes.E_STATE_DECLARATION_PENDING)
+        if self.fiscal.present():
+            self.ensure_card()
+            self._close_days(from_day_number(day_number(date) - 1), 0, 0)  # days before today are over
         end = req["end"] or self.closed
         if end and not valid_date(end):
             raise Refused(codes.E_INPUT_BAD_DATE)
