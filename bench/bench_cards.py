@@ -32,16 +32,9 @@ from hw_sim.cards.demo import MACHINE_NO, CardRig  # noqa: E402
 from protocol import apdu as A  # noqa: E402
 from protocol import crypto  # noqa: E402
 
+from rates import best_rate  # noqa: E402
+
 TARGET = 0.8
-
-
-def best_rate(fn, n: int, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn(n)
-        best = min(best, time.perf_counter() - t0)
-    return n / best
 
 
 def main() -> None:

@@ -28,17 +28,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  
 from protocol import crypto as c  # noqa: E402
 from protocol.crypto_golden import CARD_NO, MACHINE_NO, USER_CARD_NO  # noqa: E402
 
+from rates import best_rate  # noqa: E402
+
 DECLARATION_PAYLOAD_LEN = 200  # roughly a DECLARE_DUTY command + response
-
-
-def best_rate(fn, n: int, rounds: int) -> float:
-    """Operations per second of the fastest of ``rounds`` batches of ``n`` calls."""
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn(n)
-        best = min(best, time.perf_counter() - t0)
-    return n / best
 
 
 def main() -> None:

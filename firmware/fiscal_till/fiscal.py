@@ -937,18 +937,8 @@ class Fiscal:
         end = req["end"] if kind == codes.REPORT_PERIOD else start
         if not valid_date(start) or not valid_date(end) or end < start:
             raise Refused(codes.E_INPUT_BAD_DATE)
-        totals = ledger.empty_totals()
-        found = 0
-        for idx, t, body in self.jn.fiscal_records_reverse():
-            if t != codes.REC_DAILY:
-                continue
-            rec = _dec(layouts.DAILY_RECORD, body)
-            if rec["date"] < start:
-                break
-            if rec["date"] <= end:
-                ledger.add_totals(totals, rec["totals"])
-                found += 1
-        if not found:
+        first, totals = self._daily_sums(from_day_number(day_number(start) - 1), end)
+        if not first:
             raise Refused(codes.E_INPUT_NOT_FOUND)
         return {"kind": kind, "start": start, "end": end, "totals": totals}
 
