@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import time
 
-from gateway import issuance as I
 from gateway.link import TillClient
-from hw_sim.cards import demo
 from hw_sim.sim import SimTill
-from protocol import commands, errors, frame
-from tillrig import TillRig
+from protocol import commands, frame
+from tillrig import RigRequests
 
 
-class SimRig:
-    invoice = staticmethod(TillRig.invoice)
+class SimRig(RigRequests):
 
     def __init__(self, state, interpreter: str = "cpython", *, timeout: float = 10.0, **sim_kw) -> None:
         self.sim = SimTill(state, interpreter, **sim_kw)
@@ -67,33 +64,15 @@ class SimRig:
                     return f["status"], parsed, f
         return None, None, None
 
-    def ok(self, name: str, **fields):
-        status, parsed, _ = self.call(name, **fields)
-        assert status == 0, "%s refused: %s" % (name, errors.describe(status))
-        return parsed
-
-    def refused(self, name: str, error: str, **fields) -> None:
-        status, _, _ = self.call(name, **fields)
-        assert status == errors.BY_NAME[error].code, "%s: expected %s, got %s" % (
-            name, error, errors.describe(status))
-
-    def status(self):
-        return self.ok("GET_STATUS")
-
-    def initialize(self):
-        return self.ok("INITIALIZE", date=self.rtc.date, time=90000)
-
     # ---- the bureau's side --------------------------------------------------------------------------
-    def bureau_sells_roll(self, start: int = 1, end: int = 100, code: str = "1440012345") -> None:
+    def bureau_session(self):
         assert self.sim.keystore is not None, "a till without demo cards"
-        record = I.issue_roll(self.sim.keystore, fiscal_card_no=demo.FISCAL_CARD_NO,
-                              machine_no=self.sim.identity["machine_no"], code=code, start=start, end=end)
-        self.sim.bureau().add_roll(record)
+        return self.sim.bureau()
 
-    def bureau_clears(self, deadline: int, **limit_kw) -> None:
-        s = self.sim.bureau()
-        ((recno, report),) = s.verify_pending()
-        limits = I.Limits(deadline=deadline, single_limit=limit_kw.get("single_limit", 1_000_000),
-                          cumulative_limit=limit_kw.get("cumulative_limit", 50_000_000),
-                          return_limit=limit_kw.get("return_limit", 2_000_000))
-        s.clear(recno, report, limits)
+    @property
+    def keystore(self):
+        return self.sim.keystore
+
+    @property
+    def machine_no(self):
+        return self.sim.identity["machine_no"]

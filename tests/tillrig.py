@@ -57,7 +57,50 @@ class Printer:
         return len(data)
 
 
-class TillRig:
+class RigRequests:
+    """What every rig offers the lifecycle script (tests/lifecycle.py), over its own `call()` and
+    `bureau_session()`: requests that must succeed or be refused, and the bureau's side of the cards."""
+
+    machine_no = demo.MACHINE_NO
+
+    def ok(self, name: str, **fields):
+        status, parsed, _ = self.call(name, **fields)
+        assert status == 0, "%s refused: %s" % (name, errors.describe(status))
+        return parsed
+
+    def refused(self, name: str, error: str, **fields) -> None:
+        status, _, _ = self.call(name, **fields)
+        assert status == errors.BY_NAME[error].code, "%s: expected %s, got %s" % (
+            name, error, errors.describe(status))
+
+    def status(self):
+        return self.ok("GET_STATUS")
+
+    @staticmethod
+    def invoice(*amounts: int, item: int = 1, kind: int = 1, ref: int = 0) -> dict:
+        lines = [dict(tax_item=item, quantity=1000, unit_price=a, amount=a, name="item %d" % i)
+                 for i, a in enumerate(amounts)]
+        return dict(kind=kind, ref_number=ref, cashier="李娜", payer="个人", total=sum(amounts), lines=lines)
+
+    def initialize(self):
+        return self.ok("INITIALIZE", date=self.rtc.date, time=90000)
+
+    def bureau_sells_roll(self, start: int = 1, end: int = 100, code: str = "1440012345") -> None:
+        record = I.issue_roll(self.keystore, fiscal_card_no=demo.FISCAL_CARD_NO, machine_no=self.machine_no,
+                              code=code, start=start, end=end)
+        self.bureau_session().add_roll(record)
+
+    def bureau_clears(self, deadline: int, **limit_kw) -> None:
+        """At the tax hall: verify the pending declaration on the user card, write clear-unlock data."""
+        s = self.bureau_session()
+        ((recno, report),) = s.verify_pending()
+        limits = I.Limits(deadline=deadline, single_limit=limit_kw.get("single_limit", 1_000_000),
+                          cumulative_limit=limit_kw.get("cumulative_limit", 50_000_000),
+                          return_limit=limit_kw.get("return_limit", 2_000_000))
+        s.clear(recno, report, limits)
+
+
+class TillRig(RigRequests):
     def __init__(self, *, start=datetime.datetime(2026, 1, 5, 9, 0, 0), flash_sectors=512, seed=1,
                  limits: I.Limits | None = None, **card_kw):
         kw = dict(management_pin=None, **card_kw)
@@ -109,46 +152,10 @@ class TillRig:
         parsed = cmd.reply.parse(reply["payload"]) if reply["status"] == 0 else None
         return reply["status"], parsed, reply
 
-    def ok(self, name: str, **fields):
-        status, parsed, _ = self.call(name, **fields)
-        assert status == 0, "%s refused: %s" % (name, errors.describe(status))
-        return parsed
-
-    def refused(self, name: str, error: str, **fields) -> None:
-        status, _, _ = self.call(name, **fields)
-        assert status == errors.BY_NAME[error].code, "%s: expected %s, got %s" % (
-            name, error, errors.describe(status))
-
-    def status(self):
-        return self.ok("GET_STATUS")
-
     # ---- requests -----------------------------------------------------------------------------------
-    @staticmethod
-    def invoice(*amounts: int, item: int = 1, kind: int = 1, ref: int = 0) -> dict:
-        lines = [dict(tax_item=item, quantity=1000, unit_price=a, amount=a, name="item %d" % i)
-                 for i, a in enumerate(amounts)]
-        return dict(kind=kind, ref_number=ref, cashier="李娜", payer="个人", total=sum(amounts), lines=lines)
-
-    def initialize(self):
-        return self.ok("INITIALIZE", date=self.rtc.date, time=90000)
-
     # ---- the bureau's side --------------------------------------------------------------------------
     def bureau_session(self) -> UserCardSession:
         s = UserCardSession(SimReader(self.user_slot), self.keystore)
         s.open()
         s.authenticate()
         return s
-
-    def bureau_sells_roll(self, start: int = 1, end: int = 100, code: str = "1440012345") -> None:
-        record = I.issue_roll(self.keystore, fiscal_card_no=demo.FISCAL_CARD_NO, machine_no=demo.MACHINE_NO,
-                              code=code, start=start, end=end)
-        self.bureau_session().add_roll(record)
-
-    def bureau_clears(self, deadline: int, **limit_kw) -> None:
-        """At the tax hall: verify the pending declaration on the user card, write clear-unlock data."""
-        s = self.bureau_session()
-        ((recno, report),) = s.verify_pending()
-        limits = I.Limits(deadline=deadline, single_limit=limit_kw.get("single_limit", 1_000_000),
-                          cumulative_limit=limit_kw.get("cumulative_limit", 50_000_000),
-                          return_limit=limit_kw.get("return_limit", 2_000_000))
-        s.clear(recno, report, limits)
