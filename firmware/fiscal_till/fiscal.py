@@ -373,7 +373,7 @@ class Fiscal:
         elif cmd == codes.CMD_DECLARE:
             d = self.card_decl
             if d["status"] == cards.DECL_SIGNED and d["end"] > self.declared_end:
-                self._finish_declaration(d, tag, None)
+                self._finish_declaration(d, tag)
                 self.recovered.append("DECLARE")
         elif cmd == codes.CMD_CLEAR_UNLOCK:
             if self.card_ctl["sequence"] > self.clear_seq:
@@ -814,7 +814,7 @@ class Fiscal:
                 ledger.add_totals(totals, rec["totals"])
         return start, totals
 
-    def _finish_declaration(self, d, tag, _unused):
+    def _finish_declaration(self, d, tag):
         """Recovery: the card signed a declaration the journal lacks; rebuild it from EF04."""
         sums = ledger.period_sums(d["totals"])
         data = _enc(layouts.DECLARE_DUTY_DATA, {"start": d["start"], "end": d["end"], "sums": sums})
