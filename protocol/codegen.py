@@ -34,6 +34,7 @@ def render() -> str:
         "MAX_LINES = const(%d)" % commands.MAX_LINES,
         "READ_JOURNAL_MAX = const(%d)" % commands.READ_JOURNAL_MAX,
         "NO_DEADLINE_DAYS = const(0x%04X)" % commands.NO_DEADLINE_DAYS,
+        "KEEPALIVE_INTERVAL_MS = const(%d)" % frame.KEEPALIVE_INTERVAL_MS,
         "",
         "# commands",
     ]
@@ -61,6 +62,12 @@ def render() -> str:
     out += [")", "", "# warnings: bit numbers"]
     for w in status.WARNINGS:
         out.append("WARN_%s = const(%d)" % (w.name, w.bit))
+    out += ["", "# request flags (LOAD_ROLL, CLEAR_UNLOCK): bit numbers"]
+    for bit, name in sorted(status.REQUEST_FLAGS.items()):
+        out.append("FLAG_%s = const(%d)" % (name, bit))
+    out += ["", "# fiscal-memory damage kinds (GET_STATUS.damage_kind)"]
+    for value, name in sorted(status.DAMAGE_KINDS.items()):
+        out.append("DAMAGE_%s = const(%d)" % (name, value))
     out += ["", "# capabilities: bit numbers"]
     for bit, name in sorted(status.CAPABILITIES.items()):
         out.append("CAP_%s = const(%d)" % (name, bit))

@@ -33,7 +33,7 @@ from .types import (
     BcdDate, BcdTime, Controls, Digits, ShortText, Text, Totals,
 )
 
-PROTOCOL_VERSION = 0x0100  # major.minor in the high and low byte
+PROTOCOL_VERSION = 0x0101  # major.minor in the high and low byte
 MAX_LINES = 32  # invoice lines per ISSUE_INVOICE
 
 Empty = c.Struct()
@@ -68,6 +68,11 @@ StatusReply = c.Struct(
     "journal_permille" / c.Int16ub,  # fullest fiscal class, in 1/1000
     "last_number" / c.Int32ub,  # last invoice number issued, 0 if none
     "last_declared_end" / BcdDate,  # end of the last declared period, 0 if none
+    "last_rid" / c.Int32ub,  # request id of the last mutating request executed, 0 if none
+    "damage_kind" / c.Int8ub,  # protocol.status.DAMAGE_KINDS: the first damage found, 0 if none
+    "damage_sector" / c.Int16ub,  # its flash sector, 0xFFFF if not known
+    "damage_offset" / c.Int32ub,  # its byte offset in the sector, 0xFFFFFFFF if not known
+    "damage_index" / c.Int32ub,  # the record index nearest to it, 0xFFFFFFFF if not known
 )
 NO_DEADLINE_DAYS = 0x7FFF
 
@@ -83,7 +88,12 @@ InitializeReply = c.Struct(
     "record" / c.Int32ub,  # index of the initialization record
 )
 
-# --- LOAD_ROLL (from the user card) ----------------------------------------------------------------
+# --- LOAD_ROLL (from the user card) and CLEAR_UNLOCK: a flags byte --------------------------------
+# bit 0 CONFIRM_MAC (protocol.status.REQUEST_FLAGS): hand MAC-bearing data to a fiscal card that has one
+# MAC try left.  An empty payload is read as flags 0 (hosts of protocol 1.0).
+FlagsRequest = c.Struct("flags" / c.Default(c.Int8ub, 0))
+LoadRollRequest = FlagsRequest
+ClearUnlockRequest = FlagsRequest
 LoadRollReply = c.Struct("code" / Digits(INVOICE_CODE_LEN), "start" / c.Int32ub, "end" / c.Int32ub)
 
 # --- ISSUE_INVOICE ---------------------------------------------------------------------------------
@@ -162,14 +172,14 @@ COMMANDS: tuple[Command, ...] = (
     Command(0x02, "GET_STATUS", False, Empty, StatusReply, "state, locks, warnings and what is left"),
     Command(0x03, "SET_TIME", True, SetTimeRequest, Empty, "set the clock (management card; never back)"),
     Command(0x10, "INITIALIZE", True, InitializeRequest, InitializeReply, "税控初始化, once, by the bureau"),
-    Command(0x11, "LOAD_ROLL", True, Empty, LoadRollReply, "take one roll from the user card"),
+    Command(0x11, "LOAD_ROLL", True, LoadRollRequest, LoadRollReply, "take one roll from the user card"),
     Command(0x20, "ISSUE_INVOICE", True, IssueInvoiceRequest, IssueInvoiceReply,
             "issue a normal, return or void invoice"),
     Command(0x21, "GET_DOCUMENT", False, GetDocumentRequest, GetDocumentReply,
             "an invoice by number, or the last one"),
     Command(0x30, "DAILY_CLOSE", True, Empty, DailyCloseReply, "close the day, back-filling missed days"),
     Command(0x40, "DECLARE", True, DeclareRequest, DeclareReply, "申报 onto the user card"),
-    Command(0x41, "CLEAR_UNLOCK", True, Empty, ClearUnlockReply, "清零解锁 from the user card"),
+    Command(0x41, "CLEAR_UNLOCK", True, ClearUnlockRequest, ClearUnlockReply, "清零解锁 from the user card"),
     Command(0x50, "READ_JOURNAL", False, ReadJournalRequest, ReadJournalReply, "bulk read-out of fiscal memory"),
     Command(0x51, "INSPECT", False, Empty, InspectReply, "inspector's summary (management card)"),
     Command(0x60, "REPORT", False, ReportRequest, ReportReply, "X, Z or period report"),

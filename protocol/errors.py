@@ -54,6 +54,8 @@ TABLE: tuple[Error, ...] = (
     _e(0x0105, "LINK_RID_MISSING", "修改类请求缺少请求号", "mutating request needs a non-zero request id", "link"),
     _e(0x0106, "LINK_REPLY_TOO_LONG", "应答超出最大长度", "reply would exceed the maximum payload", "link"),
     _e(0x0107, "LINK_DEVICE_FAULT", "设备内部故障，请求未完成", "device fault: the request did not complete", "link"),
+    _e(0x0108, "LINK_RID_STALE", "请求号不大于上次执行的请求号（旧帧）",
+       "request id not above the last executed one: an old frame, never run twice", "link"),
     # input: the request is well-formed but its values are refused
     _e(0x0201, "INPUT_BAD_DATE", "日期或时间无效", "invalid date or time", "input"),
     _e(0x0202, "INPUT_BAD_AMOUNT", "金额无效（为零或为负）", "amount is zero or negative", "input"),
@@ -68,6 +70,8 @@ TABLE: tuple[Error, ...] = (
     _e(0x020A, "INPUT_BAD_TEXT", "文本过长或编码错误", "text too long or not UTF-8", "input"),
     _e(0x020B, "INPUT_NOT_FOUND", "记录不存在", "no such document or record", "input"),
     _e(0x020C, "INPUT_BAD_RANGE", "范围无效", "offset or period out of range", "input"),
+    _e(0x020D, "INPUT_LINE_MISMATCH", "商品行金额不等于数量乘单价", "line amount does not equal quantity x unit price",
+       "input"),
     # card: from the card slots and the card status words
     _e(0x0301, "CARD_FISCAL_MISSING", "未插入税控卡", "fiscal card missing", "card"),
     _e(0x0302, "CARD_USER_MISSING", "未插入用户卡", "user card missing", "card"),
@@ -100,6 +104,8 @@ TABLE: tuple[Error, ...] = (
     _e(0x0315, "CARD_FOREIGN_MACHINE", "税控卡不属于本机", "fiscal card belongs to another machine", "card"),
     _e(0x0316, "CARD_FOREIGN_TAXPAYER", "用户卡不属于本纳税人", "user card belongs to another taxpayer", "card"),
     _e(0x0317, "CARD_EXPIRED", "卡不在有效期内", "card outside its validity dates", "card"),
+    _e(0x0318, "CARD_MAC_LAST_TRY", "税控卡仅剩最后一次MAC校验机会，请确认后重试",
+       "the fiscal card is one MAC refusal from its permanent lock: resend with the confirm flag", "card"),
     # fiscal memory
     _e(0x0401, "FM_FULL", "税控存储器已满", "fiscal memory full", "fiscal_memory"),
     _e(0x0402, "FM_DAMAGED", "税控存储器数据损坏", "fiscal memory damaged", "fiscal_memory"),

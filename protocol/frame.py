@@ -2,7 +2,7 @@
 
     offset size field
     0      1    SOF      0xA5
-    1      1    KIND     0x51 'Q' request, 0x52 'R' reply
+    1      1    KIND     0x51 'Q' request, 0x52 'R' reply, 0x4B 'K' keep-alive (till to host, empty)
     2      1    COMMAND  command code (a reply echoes its request's)
     3      4    RID      request id, chosen by the host; a reply echoes it
     7      2    STATUS   0 in requests; in replies the status word (protocol.errors)
@@ -32,6 +32,9 @@ import construct as c
 SOF = 0xA5
 KIND_REQUEST = 0x51
 KIND_REPLY = 0x52
+KIND_KEEPALIVE = 0x4B  # the till is still working on the request (COMMAND and RID echo it), no payload
+KINDS = (KIND_REQUEST, KIND_REPLY, KIND_KEEPALIVE)
+KEEPALIVE_INTERVAL_MS = 250  # while busy the till sends a keep-alive at least this often
 HEADER_LEN = 12
 TRAILER_LEN = 4
 OVERHEAD = HEADER_LEN + TRAILER_LEN
@@ -66,7 +69,7 @@ def crc32(data: bytes) -> int:
 
 HeaderFields = c.Struct(
     "sof" / c.Const(bytes([SOF])),
-    "kind" / c.OneOf(c.Int8ub, [KIND_REQUEST, KIND_REPLY]),
+    "kind" / c.OneOf(c.Int8ub, list(KINDS)),
     "command" / c.Int8ub,
     "rid" / c.Int32ub,
     "status" / c.Int16ub,
@@ -128,7 +131,7 @@ def _decode(buf: bytes | bytearray) -> tuple[int, dict | None, str]:
     if len(buf) < HEADER_LEN:
         return 0, None, ""
     length = buf[9] << 8 | buf[10]
-    if crc8(bytes(buf[:11])) != buf[11] or length > MAX_PAYLOAD or buf[1] not in (KIND_REQUEST, KIND_REPLY):
+    if crc8(bytes(buf[:11])) != buf[11] or length > MAX_PAYLOAD or buf[1] not in KINDS:
         return 1, None, "header"
     total = HEADER_LEN + length + TRAILER_LEN
     if len(buf) < total:

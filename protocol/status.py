@@ -54,7 +54,35 @@ WARNINGS: tuple[Warning_, ...] = (
     Warning_(4, "ROLL_LOW", "few invoices left in the loaded roll"),
     Warning_(5, "DECLARATION_PENDING", "a declaration waits for clear-unlock at the bureau"),
     Warning_(6, "NON_FISCAL", "test keys in use: every document is NON-FISCAL"),
+    Warning_(7, "MAC_LAST_TRY", "the fiscal card is one MAC refusal from its permanent lock"),
 )
+
+# Flags byte of LOAD_ROLL and CLEAR_UNLOCK requests (bit numbers)
+REQUEST_FLAGS = {
+    0: "CONFIRM_MAC",  # pass MAC-bearing data to a fiscal card that has one MAC try left (docs/FIRMWARE.md)
+}
+
+# GET_STATUS.damage_kind: what fiscal-memory (or nvram) damage the till found first; 0 when none
+DAMAGE_KINDS = {
+    0: "NONE",
+    1: "RECORD_CRC",  # a committed record fails its CRC
+    2: "SECTOR_HEADER",  # a sector header is unreadable
+    3: "SEQUENCE",  # sector sequence numbers out of order or duplicated
+    4: "LOST_RECORDS",  # records missing between good ones
+    5: "CHAIN",  # the SHA-256 chain does not link
+    6: "GARBAGE",  # unreadable bytes followed by a good record
+    7: "TORN_OPEN",  # an open sector torn where nothing may be torn
+    8: "FOREIGN_DEVICE",  # the partition was written by another device
+    9: "FOREIGN_SECTOR",  # one sector carries another device's identity
+    10: "AREA",  # a sector found in the wrong area
+    11: "LAYOUT",  # the partition's geometry does not match its headers
+    12: "TRUNCATED",  # fewer records than the fiscal card and nvram anchors say exist
+    13: "ROLLBACK",  # the journal is an older copy than the anchors say
+    14: "MEDIA",  # the flash cannot be read or formatted
+    15: "NVRAM",  # nvram holds unreadable data
+    16: "OTHER",
+}
+DAMAGE_NONE_FIELD = 0xFFFFFFFF  # damage_offset / damage_index when not known; damage_sector uses 0xFFFF
 
 # GET_INFO.capabilities bits
 CAPABILITIES = {

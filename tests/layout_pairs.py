@@ -29,6 +29,7 @@ PAIRS = [
     ("SetTimeRequest", commands.SetTimeRequest, "SET_TIME_REQUEST"),
     ("InitializeRequest", commands.InitializeRequest, "INITIALIZE_REQUEST"),
     ("InitializeReply", commands.InitializeReply, "INITIALIZE_REPLY"),
+    ("FlagsRequest", commands.FlagsRequest, "FLAGS_REQUEST"),
     ("LoadRollReply", commands.LoadRollReply, "LOAD_ROLL_REPLY"),
     ("InvoiceLine", commands.InvoiceLine, "INVOICE_LINE"),
     ("IssueInvoiceRequest", commands.IssueInvoiceRequest, "ISSUE_INVOICE_REQUEST"),
@@ -78,4 +79,5 @@ ALIASES = {
     "IssueInvoiceReply": "InvoiceRecord", "GetDocumentReply": "InvoiceRecord",
     "DeclareReply": "DeclarationRecord", "InputInvoiceNbData": "RollData",
     "DistributeInvoiceNbResponse": "RollData", "UserLastRoll": "UserRoll", "UserIdentity": "FiscalIdentity",
+    "LoadRollRequest": "FlagsRequest", "ClearUnlockRequest": "FlagsRequest",
 }

@@ -70,7 +70,7 @@ def test_info_json(sim, capsys):
     assert record["port"] == sim.port
     assert record["info"]["machine_no"] == DEFAULT_MACHINE_NO
     assert record["info"]["fw_hash"] == version.firmware_hash().hex()
-    assert record["info"]["protocol_version"] == "1.0"
+    assert record["info"]["protocol_version"] == "1.1"
     assert record["status"]["state"] == "NEW" and record["status"]["lock_reasons"] == ["NOT_INITIALIZED"]
     assert record["status"]["days_to_deadline"] is None and record["status"]["warnings"] == ["NON_FISCAL"]
 

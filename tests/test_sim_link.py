@@ -52,7 +52,7 @@ def test_get_info(sim, till):
     info = till.call_ok("GET_INFO")
     assert info.machine_no == DEFAULT_MACHINE_NO and info.model == "FTK-1 SIM"
     assert info.fw_version == version.FW_VERSION and info.fw_hash == version.firmware_hash()
-    assert info.protocol_version == 0x0100 and info.max_payload == frame.MAX_PAYLOAD
+    assert info.protocol_version == 0x0101 and info.max_payload == frame.MAX_PAYLOAD
     assert "SIMULATOR" in [CAPABILITIES[b] for b in CAPABILITIES if info.capabilities >> b & 1]
 
 

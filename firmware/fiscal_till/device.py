@@ -66,6 +66,8 @@ class Till:
                 n = len(last[3])
                 out[off:off + n] = last[3]
                 return codes.E_OK, off + n
+        if not payload and (command == codes.CMD_LOAD_ROLL or command == codes.CMD_CLEAR_UNLOCK):
+            payload = b"\x00"  # protocol 1.0 hosts send no flags byte: flags 0
         try:
             request = schema.decode(cmd[0], payload)
         except (ValueError, UnicodeError):
@@ -104,6 +106,7 @@ class Till:
         date, time = f.now()
         c = f.controls
         roll = f.roll
+        dmg = f.damage_info()
         return {
             "state": codes.STATE_IN_SERVICE if f.initialized() else codes.STATE_NEW,
             "date": date,
@@ -122,6 +125,11 @@ class Till:
             "journal_permille": f.journal_permille(),
             "last_number": f.last_number,
             "last_declared_end": f.declared_end,
+            "last_rid": f.last_req[0] if f.last_req is not None else 0,
+            "damage_kind": dmg[0],
+            "damage_sector": dmg[1],
+            "damage_offset": dmg[2],
+            "damage_index": dmg[3],
         }
 
     def _issue(self, req, rid, digest):

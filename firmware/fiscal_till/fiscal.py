@@ -52,6 +52,16 @@ _CARD_LOCKS = {
 }
 
 
+_DAMAGE_KINDS = {  # the journal's Damage.kind -> GET_STATUS.damage_kind
+    "record-crc": codes.DAMAGE_RECORD_CRC, "sector-header": codes.DAMAGE_SECTOR_HEADER,
+    "sequence": codes.DAMAGE_SEQUENCE, "lost-records": codes.DAMAGE_LOST_RECORDS, "chain": codes.DAMAGE_CHAIN,
+    "garbage": codes.DAMAGE_GARBAGE, "torn-open": codes.DAMAGE_TORN_OPEN,
+    "foreign-device": codes.DAMAGE_FOREIGN_DEVICE, "foreign-sector": codes.DAMAGE_FOREIGN_SECTOR,
+    "area": codes.DAMAGE_AREA, "layout": codes.DAMAGE_LAYOUT, "truncated": codes.DAMAGE_TRUNCATED,
+    "rollback": codes.DAMAGE_ROLLBACK, "media": codes.DAMAGE_MEDIA, "nvram": codes.DAMAGE_NVRAM,
+}
+
+
 class Refused(Exception):
     """An operation refused with a status code; nothing was written."""
 
@@ -458,6 +468,18 @@ class Fiscal:
         if self.decl is not None:
             w |= 1 << codes.WARN_DECLARATION_PENDING
         return w
+
+    def damage_info(self):
+        """(kind, sector, offset, index) of the first damage known, for GET_STATUS; unknown fields all
+        ones, (0, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF) when there is none."""
+        d = self.jn.damage[0] if self.jn is not None and self.jn.damage else None
+        if d is None:
+            if self.fm_lock >> codes.LOCK_FM_DAMAGED & 1:
+                return codes.DAMAGE_MEDIA if self.jn is None else codes.DAMAGE_OTHER, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF
+            return codes.DAMAGE_NONE, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF
+        kind = _DAMAGE_KINDS.get(d.kind, codes.DAMAGE_OTHER)
+        return (kind, 0xFFFF if d.sector is None else d.sector,
+                0xFFFFFFFF if d.offset is None else d.offset, 0xFFFFFFFF if d.index is None else d.index)
 
     def days_to_deadline(self):
         if not self.initialized():

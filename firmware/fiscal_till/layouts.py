@@ -66,6 +66,7 @@ STATUS_REPLY = (
     ("deadline", "D"), ("days_to_deadline", "h"), ("single_limit", "I"), ("amount_left", "I"),
     ("return_left", "I"), ("roll_code", _CODE), ("roll_next", "I"), ("roll_end", "I"),
     ("invoices_left", "I"), ("journal_permille", "H"), ("last_number", "I"), ("last_declared_end", "D"),
+    ("last_rid", "I"), ("damage_kind", "B"), ("damage_sector", "H"), ("damage_offset", "I"), ("damage_index", "I"),
 )
 SET_TIME_REQUEST = (("date", "D"), ("time", "T"))
 INITIALIZE_REQUEST = (("date", "D"), ("time", "T"))
@@ -73,6 +74,7 @@ INITIALIZE_REPLY = (
     ("machine_no", _DIGITS_MACHINE), ("fiscal_card_no", _CARD_NO), ("taxpayer_no", _TAXPAYER_NO),
     ("record", "I"),
 )
+FLAGS_REQUEST = (("flags", "B"),)
 LOAD_ROLL_REPLY = (("code", _CODE), ("start", "I"), ("end", "I"))
 INVOICE_LINE = (("tax_item", "B"), ("quantity", "I"), ("unit_price", "I"), ("amount", "I"), ("name", "p"))
 ISSUE_INVOICE_REQUEST = (
@@ -100,12 +102,12 @@ COMMANDS = {
     0x02: (EMPTY, STATUS_REPLY),
     0x03: (SET_TIME_REQUEST, EMPTY),
     0x10: (INITIALIZE_REQUEST, INITIALIZE_REPLY),
-    0x11: (EMPTY, LOAD_ROLL_REPLY),
+    0x11: (FLAGS_REQUEST, LOAD_ROLL_REPLY),
     0x20: (ISSUE_INVOICE_REQUEST, INVOICE_RECORD),
     0x21: (GET_DOCUMENT_REQUEST, INVOICE_RECORD),
     0x30: (EMPTY, DAILY_CLOSE_REPLY),
     0x40: (DECLARE_REQUEST, DECLARATION_RECORD),
-    0x41: (EMPTY, CLEAR_UNLOCK_REPLY),
+    0x41: (FLAGS_REQUEST, CLEAR_UNLOCK_REPLY),
     0x50: (READ_JOURNAL_REQUEST, READ_JOURNAL_REPLY),
     0x51: (EMPTY, INSPECT_REPLY),
     0x60: (REPORT_REQUEST, REPORT_REPLY),

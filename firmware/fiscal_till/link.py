@@ -28,6 +28,7 @@ except ImportError:
 SOF = const(0xA5)
 KIND_REQUEST = const(0x51)
 KIND_REPLY = const(0x52)
+KIND_KEEPALIVE = const(0x4B)
 HEADER_LEN = const(12)
 TRAILER_LEN = const(4)
 OVERHEAD = const(16)
@@ -86,7 +87,7 @@ class FrameDecoder:
             kind = buf[s + 1]
             length = buf[s + 9] << 8 | buf[s + 10]
             if (crc8(buf, s, s + 11) != buf[s + 11] or length > self.max_payload
-                    or (kind != KIND_REQUEST and kind != KIND_REPLY)):
+                    or (kind != KIND_REQUEST and kind != KIND_REPLY and kind != KIND_KEEPALIVE)):
                 self.bad_header += 1
                 self._drop_one()
                 continue

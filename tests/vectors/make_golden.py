@@ -63,14 +63,16 @@ VALUES = {
     "InvoiceRecord": INVOICE,
     "EventRecord": dict(request=dict(rid=0, digest=0), date=20261127, time=75959, event=1, arg=0),
     "InfoReply": dict(model="FTK-1", machine_no=MACHINE, fw_version="0.1.0", fw_hash=bytes(range(32)),
-                      protocol_version=0x0100, capabilities=0x1F, max_payload=4096),
+                      protocol_version=0x0101, capabilities=0x1F, max_payload=4096),
     "StatusReply": dict(state=1, date=20261127, time=143005, lock_reasons=0, warnings=0b10001, deadline=20261231,
                         days_to_deadline=34, single_limit=1_000_000, amount_left=47_965_500, return_left=4_990_000,
                         roll_code="1440012345", roll_next=1002, roll_end=1500, invoices_left=499,
-                        journal_permille=12, last_number=1001, last_declared_end=20261031),
+                        journal_permille=12, last_number=1001, last_declared_end=20261031,
+                        last_rid=41, damage_kind=1, damage_sector=17, damage_offset=0x1F0, damage_index=1234),
     "SetTimeRequest": dict(date=20261127, time=143005),
     "InitializeRequest": dict(date=20260105, time=93000),
     "InitializeReply": dict(machine_no=MACHINE, fiscal_card_no=CARD, taxpayer_no="91440101MA5CXXXX1X", record=0),
+    "FlagsRequest": dict(flags=1),
     "LoadRollReply": dict(code="1440012345", start=1001, end=1500),
     "InvoiceLine": dict(tax_item=1, quantity=2000, unit_price=6_400, amount=12_800, name="宫保鸡丁"),
     "IssueInvoiceRequest": dict(kind=1, ref_number=0, cashier="李娜", payer="个人", total=15_800, lines=[
@@ -127,6 +129,7 @@ FRAMES = [
     dict(kind=0x51, command=0x01, rid=7, status=0, payload=b""),
     dict(kind=0x52, command=0x20, rid=0x01020304, status=0x0502, payload=b""),
     dict(kind=0x52, command=0x50, rid=99, status=0, payload=bytes(range(256))),
+    dict(kind=0x4B, command=0x30, rid=12, status=0, payload=b""),
 ]
 
 APDUS = [
