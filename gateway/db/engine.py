@@ -13,6 +13,9 @@ SQLite, for durability and for several station processes on one file:
 PostgreSQL (psycopg 3): READ COMMITTED; the stations lock the taxpayer's row (SELECT ... FOR UPDATE)
 before deciding anything, and unique constraints are the last word (gateway.stations.common).
 
+PostgreSQL roles: FISCAL_DB_URL is the stations' role (SELECT and INSERT only on the event log), and
+FISCAL_DB_OWNER_URL, if set, the owner role that runs the migrations (gateway.db.roles sets both up).
+
 Migrations run on first use under a lock (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so
 two processes opening a new database at once migrate it once.
 """
@@ -32,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///fiscal-gateway.db"
 ENV_URL = "FISCAL_DB_URL"
+ENV_OWNER_URL = "FISCAL_DB_OWNER_URL"  # PostgreSQL: the owner role's URL, for migrations (gateway.db.roles)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -74,8 +78,10 @@ class Store:
     """An engine and its session factory.  `transaction()` is the only way stations write."""
 
     def __init__(self, engine: Engine) -> None:
+        from .eventlog import install
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        install(self.sessions)  # events are chained and appended at commit
 
     @property
     def dialect(self) -> str:
@@ -116,9 +122,20 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
-def open_store(url: str | os.PathLike | None = None, *, migrate_schema: bool = True, **engine_kw) -> Store:
-    """Open (creating and migrating on first use) the database at `url` (see database_url)."""
+def open_store(url: str | os.PathLike | None = None, *, migrate_schema: bool = True,
+               owner_url: str | None = None, **engine_kw) -> Store:
+    """Open (creating and migrating on first use) the database at `url` (see database_url).  Migrations run
+    through `owner_url`, else $FISCAL_DB_OWNER_URL, else `url` itself: on PostgreSQL the stations' role
+    cannot change the schema, the owner role can (gateway.db.roles)."""
     store = Store(make_engine(database_url(url), **engine_kw))
     if migrate_schema:
-        store.migrate()
+        owner = owner_url or os.environ.get(ENV_OWNER_URL)
+        if owner and database_url(owner) != database_url(url):
+            owner_engine = make_engine(database_url(owner))
+            try:
+                migrate(owner_engine)
+            finally:
+                owner_engine.dispose()
+        else:
+            store.migrate()
     return store

@@ -9,7 +9,9 @@ Rules held by the schema itself, so that no code path (or concurrent station) ca
   - one comparison per (declaration, attempt); one surcharge per accepted comparison;
   - a clear-unlock or roll row is committed (state "writing") before the card is written and marked
     "written" after: a card written whose reply was lost is never sold or unlocked a second time;
-  - events are append-only (database triggers refuse UPDATE and DELETE; migration 0001).
+  - events are append-only (database triggers refuse UPDATE and DELETE; migration 0001) and hash-chained,
+    MACed and anchored in the other tables' event_seq (gateway.db.eventlog; migration 0002); on PostgreSQL
+    the stations' role may only SELECT and INSERT them (gateway.db.roles).
 No key material is stored: a card row names the master-key generation (key_refs.key_id) its keys were
 derived from, which the key store holds.  Amounts are integer fen; dates are YYYYMMDD integers as on the
 cards; times are UTC.
@@ -32,7 +34,16 @@ class Base(DeclarativeBase):
     pass
 
 
-class Taxpayer(Base):
+class Anchored:
+    """A table whose rows anchor the event log: `event_seq` is the sequence number of the newest event when
+    the row was last written (set at commit by gateway.db.eventlog), so a log cut short behind it shows."""
+    event_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+ANCHORED = Anchored
+
+
+class Taxpayer(Anchored, Base):
     __tablename__ = "taxpayers"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     taxpayer_no: Mapped[str] = mapped_column(String(20), unique=True)
@@ -58,7 +69,7 @@ class TaxItem(Base):
     name: Mapped[str] = mapped_column(String(24))
 
 
-class Machine(Base):
+class Machine(Anchored, Base):
     __tablename__ = "machines"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     machine_no: Mapped[str] = mapped_column(String(16), unique=True)
@@ -82,7 +93,7 @@ class KeyRef(Base):
     test: Mapped[bool] = mapped_column(Boolean)  # a published TEST key: everything under it is NON-FISCAL
 
 
-class Card(Base):
+class Card(Anchored, Base):
     __tablename__ = "cards"
     __table_args__ = (CheckConstraint("kind IN ('fiscal', 'user')"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -97,7 +108,7 @@ class Card(Base):
     key_ref: Mapped[KeyRef] = relationship()
 
 
-class Declaration(Base):
+class Declaration(Anchored, Base):
     """A declaration read from a user card, verified (MAC1 and signature) before it is stored."""
     __tablename__ = "declarations"
     __table_args__ = (UniqueConstraint("machine_id", "period_end"),)
@@ -126,7 +137,7 @@ class Declaration(Base):
         return self.normal_total - self.return_total
 
 
-class Comparison(Base):
+class Comparison(Anchored, Base):
     """一窗式: one filing (declared income) set against the card's record for the period."""
     __tablename__ = "comparisons"
     __table_args__ = (UniqueConstraint("declaration_id", "attempt"),
@@ -145,7 +156,7 @@ class Comparison(Base):
     surcharge: Mapped[Surcharge | None] = relationship(uselist=False)
 
 
-class Surcharge(Base):
+class Surcharge(Anchored, Base):
     """滞纳金 assessed on an accepted, late filing (gateway.stations.surcharge states the rule)."""
     __tablename__ = "surcharges"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -158,7 +169,7 @@ class Surcharge(Base):
     amount: Mapped[int] = mapped_column(BigInteger)  # fen
 
 
-class ClearUnlock(Base):
+class ClearUnlock(Anchored, Base):
     """Control data written to the user card for one accepted declaration (清零解锁)."""
     __tablename__ = "clear_unlocks"
     __table_args__ = (UniqueConstraint("machine_id", "period_end"),)
@@ -183,7 +194,7 @@ class RollCode(Base):
     code: Mapped[str] = mapped_column(String(10), primary_key=True)
 
 
-class Roll(Base):
+class Roll(Anchored, Base):
     __tablename__ = "rolls"
     __table_args__ = (UniqueConstraint("code", "start_no"), UniqueConstraint("machine_id", "sales_period", "slot"),
                       CheckConstraint("start_no >= 1 AND end_no >= start_no"))
@@ -205,7 +216,7 @@ class Roll(Base):
         return self.end_no - self.start_no + 1
 
 
-class Referral(Base):
+class Referral(Anchored, Base):
     """A shortfall the taxpayer could not correct at once: explanation, and the tax source department's case."""
     __tablename__ = "referrals"
     __table_args__ = (CheckConstraint("state IN ('open', 'assigned', 'closed')"),)
@@ -221,7 +232,7 @@ class Referral(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
-class Audit(Base):
+class Audit(Anchored, Base):
     __tablename__ = "audits"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     taxpayer_id: Mapped[int] = mapped_column(ForeignKey("taxpayers.id"))
@@ -237,7 +248,8 @@ class Audit(Base):
 
 
 class Event(Base):
-    """Append-only log: every state change, with the station that made it."""
+    """Append-only log: every state change, with the station that made it, hash-chained and MACed in `seq`
+    order (gateway.db.eventlog defines the chain and fills the last five columns at commit)."""
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -245,3 +257,8 @@ class Event(Base):
     taxpayer_id: Mapped[int | None] = mapped_column(ForeignKey("taxpayers.id"))
     kind: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict] = mapped_column(JSON)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[int | None] = mapped_column(Integer)  # master-key generation of the MAC; 0: chained by 0002
+    mac: Mapped[str | None] = mapped_column(String(64))

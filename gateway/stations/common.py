@@ -3,7 +3,8 @@
 Rules:
   - A refusal is a `Refused(reason, message)`; it is raised before anything is written, or inside the
     transaction, which then rolls back: a refused operation leaves no trace in the database or on a card.
-  - Every state change adds an Event in the same transaction (`log`), so the log and the tables agree.
+  - Every state change adds an Event in the same transaction (`log`), so the log and the tables agree; the
+    event is chained and appended at commit (gateway.db.eventlog).
   - Before deciding anything about a taxpayer a station locks the taxpayer's row (`lock_taxpayer`:
     SELECT ... FOR UPDATE on PostgreSQL; SQLite transactions are BEGIN IMMEDIATE and so already serial).
     The unique constraints of gateway.db.models are the last word if a path forgets.
@@ -19,8 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..bureau_errors import BureauError
+from ..bureau_errors import BureauError, KeyStoreError
 from ..db import Store
+from ..db.eventlog import use_key
 from ..db.models import Card, Event, Machine, Taxpayer
 from ..keystore import KeyStore
 
@@ -91,6 +93,14 @@ def yuan(fen: int) -> str:
 
 # ---- the log and lookups -----------------------------------------------------------------------------------
 def log(session: Session, station: Station, kind: str, taxpayer: Taxpayer | None, **data) -> Event:
+    """Add an event; it is chained, MACed under the station's key store and appended when the transaction
+    commits (gateway.db.eventlog), so it is not visible to queries inside this transaction."""
+    if taxpayer is not None and taxpayer.id is None:
+        session.flush()
+    try:
+        use_key(session, station.keystore)
+    except KeyStoreError:
+        pass  # no master key: the event is written without a MAC, and verify-events says so
     ev = Event(station=station.name, taxpayer_id=taxpayer.id if taxpayer else None, kind=kind, data=data)
     session.add(ev)
     return ev
