@@ -3,9 +3,12 @@
     fiscal-gateway info --port /dev/pts/7 [--baud 115200] [--timeout 2] [--retries 2] [--json]
     fiscal-gateway register-taxpayer | register-machine | issue-cards | initialize | read-card | file |
                    referrals | check-old | sell | audit | export ...      (the tax hall: gateway.stations)
+    fiscal-gateway verify-events --db URL --keystore FILE [--json]   (the event log: gateway.db.eventlog)
+    fiscal-gateway setup-roles --db OWNER_URL --role fiscal_station  (PostgreSQL roles: gateway.db.roles)
 
 Exit status 0 on success, 1 when the till cannot be reached or refuses (one line on stderr, no
-traceback), 2 for bad arguments (argparse).  Subcommands register in SUBCOMMANDS; each takes the parsed
+traceback), 2 for bad arguments (argparse).  `verify-events` (the event log) exits 0 verified, 4 tampered,
+1 when it cannot be checked; `setup-roles` (PostgreSQL roles) 0 or 1; both 130 on Ctrl-C.  Subcommands register in SUBCOMMANDS; each takes the parsed
 arguments and an open TillClient and returns what to print.  The station commands (database, cards,
 tills) are defined in gateway.stations.commands, with their own exit statuses (3: filing shortfall).
 """
@@ -98,6 +101,86 @@ def cmd_info(args: argparse.Namespace, till: TillClient, out: Console) -> None:
     out.print(_table("Status", record["status"]))
 
 
+# ---- the bureau's event log (gateway.db.eventlog, gateway.db.roles) -------------------------------------------
+EXIT_TAMPERED = 4  # verify-events: the log fails verification
+EXIT_INTERRUPTED = 130
+
+
+def _error(args, reason: str, message: str, code: int) -> int:
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps({"ok": False, "error": reason, "message": message}, ensure_ascii=False) + "\n")
+    else:
+        print("%s: %s" % (PROG, message), file=sys.stderr)
+    return code
+
+
+def cmd_verify_events(args, out: Console) -> int:
+    """verify-events: 0 the log verifies, 4 it does not (first bad seq named), 1 it cannot be checked."""
+    from .db.eventlog import LogUnreadable, verify_database
+    from .stations.commands import _keystore
+    try:
+        report = verify_database(args.db, _keystore(args))
+    except LogUnreadable as e:
+        return _error(args, "unreadable", str(e), 1)
+    except KeyboardInterrupt:
+        return _error(args, "interrupted", "interrupted: nothing was verified", EXIT_INTERRUPTED)
+    doc = report.as_dict()
+    if args.json:
+        out.file.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    else:
+        verdict = "VERIFIED" if report.ok else "TAMPERED at event %d" % report.first_bad_seq
+        out.print(_table("event log: %s" % verdict, {
+            "events": report.rows, "head seq": report.head_seq, "head hash": report.head_hash,
+            "authenticated through": report.authenticated_through,
+            "keys": "TEST keys (a MAC proves nothing)" if report.test_keys else "bureau key store"}))
+        for p in report.problems:
+            out.print("[red]event %d[/] %s: %s" % (p["seq"], p["kind"], p["detail"]))
+    return 0 if report.ok else EXIT_TAMPERED
+
+
+def cmd_setup_roles(args, out: Console) -> int:
+    """setup-roles: migrate as the owner and grant the stations' role; 0 done, 1 failed."""
+    import os
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .db.engine import ENV_OWNER_URL
+    from .db.roles import RoleSetupError, grant_station_role
+    owner = args.db or os.environ.get(ENV_OWNER_URL)
+    if not owner:
+        return _error(args, "bad-input", "give the owner role's database URL: --db URL or %s" % ENV_OWNER_URL, 1)
+    try:
+        doc = grant_station_role(owner, args.role)
+    except RoleSetupError as e:
+        return _error(args, "bad-input", str(e), 1)
+    except SQLAlchemyError as e:
+        first = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        return _error(args, "database", "cannot set up the roles: %s" % first, 1)
+    except KeyboardInterrupt:
+        return _error(args, "interrupted", "interrupted: the grants were rolled back, run it again", EXIT_INTERRUPTED)
+    if args.json:
+        out.file.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    else:
+        out.print(_table("station role %s" % doc["role"], doc))
+    return 0
+
+
+def _add_event_log_commands(sub) -> None:
+    from .stations.commands import _common
+    p = sub.add_parser("verify-events", help="check the bureau's event log: chain, MACs and anchors",
+                       description="check the bureau's event log: chain, MACs and anchors; exit 0 verified, "
+                                   "4 tampered (the first bad sequence number is named), 1 cannot be checked")
+    _common(p)
+    p.set_defaults(station_fn=cmd_verify_events)
+    p = sub.add_parser("setup-roles", help="PostgreSQL: migrate as the owner, grant the stations' role",
+                       description="PostgreSQL: migrate as the owner (--db or $FISCAL_DB_OWNER_URL) and create "
+                                   "and grant the stations' role: SELECT and INSERT only on the event log")
+    p.add_argument("--db", help="the owner role's database URL (default $FISCAL_DB_OWNER_URL)")
+    p.add_argument("--role", default="fiscal_station", help="the stations' role (default fiscal_station)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(station_fn=cmd_setup_roles)
+
+
 SUBCOMMANDS = {
     "info": (cmd_info, "show what the till is (GET_INFO) and its state (GET_STATUS)"),
 }
@@ -115,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     from .stations.commands import add_commands
     add_commands(sub, _number)
+    _add_event_log_commands(sub)
     return p
 
 

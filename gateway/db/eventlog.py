@@ -237,3 +237,52 @@ def _key(keystore, cache: dict, key_id) -> bytes | None:
         except KeyStoreError:
             cache[key_id] = None
     return cache[key_id]
+
+
+class LogUnreadable(Exception):
+    """The log cannot be checked at all (no such database, unreachable, not migrated): nothing was verified."""
+
+
+def verify_database(url: str | None, keystore) -> LogReport:
+    """Open the database at `url` (see gateway.db.database_url) read-only in intent, without creating or
+    migrating it, and verify its log."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .engine import Store, database_url, make_engine
+    full = database_url(url)
+    where = make_url(full).render_as_string(hide_password=True)
+    if make_url(full).get_backend_name() == "sqlite":
+        path = make_url(full).database
+        if not path or path == ":memory:" or not Path(path).is_file():
+            raise LogUnreadable("no database file %s: give --db FILE or URL of the bureau database" % path)
+        with open(path, "rb") as f:  # opening would turn an empty or foreign file into a database
+            if f.read(16) != b"SQLite format 3\x00":
+                raise LogUnreadable("%s is not a bureau database (not a SQLite file)" % path)
+    store = Store(make_engine(full))
+    try:
+        store.engine.connect().close()  # unreachable is not "not a bureau database"
+        with store.transaction() as s:
+            try:
+                version = s.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            except SQLAlchemyError:
+                raise LogUnreadable("%s is not a bureau database (no schema version)" % where) from None
+            head = _head_revision()
+            if version != head:
+                raise LogUnreadable("%s is at schema revision %s, not %s: open it with a station (or run the "
+                                    "migrations) first" % (where, version, head))
+            return verify(s, keystore)
+    except SQLAlchemyError as e:
+        first = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise LogUnreadable("cannot read the database %s: %s" % (where, first)) from None
+    finally:
+        store.close()
+
+
+def _head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from .engine import alembic_config
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

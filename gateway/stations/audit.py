@@ -19,7 +19,8 @@ Findings (every one is reported; nothing stops at the first):
   declarations each signature verifies; periods follow each other; each matches the declaration on
               record (same MAC and signature) and its daily records (gateway.verify.check_period); each
               declaration on record is in fiscal memory;
-  bureau      every roll loaded was sold for this machine, every clear-unlock was issued for it.
+  bureau      every roll loaded was sold for this machine, every clear-unlock was issued for it;
+  events      the bureau's own event log: chain, MACs, anchors (gateway.db.eventlog; where = its seq).
 Notes (not problems): a declaration made at the till and not yet filed at the window.
 """
 
@@ -42,6 +43,7 @@ from protocol.commands import READ_JOURNAL_MAX
 from protocol.crypto import SigKind
 from protocol.journal_format import STREAM_HDR_SIZE, audit_stream
 
+from ..db.eventlog import verify as verify_log
 from ..db.models import Audit, ClearUnlock, Declaration, Machine, Roll
 from ..link import LinkError, TillClient
 from ..verify import DeclarationReport, check_period, verify_daily_record
@@ -261,6 +263,15 @@ def _declarations(f: Findings, exp: Expected, declared: list, dailies: list) -> 
             f.add("declarations", "record #%d" % did, "declaration %d-%d on record is not in fiscal memory" % (start, end))
 
 
+def event_log(f: Findings, session, st: Station) -> None:
+    """The bureau's own event log (gateway.db.eventlog.verify) goes into every audit: its problems are
+    findings of kind `events`, where = the sequence number; the summary keeps its head."""
+    rep = verify_log(session, st.keystore)
+    for p in rep.problems:
+        f.add("events", "event %d" % p["seq"], "%s: %s" % (p["kind"], p["detail"]))
+    f.summary["event_log"] = {k: v for k, v in rep.as_dict().items() if k != "problems"}
+
+
 # ---- the station -----------------------------------------------------------------------------------------------
 @dataclass
 class AuditResult:
@@ -316,6 +327,7 @@ def audit_till(st: Station, till: TillClient, machine_no: str, *, partial: str |
         tp = lock_taxpayer(s, taxpayer_no)
         m = s.execute(select(Machine).where(Machine.machine_no == machine_no)).scalar_one()
         findings = analyse(stream, expected(st, s, m))
+        event_log(findings, s, st)
         digest = hashlib.sha256(stream).hexdigest()
         a = Audit(taxpayer_id=tp.id, machine_id=m.id, journal_bytes=len(stream), journal_sha256=digest,
                   chain_head=findings.summary.get("chain_head") or "", ok=findings.ok,

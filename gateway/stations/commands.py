@@ -86,6 +86,12 @@ YUAN = _arg(lambda t: income.parse_yuan(t, "amount"))
 
 # ---- shared plumbing -------------------------------------------------------------------------------------------
 def _station(args) -> Station:
+    ks = _keystore(args)
+    today = args.today
+    return Station(open_store(args.db), ks, name=args.station, clock=(lambda: today) if today else today_int)
+
+
+def _keystore(args) -> KeyStore:
     if args.test_keys:
         ks = KeyStore.for_tests()
     elif args.keystore:
@@ -95,8 +101,7 @@ def _station(args) -> Station:
         ks = KeyStore.open(args.keystore, pw)
     else:
         raise Refused(BAD_INPUT, "give --keystore FILE (production keys) or --test-keys (TEST keys, NON-FISCAL)")
-    today = args.today
-    return Station(open_store(args.db), ks, name=args.station, clock=(lambda: today) if today else today_int)
+    return ks
 
 
 def _reader(args):
