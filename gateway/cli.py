@@ -132,6 +132,8 @@ def cmd_verify_events(args, out: Console) -> int:
         out.print(_table("event log: %s" % verdict, {
             "events": report.rows, "head seq": report.head_seq, "head hash": report.head_hash,
             "authenticated through": report.authenticated_through,
+            "not yet vouched for": "%d row(s) chained by migration 0002, no MAC after them yet" % report.unvouched
+            if report.unvouched else "none",
             "keys": "TEST keys (a MAC proves nothing)" if report.test_keys else "bureau key store"}))
         for p in report.problems:
             out.print("[red]event %d[/] %s: %s" % (p["seq"], p["kind"], p["detail"]))

@@ -220,13 +220,13 @@ def test_an_existing_database_upgrades_and_its_events_are_chained(backend, tmp_p
     _old_database(url)
     store = open_store(url)
     rep = check(store)
-    assert rep.ok and rep.rows == 2 and rep.authenticated_through == 0, rep.problems
+    assert rep.ok and rep.rows == 2 and rep.authenticated_through == 0 and rep.unvouched == 2, rep.problems
     with store.transaction() as s:
         assert [(e.seq, e.key_id, e.mac) for e in s.execute(select(Event).order_by(Event.seq)).scalars()] == [
             (1, 0, None), (2, 0, None)]
     registered(store, extra=0)  # the first authenticated row vouches for the chained ones
     rep = check(store)
-    assert rep.ok and rep.rows == rep.authenticated_through == 5, rep.problems
+    assert rep.ok and rep.rows == rep.authenticated_through == 5 and rep.unvouched == 0, rep.problems
     for sql in ("UPDATE events SET kind = 'x'", "DELETE FROM events"):  # still append-only after the rebuild
         with pytest.raises(DBAPIError, match="append-only"):
             with store.engine.begin() as c:

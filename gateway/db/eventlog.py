@@ -137,6 +137,7 @@ def _append(session: Session) -> None:
         if obj in session:
             obj.event_seq = seq
     session.flush()
+    _forget(session)  # that flush saw the anchored rows again: they are done
 
 
 # ---- verifying -------------------------------------------------------------------------------------------------
@@ -147,6 +148,7 @@ class LogReport:
     head_seq: int = 0
     head_hash: str = GENESIS
     authenticated_through: int = 0  # every row up to here is vouched for by a valid MAC
+    unvouched: int = 0  # rows chained by migration 0002 that no later MAC vouches for yet
     test_keys: bool = False
     problems: list[dict] = field(default_factory=list)
 
@@ -163,7 +165,8 @@ class LogReport:
 
     def as_dict(self) -> dict:
         return {"ok": self.ok, "rows": self.rows, "head_seq": self.head_seq, "head_hash": self.head_hash,
-                "authenticated_through": self.authenticated_through, "test_keys": self.test_keys,
+                "authenticated_through": self.authenticated_through, "unvouched": self.unvouched,
+                "test_keys": self.test_keys,
                 "first_bad_seq": self.first_bad_seq, "problems": self.problems}
 
 
@@ -218,6 +221,7 @@ def verify(session: Session, keystore) -> LogReport:
                 unvouched.clear()
         expect_seq, prev = seq + 1, h or ""
         rep.head_seq, rep.head_hash = seq, h or ""
+    rep.unvouched = len(unvouched)
     if unchained:
         rep.add(expect_seq, UNCHAINED, "%d event row(s) have no sequence number or hash: written around the "
                 "log" % unchained)
