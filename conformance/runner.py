@@ -558,6 +558,101 @@ class Session:
             st = self.model.state
             if counts.get("INVOICE", 0) != len(st.invoices):
                 self.fail("journal: %d invoices, the model issued %d" % (counts.get("INVOICE", 0), len(st.invoices)))
+        if want.get("records"):
+            if not self.model:
+                raise CaseError("audit_journal records: needs the model")
+            problems = []
+            for cand in self.model.candidates:
+                problems = record_problems(rep.records, cand)
+                if not problems:
+                    break
+            if problems:
+                self.fail("journal records differ from the model: " + "; ".join(problems[:6]))
+
+
+# ---------------------------------------------------------------------------------------------- records
+CLOCK_TICK = 900  # seconds a device's clock may have run on since the suite set it (a simulator ticks)
+MODELLED_EVENTS = ("POWER_ON", "CLOCK_SET", "UNLOCKED")  # the events the model follows; others: `events:`
+
+
+def _time_ok(got: int, want: int) -> bool:
+    secs = lambda t: t // 10000 * 3600 + t // 100 % 100 * 60 + t % 100  # noqa: E731
+    return 0 <= secs(got) - secs(want) <= CLOCK_TICK
+
+
+def _totals(t: dict) -> dict:
+    from .model import device_totals
+    return device_totals(t)
+
+
+def _model_totals(t: dict) -> dict:
+    return {**{k: t[k] for k in ("normal_count", "return_count", "void_count", "normal_total", "return_total")},
+            "items": {k: list(v) for k, v in t["items"].items() if v != [0, 0]}}
+
+
+def record_problems(records, state) -> list[str]:
+    """Every field of every record of a read-out compared with one model state (conformance.model
+    State.history and State.invoices), type by type in journal order.  Fields no model can predict
+    (signatures, MACs, the 税控码, the control-data sequence) must be present (not all zero) and the
+    sequence must increase.  An empty list: the read-out is what the model says."""
+    names = {code: name for code, (name, _) in R.RECORDS.items()}
+    got: dict[str, list] = {}
+    for _idx, t, body in records:
+        name = names.get(t, str(t))
+        rec = plain(R.RECORDS[t][1].parse(body)) if t in R.RECORDS else {}
+        if name == "EVENT":
+            rec["event"] = S.EVENTS.get(rec["event"], rec["event"])
+            if rec["event"] not in MODELLED_EVENTS:
+                continue
+        got.setdefault(name, []).append(rec)
+    want: dict[str, list] = {}
+    for name, fields in state.history:
+        want.setdefault(name, []).append(fields)
+    want["INVOICE"] = [dict(i, ref_number=i["ref"], lines=i["items"]) for i in state.invoices]
+    out = []
+    for name in ("INIT", "DAILY", "DECLARATION", "CLEAR_UNLOCK", "ROLL_LOAD", "ROLL_USAGE", "INVOICE", "EVENT"):
+        g, w = got.get(name, []), want.get(name, [])
+        if len(g) != len(w):
+            out.append("%d %s records, the model has %d" % (len(g), name, len(w)))
+            continue
+        last_seq = -1
+        for i, (rec, exp) in enumerate(zip(g, w)):
+            where = "%s #%d%s" % (name, i + 1, " (%s)" % rec.get("date", "") if "date" in rec else "")
+            for key, value in exp.items():
+                if key in ("digest", "ref", "items", "kind_name"):
+                    continue
+                if key == "rid":
+                    have = (rec["request"]["rid"], rec["request"]["digest"])
+                    value = (value, exp.get("digest", 0))
+                    ok = have == value
+                elif key == "time":
+                    have = rec["time"]
+                    ok = _time_ok(have, value)
+                elif key == "totals":
+                    have, value = _totals(rec["totals"]), _model_totals(value)
+                    have["items"] = {k: v for k, v in have["items"].items() if v != [0, 0]}
+                    ok = have == value
+                elif key == "lines":
+                    have = {ln["item"]: ln["amount"] for ln in rec["lines"] if ln["item"]}
+                    ok = have == value
+                elif key == "tax_items":
+                    have = sorted(t["index"] for t in rec["tax_items"] if t["index"])
+                    ok = have == sorted(value)
+                elif key not in rec:
+                    continue  # a model note, not a record field
+                else:
+                    have = rec[key]
+                    ok = have == value
+                if not ok:
+                    out.append("%s: %s %r, the model says %r" % (where, key, have, value))
+            for blob in ("signature", "mac", "fiscal_code"):
+                if blob in rec and not any(rec[blob]):
+                    out.append("%s: %s is all zero" % (where, blob))
+            if name == "CLEAR_UNLOCK":
+                if rec["sequence"] <= last_seq:
+                    out.append("%s: control-data sequence %d after %d" % (where, rec["sequence"], last_seq))
+                last_seq = rec["sequence"]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- the run
