@@ -214,6 +214,17 @@ def test_docs_catalogue_matches_the_case_files():
     assert documented == {c.id for c in CASES} | {"FC-MODEL-001"}, "run: python -m conformance.catalogue"
 
 
+def test_docs_state_the_verdicts_the_time_limits_and_the_exit_codes():
+    text = (ROOT / "docs" / "CONFORMANCE.md").read_text(encoding="utf-8")
+    lim = runner.Limits()
+    assert "waits up to %g s for the reply" % lim.reply in text and "listens %g s" % lim.silence in text
+    assert "--time-scale X" in text and runner.TIME_SCALE_ENV in text
+    assert "up to %d minutes" % (runner.CLOCK_TICK // 60) in text
+    for overall, code in cli.EXIT.items():
+        assert re.search(r"^\| %d \| %s \|" % (code, overall if overall != "USAGE" else r"\(none\)"), text, re.M), overall
+    assert "no reply within the time limit is an **error**, never a fail" in text
+
+
 def test_cli_list_and_run(tmp_path, capsys):
     assert cli.main(["list", "--select", "FC-LOCK-*"]) == 0
     out = capsys.readouterr().out
