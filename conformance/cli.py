@@ -102,6 +102,9 @@ def _run(args) -> int:
         print("fiscal-conformance %s: %s, firmware %s (%s...), %d cases" % (
             SUITE_VERSION, identity.get("model", "?"), identity.get("fw_version", "?"),
             str(identity.get("fw_hash", ""))[:16], len(cases)))
+        banner = report.test_run(identity)["banner"]
+        if banner:
+            print(banner)
         verdicts = []
         for i, case in enumerate(cases):
             v = run_case(make, case, limits=lim)

@@ -334,6 +334,16 @@ def clock_event_records_new_date():
     return _append_patched(change)
 
 
+def unlock_event_without_period():
+    _F, _T, _c, codes, _f, _l = _fw()
+
+    def change(self, rtype, rec):
+        if rtype == codes.REC_EVENT and rec["event"] == codes.EV_UNLOCKED:
+            return dict(rec, arg=0)  # the event should name the declared period it cleared
+        return rec
+    return _append_patched(change)
+
+
 def zero_day_keeps_stale_totals():
     _F, _T, _c, codes, _f, ledger = _fw()
     stale: dict = {}
@@ -383,6 +393,8 @@ MUTANTS = [
            clock_event_records_new_date, ["FC-JRNL-020"]),
     Mutant("zero-day-stale-totals", "a zero day's DAILY record repeats the last sales day's totals",
            zero_day_keeps_stale_totals, ["FC-JRNL-020", "FC-CAL-003"]),
+    Mutant("unlock-event-no-period", "the UNLOCKED event does not name the period it cleared",
+           unlock_event_without_period, ["FC-JRNL-020"]),
 ]
 MUTANTS_BY_NAME = {m.name: m for m in MUTANTS}
 
