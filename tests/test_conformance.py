@@ -214,6 +214,27 @@ def test_docs_catalogue_matches_the_case_files():
     assert documented == {c.id for c in CASES} | {"FC-MODEL-001"}, "run: python -m conformance.catalogue"
 
 
+def test_the_record_case_compares_every_field_of_every_record_type_with_the_model():
+    from protocol import journal_format as JF
+    from protocol import records as R
+    case = runner.select(CASES, ["FC-JRNL-020"])[0]
+    d = dut.dut_factory("sim")()
+    sess = runner.Session(d, case)
+    sess.run()
+    records = JF.audit_stream(sess.read_journal()).records
+    assert {R.RECORDS[t][0] for _i, t, _b in records} == {name for name, _ in R.RECORDS.values()}
+    state = sess.model.state
+    assert not runner.record_problems(records, state)
+    modelled = {name for name, _ in state.history} | {"INVOICE"}
+    assert modelled == {name for name, _ in R.RECORDS.values()}
+    # one field changed anywhere is found: here the last invoice's total
+    *head, (idx, t, body) = [r for r in records if r[1] == R.REC_INVOICE]
+    inv = R.InvoiceRecord.parse(body)
+    inv.total += 1
+    changed = [(i, tt, R.InvoiceRecord.build(inv) if i == idx else b) for i, tt, b in records]
+    assert any("INVOICE #5" in p and "total" in p for p in runner.record_problems(changed, state))
+
+
 def test_docs_state_the_verdicts_the_time_limits_and_the_exit_codes():
     text = (ROOT / "docs" / "CONFORMANCE.md").read_text(encoding="utf-8")
     lim = runner.Limits()
