@@ -404,6 +404,9 @@ class Session:
         if "timeout" in st:
             wait = st["timeout"] * self.limits.scale
         frames = self.dut.exchange(data, expect=max(want, 1), timeout=wait)
+        if want and not frames:  # silence: a dead link (error) or a frame the device ignored (fail)?
+            self.rid += 1
+            self.request(0x02, self.rid, b"", "GET_STATUS after raw bytes that got no reply")
         if len(frames) != want:
             self.fail("raw bytes: %d reply frames, expected %d" % (len(frames), want))
         for f, name in zip(frames, st.get("expect_status", [])):

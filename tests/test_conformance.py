@@ -84,6 +84,22 @@ def test_a_status_or_read_out_without_a_reply_is_an_error_too():
     assert v.verdict == "error" and "GET_STATUS" in v.detail.splitlines()[0]
 
 
+def test_raw_bytes_without_a_reply_fail_only_if_the_device_still_answers():
+    class Deaf(_Silent):  # raw frames are lost, then the line is dead
+        silent_command = 0x02
+    v = runner.run_case(lambda: Deaf(), runner.select(CASES, ["FC-LINK-002"])[0])
+    assert v.verdict == "error" and "no reply" in v.detail
+    from conformance.mutants import Mutant
+    from fiscal_till.server import LinkServer
+    orig = LinkServer.feed
+
+    def feed(self, data):  # a receiver that drops whatever follows noise
+        return orig(self, data if data[:1] == b"\xa5" else b"")
+    with Mutant("t", "", lambda: [(LinkServer, "feed", feed)]).applied():
+        v = runner.run_case(dut.dut_factory("sim"), runner.select(CASES, ["FC-LINK-002"])[0])
+    assert v.verdict == "fail" and "reply frames" in v.detail
+
+
 def test_time_limits_are_generous_by_default_and_scaled_by_one_option(monkeypatch):
     assert runner.Limits().reply >= 10 * 3  # ten times a five-year back-fill under MicroPython (~3 s)
     monkeypatch.delenv(runner.TIME_SCALE_ENV, raising=False)
