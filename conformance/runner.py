@@ -188,7 +188,10 @@ def load_cases(folder: Path | str = CASES_DIR) -> list[Case]:
                                 needs=list(raw.get("needs", [])), model=raw.get("model", True),
                                 provisional=raw.get("provisional", ""), source=path.name))
         except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as e:
-            why = "missing key %s" % e if isinstance(e, KeyError) else str(e).splitlines()[0] if str(e) else type(e).__name__
+            if isinstance(e, KeyError):
+                why = "missing key %s" % e
+            else:
+                why = (str(e).splitlines() or [type(e).__name__])[0]
             raise CatalogueError("%s is not a valid case file (%s)" % (path, why)) from None
     order: dict[str, int] = {}
     for c in out:
