@@ -2,17 +2,21 @@
 
     fiscal-conformance list [--select FC-LOCK-*]
     fiscal-conformance run --dut sim|mpy|simtill|<port or URL> --report DIR [--select PATTERN ...]
-                           [--seed N] [--examples N] [--no-model-run] [--cases DIR]
+                           [--seed N] [--examples N] [--no-model-run] [--cases DIR] [--time-scale X]
 
 `run` writes DIR/report.json, DIR/junit.xml and DIR/certificate.html and exits 0 only on a full pass
-(every counted case passed; "not tested" is not a pass).  Exit 1: a case failed or errored; 3:
-incomplete (capabilities missing); 2: usage.
+(every counted case passed; "not tested" is not a pass).  Exit codes (EXIT, docs/CONFORMANCE.md):
+0 pass; 1 a case failed; 2 usage (one sentence on stderr, nothing written: a --select matching no
+case, an unreadable case file, a bad --time-scale, an unreachable device, a report folder that cannot
+be written); 3 incomplete (capabilities missing); 4 error (nothing failed, but a case could not be
+judged: no reply within the time limit, a link fault).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import os
 import sys
 import tempfile
 import time
@@ -20,13 +24,39 @@ from pathlib import Path
 
 from . import SUITE_VERSION
 from .dut import DutError, dut_factory
-from .runner import AREAS, CASES_DIR, load_cases, run_case, select
+from .runner import AREAS, CASES_DIR, TIME_SCALE_ENV, CatalogueError, limits_for, load_cases, run_case, select
 
 _MARK = {"pass": "PASS", "fail": "FAIL", "not tested": "N/T ", "error": "ERR "}
+EXIT = {"PASS": 0, "FAIL": 1, "USAGE": 2, "INCOMPLETE": 3, "ERROR": 4}
+
+
+class UsageError(Exception):
+    """A mistake of the person running the suite: one sentence, exit 2."""
+
+
+def _usage(msg: str) -> int:
+    print("fiscal-conformance: %s" % msg, file=sys.stderr)
+    return EXIT["USAGE"]
+
+
+def _model_selected(args) -> bool:
+    import fnmatch
+    from .stateful import MODEL_CASE
+    if getattr(args, "no_model_run", False):
+        return False
+    return not args.select or any(fnmatch.fnmatchcase(MODEL_CASE.id, p) for p in args.select)
+
+
+def _selected(args) -> list:
+    cases = select(_catalogue(args), args.select)
+    if args.select and not cases and not _model_selected(args):
+        raise UsageError("--select %s matches no case (see fiscal-conformance list)" % " ".join(args.select))
+    return cases
 
 
 def _list(args) -> int:
-    cases = select(_catalogue(args), args.select)
+    args.no_model_run = True  # list shows the scenario cases
+    cases = _selected(args)
     area = None
     for c in cases:
         if c.area != area:
@@ -39,9 +69,12 @@ def _list(args) -> int:
 
 
 def _catalogue(args):
-    cases = load_cases(CASES_DIR)
-    for folder in args.cases or []:
-        cases += load_cases(folder)
+    try:
+        cases = load_cases(CASES_DIR)
+        for folder in args.cases or []:
+            cases += load_cases(folder)
+    except CatalogueError as e:
+        raise UsageError(str(e)) from None
     return cases
 
 
@@ -49,23 +82,32 @@ def _run(args) -> int:
     from . import report
     from .runner import device_identity
     out = Path(args.report)
+    try:
+        lim = limits_for(args.time_scale)
+    except ValueError as e:
+        raise UsageError("--time-scale: %s" % e) from None
+    os.environ[TIME_SCALE_ENV] = repr(lim.scale)  # the model-based run's sessions use the same limits
+    cases = _selected(args)
+    if out.exists() and not out.is_dir():
+        raise UsageError("the report folder %s is a file" % out)
     work = tempfile.TemporaryDirectory(prefix="fc-run-")
     try:
         make = dut_factory(args.dut, workdir=work.name)
-        cases = select(_catalogue(args), args.select)
         t0 = time.monotonic()
         started = _dt.datetime.now().isoformat(timespec="seconds")
         try:
-            identity = device_identity(make)
+            identity = device_identity(make, lim)
         except (DutError, OSError) as e:
-            print("cannot reach the device %s: %s" % (args.dut, e), file=sys.stderr)
-            return 2
+            raise UsageError("cannot reach the device %s: %s" % (args.dut, e)) from None
         print("fiscal-conformance %s: %s, firmware %s (%s...), %d cases" % (
             SUITE_VERSION, identity.get("model", "?"), identity.get("fw_version", "?"),
             str(identity.get("fw_hash", ""))[:16], len(cases)))
+        banner = report.test_run(identity)["banner"]
+        if banner:
+            print(banner)
         verdicts = []
         for i, case in enumerate(cases):
-            v = run_case(make, case)
+            v = run_case(make, case, limits=lim)
             verdicts.append(v)
             prov = " (provisional)" if v.provisional else ""
             print("[%3d/%d] %s %-13s %s%s" % (i + 1, len(cases), _MARK[v.verdict], v.id, v.title[:60], prov))
@@ -73,8 +115,7 @@ def _run(args) -> int:
                 print("          " + v.detail.splitlines()[0][:160])
             sys.stdout.flush()
         extra = {}
-        if not args.no_model_run and (not args.select or any(
-                __import__("fnmatch").fnmatchcase("FC-MODEL-001", p) for p in args.select)):
+        if _model_selected(args):
             from .stateful import MODEL_CASE, model_run
             probe = make()
             caps = set(probe.capabilities)
@@ -95,13 +136,16 @@ def _run(args) -> int:
             verdicts.append(v)
             print("[model] %s %s  %s" % (_MARK[v.verdict], v.id, v.detail.splitlines()[0][:120]))
         doc = report.document(verdicts, identity, dut=args.dut, seed=args.seed, started=started,
-                              seconds=time.monotonic() - t0, extra=extra)
-        paths = report.write_all(doc, out)
+                              seconds=time.monotonic() - t0, extra=extra, time_scale=lim.scale)
+        try:
+            paths = report.write_all(doc, out)
+        except OSError as e:
+            raise UsageError("cannot write the report to %s: %s" % (out, e.strerror or e)) from None
         s = doc["summary"]
         print("\n%s: %s  (%s)  in %.1f s" % (s["overall"], ", ".join("%d %s" % (n, k) for k, n in s["counts"].items()),
                                              "%d provisional" % s["provisional"], doc["seconds"]))
         print("report: %s" % ", ".join(str(p) for p in paths.values()))
-        return {"PASS": 0, "FAIL": 1, "INCOMPLETE": 3}[s["overall"]]
+        return EXIT[s["overall"]]
     finally:
         work.cleanup()
 
@@ -120,10 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--examples", type=int, default=25, help="sequences in the model-based run")
     run.add_argument("--no-model-run", action="store_true", help="scenario cases only")
     run.add_argument("--cases", nargs="*", help="extra folders of case files (e.g. a found/ scenario)")
+    run.add_argument("--time-scale", default=None, metavar="X",
+                     help="multiply every time limit by X (default: $%s, else 1)" % TIME_SCALE_ENV)
     args = p.parse_args(argv)
-    if args.cmd == "list":
-        return _list(args)
-    return _run(args)
+    try:
+        if args.cmd == "list":
+            return _list(args)
+        return _run(args)
+    except UsageError as e:
+        return _usage(str(e))
 
 
 if __name__ == "__main__":

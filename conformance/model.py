@@ -190,6 +190,9 @@ class State:
         self.user_decls: list[list] = []  # [start, end, status] on the user card's EF04
         self.user_controls = None  # (controls tuple, period_end) written by the bureau
         self.pull = None  # a card pull scheduled for the next request: (slot, executed)
+        # the fiscal records the device must have written, in order: (type name, fields); INVOICE records
+        # are `invoices`.  "rid": REQ stands for the request id, filled in by _after (records_problems)
+        self.history: list[tuple] = []
 
     def key(self):
         d = {k: v for k, v in vars(self).items() if k not in ("p", "last_req", "durable_req")}
@@ -281,7 +284,7 @@ class State:
         return out
 
     # ---- effects ------------------------------------------------------------------------------------
-    def close_through(self, through: int) -> int:
+    def close_through(self, through: int, rid=0) -> int:
         """Close every day after the last closed one up to `through`, zero days included."""
         if not self.initialized or as_date(through) is None:
             return 0
@@ -290,6 +293,7 @@ class State:
         while d <= through:
             t = self.day_totals if d == self.day else zero_totals()
             self.daily[d] = t
+            self.history.append(("DAILY", {"date": d, "totals": copy.deepcopy(t), "rid": rid}))
             if d == self.day:
                 self.day, self.day_totals = 0, zero_totals()
             self.closed = d
@@ -320,6 +324,7 @@ class State:
             if self.date >= self.last_date:
                 self.close_through(self.yesterday())
             self.wrote()  # the power-on event
+            self.history.append(("EVENT", {"event": "POWER_ON", "rid": 0, "date": self.date, "time": self.time}))
 
 
 # ---------------------------------------------------------------------------------------------- the model
@@ -494,7 +499,10 @@ def _after(s: State, o: Outcome | None, command, rid, payload, raw, cut=False) -
     if o is None:
         return n
     if o.apply is not None:
+        before = len(n.history), len(n.invoices)
         o.apply(n)
+        _tag(n.history[before[0]:], rid, command, payload)
+        _tag(n.invoices[before[1]:], rid, command, payload)
     if mutating and (o.status == OK) and o.replay is None and o.unknown_replay is None:
         n.last_req = {"rid": rid, "cmd": command, "payload": bytes(payload), "reply": raw,
                       "check": o.check}
@@ -631,6 +639,10 @@ def _initialize(s, req):
         n.date, n.time = date, time
         n.controls = (p.deadline, p.single_limit, p.cumulative_limit, p.return_limit)
         n.last_date = date
+        n.history.append(("INIT", {"rid": REQ, "date": date, "time": time, "machine_no": p.machine_no,
+                                   "fiscal_card_no": p.fiscal_card_no, "taxpayer_no": p.taxpayer_no,
+                                   "valid_from": p.card_valid_from, "valid_to": p.card_valid_to,
+                                   "controls": _controls(n.controls), "tax_items": list(p.tax_items)}))
     return [Outcome(OK, apply=apply, durable=True,
                     check=_checker(("machine_no", p.machine_no), ("fiscal_card_no", p.fiscal_card_no),
                                    ("taxpayer_no", p.taxpayer_no)))]
@@ -661,6 +673,8 @@ def _load_roll(s, req):
         n.user_rolls.pop(0)
         n.roll = [code, start, end, start]
         n.wrote()
+        n.history.append(("ROLL_LOAD", {"rid": REQ, "date": n.date, "time": n.time, "code": code, "start": start,
+                                        "end": end}))
     return [Outcome(OK, apply=apply, durable=True, check=_checker(("code", code), ("start", start), ("end", end)))]
 
 
@@ -742,7 +756,7 @@ def _issue(s, req):
         n.close_through(n.yesterday())
         n.roll[3] = number + 1
         n.invoices.append({"number": number, "kind": kind, "code": code, "total": total, "ref": ref,
-                           "date": date, "items": dict(items)})
+                           "date": date, "items": dict(items), "time": n.time, "rid": REQ})
         if kind == S.INVOICE_NORMAL:
             n.cum_normal += total
         elif kind == S.INVOICE_RETURN:
@@ -751,6 +765,13 @@ def _issue(s, req):
             n.day, n.day_totals = date, zero_totals()
         add_invoice(n.day_totals, kind, items, total)
         n.wrote()
+        if number == n.roll[2]:  # the roll is used up: its usage summary (验旧)
+            used = [i for i in n.invoices if i["code"] == code and n.roll[1] <= i["number"] <= n.roll[2]]
+            n.history.append(("ROLL_USAGE", {"date": date, "code": code, "start": n.roll[1], "end": n.roll[2],
+                                             "normal": sum(i["kind"] == S.INVOICE_NORMAL for i in used),
+                                             "returned": sum(i["kind"] == S.INVOICE_RETURN for i in used),
+                                             "voided": sum(i["kind"] == S.INVOICE_VOID for i in used),
+                                             "last_number": number}))
     return [Outcome(OK, apply=apply, durable=True,
                     check=_checker(("kind", kind), ("code", code), ("number", number), ("date", date),
                                    ("ref_number", ref), ("total", total), ("lines", dict(items))))]
@@ -799,7 +820,7 @@ def _daily_close(s, req):
         return [Outcome(OK, check=_checker(("first", 0), ("last", 0), ("count", 0)))]
 
     def apply(n_):
-        n_.close_through(today)
+        n_.close_through(today, rid=REQ)
         n_.wrote()
     return [Outcome(OK, apply=apply, durable=True,
                     check=_checker(("first", first), ("last", today), ("count", n)))]
@@ -845,6 +866,8 @@ def _declare(s, req):
         n.declaration_count += 1
         n.user_decls.append([start, end, "signed"])
         n.wrote()
+        n.history.append(("DECLARATION", {"rid": REQ, "date": n.date, "time": n.time, "start": start, "end": end,
+                                          "totals": copy.deepcopy(totals)}))
     return [Outcome(OK, apply=apply, durable=True,
                     check=_checker(("start", start), ("end", end), ("date", today), ("totals", totals)))]
 
@@ -873,6 +896,10 @@ def _clear_unlock(s, req):
         n.cum_normal = n.cum_return = 0
         n.decl = None
         n.wrote()
+        n.history.append(("CLEAR_UNLOCK", {"rid": REQ, "date": n.date, "time": n.time, "period_end": period_end,
+                                           "controls": _controls(controls)}))
+        n.history.append(("EVENT", {"event": "UNLOCKED", "rid": 0, "date": n.date, "time": n.time,
+                                    "arg": period_end}))
     ctl = dict(zip(("deadline", "single_limit", "cumulative_limit", "return_limit"), controls))
     return [Outcome(OK, apply=apply, durable=True, check=_checker(("period_end", period_end), ("controls", ctl)))]
 
@@ -896,9 +923,11 @@ def _set_time(s, req):
             return [Outcome(e) for e in errs]
 
     def apply(n):
+        old = n.date
         n.date, n.time = date, time
         if n.initialized:
             n.wrote()
+            n.history.append(("EVENT", {"event": "CLOCK_SET", "rid": REQ, "date": date, "time": time, "arg": old}))
 
     def apply_backfill(n):
         apply(n)
@@ -981,3 +1010,19 @@ HANDLERS = {
     "DECLARE": _declare, "CLEAR_UNLOCK": _clear_unlock, "READ_JOURNAL": _read_journal, "INSPECT": _inspect,
     "REPORT": _report,
 }
+
+
+# ---------------------------------------------------------------------------------------------- records
+REQ = "request"  # placeholder for the request tag of the request that writes a record (filled by _after)
+
+
+def _tag(entries, rid, command, payload) -> None:
+    import zlib
+    for e in entries:
+        fields = e[1] if isinstance(e, tuple) else e
+        if fields.get("rid") == REQ:
+            fields["rid"], fields["digest"] = rid, zlib.crc32(bytes(payload), zlib.crc32(bytes([command])))
+
+
+def _controls(ctl: tuple) -> dict:
+    return dict(zip(("deadline", "single_limit", "cumulative_limit", "return_limit"), ctl))

@@ -1,8 +1,14 @@
 """Reports of a run: JSON (everything), JUnit XML (for CI), and a self-contained HTML certificate page.
 
-The certificate's overall verdict is PASS only when every counted case passed: a "fail" or "error"
-fails it, and a "not tested" case makes it INCOMPLETE (the device lacked a capability, so the lab has
-not shown conformance there).  Provisional cases (awaiting a ruling) are listed but not counted.
+The certificate's overall verdict is PASS only when every counted case passed: a "fail" makes it FAIL;
+else an "error" (the suite could not judge a case: no reply within the time limit, a link fault) makes
+it ERROR, a run to repeat, not a verdict on the device; else a "not tested" case makes it INCOMPLETE
+(the device lacked a capability, so the lab has not shown conformance there).  Provisional cases
+(awaiting a ruling) are listed but not counted.
+
+A run under TEST keys or with NON-FISCAL cards (the demo card set, a vendor's test board) says so in a
+banner at the top of the certificate and in `test_run` of the JSON: it shows the protocol behaviour,
+it does not certify a device for sale.
 """
 
 from __future__ import annotations
@@ -14,35 +20,52 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from . import SUITE_VERSION
-from .runner import AREAS, Verdict
+from .runner import AREAS, Limits, Verdict
+
+
+def overall_verdict(counts: dict) -> str:
+    """PASS, FAIL, ERROR or INCOMPLETE from the counts of case verdicts (the one rule, §4)."""
+    if counts.get("fail"):
+        return "FAIL"
+    if counts.get("error"):
+        return "ERROR"
+    if counts.get("not tested"):
+        return "INCOMPLETE"
+    return "PASS"
 
 
 def summary(verdicts: list[Verdict]) -> dict:
     counted = [v for v in verdicts if not v.provisional]
     counts = {k: sum(1 for v in counted if v.verdict == k) for k in ("pass", "fail", "not tested", "error")}
-    if counts["fail"] or counts["error"]:
-        overall = "FAIL"
-    elif counts["not tested"]:
-        overall = "INCOMPLETE"
-    else:
-        overall = "PASS"
+    overall = overall_verdict(counts)
     areas = {}
     for v in counted:
         a = areas.setdefault(v.area, {"pass": 0, "fail": 0, "not tested": 0, "error": 0})
         a[v.verdict] += 1
-    area_verdicts = {}
-    for name, a in areas.items():
-        area_verdicts[name] = "FAIL" if a["fail"] or a["error"] else "INCOMPLETE" if a["not tested"] else "PASS"
+    area_verdicts = {name: overall_verdict(a) for name, a in areas.items()}
     return {"overall": overall, "counts": counts, "cases": len(verdicts), "counted": len(counted),
             "provisional": len(verdicts) - len(counted), "areas": areas, "area_verdicts": area_verdicts}
 
 
+def test_run(identity: dict) -> dict:
+    """Whether the run used TEST keys or NON-FISCAL cards, and the banner that says so (empty: neither)."""
+    keys = bool(identity.get("test_keys"))
+    cards = bool(identity.get("non_fiscal"))
+    used = [w for w, on in (("the published TEST keys", keys), ("NON-FISCAL cards", cards)) if on]
+    banner = ""
+    if used:
+        banner = ("TEST RUN: this device was tested with %s. The verdict shows how the firmware behaves; it "
+                  "does not certify a device for fiscal use." % " and ".join(used))
+    return {"test_keys": keys, "non_fiscal": cards, "banner": banner}
+
+
 def document(verdicts: list[Verdict], identity: dict, *, dut: str, seed: int | None = None,
-             started: str | None = None, seconds: float = 0.0, extra: dict | None = None) -> dict:
+             started: str | None = None, seconds: float = 0.0, extra: dict | None = None,
+             time_scale: float = 1.0) -> dict:
     return {"suite": "fiscal-conformance", "suite_version": SUITE_VERSION, "dut": dut, "seed": seed,
             "date": started or _dt.datetime.now().isoformat(timespec="seconds"), "seconds": round(seconds, 2),
-            "device": identity, "summary": summary(verdicts), "verdicts": [v.as_dict() for v in verdicts],
-            **(extra or {})}
+            "time_scale": time_scale, "test_run": test_run(identity), "device": identity,
+            "summary": summary(verdicts), "verdicts": [v.as_dict() for v in verdicts], **(extra or {})}
 
 
 def write_json(doc: dict, path: Path) -> None:
@@ -88,12 +111,16 @@ def _evidence_text(v: dict) -> str:
         lines.append(">> " + e["sent"])
         for r in e["received"]:
             lines.append("<< " + r)
+        if e.get("note"):
+            lines.append("-- " + e["note"])
     return "\n".join(lines)
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}
 h1{margin-bottom:.2em}.v{font-weight:bold;padding:.1em .5em;border-radius:.3em}
-.PASS,.pass{background:#c8f0c8}.FAIL,.fail,.error{background:#f6c6c6}.INCOMPLETE,.not{background:#f3e3b0}
+.PASS,.pass{background:#c8f0c8}.FAIL,.fail,.error,.ERROR{background:#f6c6c6}.INCOMPLETE,.not{background:#f3e3b0}
+.banner{border:3px solid #b00;background:#fde2e2;color:#600;font-size:1.3em;font-weight:bold;padding:.6em 1em;
+margin:1em 0}
 table{border-collapse:collapse;width:100%;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .5em;
 text-align:left;vertical-align:top}th{background:#eee}details pre{white-space:pre-wrap;font-size:.8em}
 .small{font-size:.85em;color:#555}"""
@@ -105,6 +132,8 @@ def render_html(doc: dict) -> str:
     dev = doc.get("device") or {}
     out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
            "<title>Conformance certificate %s</title><style>%s</style></head><body>" % (e(str(dev.get("machine_no", ""))), _CSS),
+           *(["<div class='banner' id='test-run'>%s</div>" % e(doc["test_run"]["banner"])]
+             if (doc.get("test_run") or {}).get("banner") else []),
            "<h1>Fiscal till conformance certificate</h1>",
            "<p class='small'>GB 18240 fiscal cash register toolkit, suite fiscal-conformance %s</p>" % e(doc["suite_version"]),
            "<p>Overall verdict: <span class='v %s'>%s</span></p>" % (s["overall"], s["overall"]),
@@ -116,6 +145,8 @@ def render_html(doc: dict) -> str:
            "<tr><th>Connection</th><td>%s (capabilities: %s)</td></tr>" % (
                e(doc["dut"]), e(", ".join(dev.get("dut_capabilities", [])) or "link only")),
            "<tr><th>Date</th><td>%s</td></tr>" % e(doc["date"]),
+           "<tr><th>Time limits</th><td>x %g (reply %g s, --time-scale)</td></tr>" % (
+               doc.get("time_scale", 1.0), Limits().scaled(doc.get("time_scale", 1.0)).reply),
            "<tr><th>Cases</th><td>%d counted: %s; %d provisional</td></tr></table>" % (
                s["counted"], ", ".join("%d %s" % (n, k) for k, n in s["counts"].items()), s["provisional"]),
            "<p class='small'>A firmware change voids this certificate (domain §7.10): the hash above identifies "
@@ -134,7 +165,8 @@ def render_html(doc: dict) -> str:
         cls = v["verdict"].split()[0]
         detail = ""
         if v["verdict"] != "pass" or v["provisional"]:
-            ev = "\n".join(">> %s\n%s" % (x["sent"], "\n".join("<< " + r for r in x["received"]))
+            ev = "\n".join(">> %s\n%s%s" % (x["sent"], "\n".join("<< " + r for r in x["received"]),
+                                            "\n-- " + x["note"] if x.get("note") else "")
                            for x in v["evidence"])
             detail = "<details><summary>%s</summary><pre>%s</pre></details>" % (e(v["detail"][:300]), e(ev))
         prov = " <i>(provisional: %s)</i>" % e(v["provisional"]) if v["provisional"] else ""

@@ -29,11 +29,17 @@ Steps (one main key each):
 
 Every send is also checked against the reference model (conformance.model) unless the case says
 `model: false`, and every mutating request is followed by a GET_STATUS the model checks too.
+
+Verdicts (docs/CONFORMANCE.md §3): a request that gets no reply within the time limit is an *error*
+(a link or device fault: the run could not judge the case), never a *fail*; its detail and evidence say
+what was sent, how long the suite waited and what arrived.  Time limits are `Limits` scaled by one
+factor: `--time-scale` on the command line, FISCAL_CONFORMANCE_TIME_SCALE in the environment.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import time as _time
 import traceback
 from dataclasses import dataclass, field
@@ -57,6 +63,7 @@ AREAS = {
     "CLOSE": "daily close and back-fill", "DECL": "declaration", "CLEAR": "clear-unlock", "CLOCK": "clock",
     "INSP": "inspection", "JRNL": "journal read-out and verification", "POWER": "power loss",
     "INPUT": "bad input", "SEC": "security", "MODEL": "model-based run",
+    "CAL": "calendar edges (month and year ends, leap days, long power-off)",
 }
 VERDICTS = ("pass", "fail", "not tested", "error")
 START = (20260105, 90000)
@@ -70,6 +77,49 @@ class CaseFailed(Exception):
 
 class CaseError(Exception):
     """The case itself is malformed (a suite bug, not a device fault)."""
+
+
+class CatalogueError(Exception):
+    """A case file cannot be read (one sentence, for the command line)."""
+
+
+class NoReply(Exception):
+    """No reply within the time limit: a link or device fault, so the verdict is *error*, never *fail*."""
+
+
+# ---------------------------------------------------------------------------------------------- time limits
+TIME_SCALE_ENV = "FISCAL_CONFORMANCE_TIME_SCALE"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long the suite waits, in seconds, before any scaling.  Generous by default: a good device
+    on a loaded machine answers well inside them (a five-year back-fill under MicroPython takes a few
+    seconds); a lab with a slow board or link raises them all with one factor (`scaled`)."""
+    reply: float = 60.0  # for the reply to one request
+    silence: float = 1.0  # listening for frames that must NOT come (a corrupt frame is not answered)
+    scale: float = 1.0
+
+    def scaled(self, factor: float) -> "Limits":
+        return Limits(self.reply * factor, self.silence * factor, self.scale * factor)
+
+
+def time_scale(value: float | str | None = None) -> float:
+    """The time-limit factor: `value` if given, else FISCAL_CONFORMANCE_TIME_SCALE, else 1.  ValueError
+    if it is not a positive number."""
+    raw = os.environ.get(TIME_SCALE_ENV, "1") if value is None else value
+    try:
+        factor = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError("the time scale must be a positive number, not %r" % (raw,)) from None
+    if not factor > 0 or factor == float("inf"):
+        raise ValueError("the time scale must be a positive number, not %r" % (raw,))
+    return factor
+
+
+def limits_for(scale: float | str | None = None) -> Limits:
+    """The default limits scaled by `time_scale(scale)`."""
+    return Limits().scaled(time_scale(scale))
 
 
 @dataclass
@@ -122,16 +172,31 @@ class Verdict:
 
 # ---------------------------------------------------------------------------------------------- catalogue
 def load_cases(folder: Path | str = CASES_DIR) -> list[Case]:
+    """The cases of every *.yaml file in `folder`, grouped by area (in the order the areas first
+    appear; several files may add to one area).  CatalogueError if a file cannot be read."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CatalogueError("%s is not a folder of case files" % folder)
     out: list[Case] = []
-    for path in sorted(Path(folder).glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        area = doc["area"]
-        for raw in doc["cases"]:
-            out.append(Case(id=raw["id"], title=raw["title"], area=area, requirement=raw["requirement"],
-                            steps=raw.get("steps", []), given=raw.get("given", "fresh"),
-                            needs=list(raw.get("needs", [])), model=raw.get("model", True),
-                            provisional=raw.get("provisional", ""), source=path.name))
-    return out
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            area = doc["area"]
+            for raw in doc["cases"]:
+                out.append(Case(id=raw["id"], title=raw["title"], area=area, requirement=raw["requirement"],
+                                steps=raw.get("steps", []), given=raw.get("given", "fresh"),
+                                needs=list(raw.get("needs", [])), model=raw.get("model", True),
+                                provisional=raw.get("provisional", ""), source=path.name))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as e:
+            if isinstance(e, KeyError):
+                why = "missing key %s" % e
+            else:
+                why = (str(e).splitlines() or [type(e).__name__])[0]
+            raise CatalogueError("%s is not a valid case file (%s)" % (path, why)) from None
+    order: dict[str, int] = {}
+    for c in out:
+        order.setdefault(c.area, len(order))
+    return sorted(out, key=lambda c: order[c.area])  # stable: file order within an area
 
 
 def select(cases: list[Case], patterns: list[str] | None) -> list[Case]:
@@ -168,9 +233,11 @@ GIVEN = {
 class Session:
     """One case on one device, with the model in lockstep."""
 
-    def __init__(self, dut, case: Case, *, use_model: bool = True, rid_base: int = 1000) -> None:
+    def __init__(self, dut, case: Case, *, use_model: bool = True, rid_base: int = 1000,
+                 limits: Limits | None = None) -> None:
         self.dut = dut
         self.case = case
+        self.limits = limits or limits_for()
         self.model = Model(dut.profile) if (use_model and case.model) else None
         self.rid = rid_base
         self.last_rid = None
@@ -273,15 +340,13 @@ class Session:
         self.last_rid = rid
         cut = self.cut_pending
         try:
-            reply = self.dut.request(code, rid, payload)
+            reply = self.request(code, rid, payload, name, cut=cut)
         except PowerCut:
             reply = None
             if not cut:
                 self.fail("%s: the device went off without a scheduled power cut" % name)
         self.cut_pending = False
         exp = st.get("expect", {})
-        if reply is None and not cut:
-            self.fail("%s (rid %d): no reply" % (name, rid))
         if self.model:
             problems = self.model.request(code, rid, payload, reply, cut=cut)
             if problems:
@@ -316,10 +381,35 @@ class Session:
             self.check_status()
         return reply
 
+    def request(self, code: int, rid: int, payload: bytes, name: str = "", *, cut: bool = False) -> dict | None:
+        """One request within the reply limit.  No reply (and no power cut scheduled): NoReply, with
+        what was sent, how long the suite waited and what arrived."""
+        t0 = _time.monotonic()
+        reply = self.dut.request(code, rid, payload, timeout=self.limits.reply)
+        if reply is None and not cut:
+            waited = _time.monotonic() - t0
+            ev = self.dut.evidence[-1] if self.dut.evidence else None
+            got = ev.received if ev is not None else []
+            if ev is not None:
+                ev.note = "no reply after %.1f s" % waited
+            raise NoReply("%s (rid %d): no reply within %.1f s (limit %.0f s x time scale %g); a link or "
+                          "device fault, not a verdict on the device\nsent: %s\nwaited: %.2f s\nreceived: %s" % (
+                              name or _command_name(code), rid, self.limits.reply, Limits().reply,
+                              self.limits.scale, ev.sent if ev is not None else "?", waited,
+                              "nothing" if not got else "%d frame(s) that are not its reply: %s" % (
+                                  len(got), " ".join(got))))
+        return reply
+
     def raw(self, st: dict) -> None:
         data = bytes.fromhex(st["raw"].replace(" ", ""))
         want = st.get("expect_frames", 1)
-        frames = self.dut.exchange(data, expect=max(want, 1), timeout=st.get("timeout", 1.0 if want == 0 else None))
+        wait = self.limits.silence if want == 0 else self.limits.reply
+        if "timeout" in st:
+            wait = st["timeout"] * self.limits.scale
+        frames = self.dut.exchange(data, expect=max(want, 1), timeout=wait)
+        if want and not frames:  # silence: a dead link (error) or a frame the device ignored (fail)?
+            self.rid += 1
+            self.request(0x02, self.rid, b"", "GET_STATUS after raw bytes that got no reply")
         if len(frames) != want:
             self.fail("raw bytes: %d reply frames, expected %d" % (len(frames), want))
         for f, name in zip(frames, st.get("expect_status", [])):
@@ -387,9 +477,7 @@ class Session:
 
     def get_status(self) -> dict:
         self.rid += 1
-        f = self.dut.request(0x02, self.rid, b"")
-        if f is None:
-            self.fail("GET_STATUS: no reply")
+        f = self.request(0x02, self.rid, b"", "GET_STATUS")
         if f["status"] != 0:
             self.fail("GET_STATUS refused: %s" % E.describe(f["status"]))
         return plain(C.StatusReply.parse(bytes(f["payload"])))
@@ -431,10 +519,11 @@ class Session:
         total = None
         while total is None or len(data) < total:
             self.rid += 1
-            f = self.dut.request(0x50, self.rid, C.ReadJournalRequest.build(dict(offset=len(data),
-                                                                                 length=C.READ_JOURNAL_MAX)))
-            if f is None or f["status"] != 0:
-                self.fail("READ_JOURNAL at %d: %s" % (len(data), "no reply" if f is None else E.describe(f["status"])))
+            f = self.request(0x50, self.rid, C.ReadJournalRequest.build(dict(offset=len(data),
+                                                                            length=C.READ_JOURNAL_MAX)),
+                             "READ_JOURNAL")
+            if f["status"] != 0:
+                self.fail("READ_JOURNAL at %d: %s" % (len(data), E.describe(f["status"])))
             r = C.ReadJournalReply.parse(bytes(f["payload"]))
             total = r.total
             if not r.data and len(data) < total:
@@ -475,10 +564,110 @@ class Session:
             st = self.model.state
             if counts.get("INVOICE", 0) != len(st.invoices):
                 self.fail("journal: %d invoices, the model issued %d" % (counts.get("INVOICE", 0), len(st.invoices)))
+        if want.get("records"):
+            if not self.model:
+                raise CaseError("audit_journal records: needs the model")
+            problems = []
+            for cand in self.model.candidates:
+                problems = record_problems(rep.records, cand)
+                if not problems:
+                    break
+            if problems:
+                self.fail("journal records differ from the model: " + "; ".join(problems[:6]))
+
+
+# ---------------------------------------------------------------------------------------------- records
+CLOCK_TICK = 900  # seconds a device's clock may have run on since the suite set it (a simulator ticks)
+MODELLED_EVENTS = ("POWER_ON", "CLOCK_SET", "UNLOCKED")  # the events the model follows; others: `events:`
+
+
+def _time_ok(got: int, want: int) -> bool:
+    secs = lambda t: t // 10000 * 3600 + t // 100 % 100 * 60 + t % 100  # noqa: E731
+    return 0 <= secs(got) - secs(want) <= CLOCK_TICK
+
+
+def _totals(t: dict) -> dict:
+    from .model import device_totals
+    return device_totals(t)
+
+
+def _model_totals(t: dict) -> dict:
+    return {**{k: t[k] for k in ("normal_count", "return_count", "void_count", "normal_total", "return_total")},
+            "items": {k: list(v) for k, v in t["items"].items() if v != [0, 0]}}
+
+
+def record_problems(records, state) -> list[str]:
+    """Every field of every record of a read-out compared with one model state (conformance.model
+    State.history and State.invoices), type by type in journal order.  Fields no model can predict
+    (signatures, MACs, the 税控码, the control-data sequence) must be present (not all zero) and the
+    sequence must increase.  An empty list: the read-out is what the model says."""
+    names = {code: name for code, (name, _) in R.RECORDS.items()}
+    got: dict[str, list] = {}
+    for _idx, t, body in records:
+        name = names.get(t, str(t))
+        rec = plain(R.RECORDS[t][1].parse(body)) if t in R.RECORDS else {}
+        if name == "EVENT":
+            rec["event"] = S.EVENTS.get(rec["event"], rec["event"])
+            if rec["event"] not in MODELLED_EVENTS:
+                continue
+        got.setdefault(name, []).append(rec)
+    want: dict[str, list] = {}
+    for name, fields in state.history:
+        want.setdefault(name, []).append(fields)
+    want["INVOICE"] = [dict(i, ref_number=i["ref"], lines=i["items"]) for i in state.invoices]
+    out = []
+    for name in ("INIT", "DAILY", "DECLARATION", "CLEAR_UNLOCK", "ROLL_LOAD", "ROLL_USAGE", "INVOICE", "EVENT"):
+        g, w = got.get(name, []), want.get(name, [])
+        if len(g) != len(w):
+            out.append("%d %s records, the model has %d" % (len(g), name, len(w)))
+            continue
+        last_seq = -1
+        for i, (rec, exp) in enumerate(zip(g, w)):
+            where = "%s #%d%s" % (name, i + 1, " (%s)" % rec.get("date", "") if "date" in rec else "")
+            for key, value in exp.items():
+                if key in ("digest", "ref", "items", "kind_name"):
+                    continue
+                if key == "rid":
+                    have = (rec["request"]["rid"], rec["request"]["digest"])
+                    value = (value, exp.get("digest", 0))
+                    ok = have == value
+                elif key == "time":
+                    have = rec["time"]
+                    ok = _time_ok(have, value)
+                elif key == "totals":
+                    have, value = _totals(rec["totals"]), _model_totals(value)
+                    have["items"] = {k: v for k, v in have["items"].items() if v != [0, 0]}
+                    ok = have == value
+                elif key == "lines":
+                    have = {ln["item"]: ln["amount"] for ln in rec["lines"] if ln["item"]}
+                    ok = have == value
+                elif key == "tax_items":
+                    have = sorted(t["index"] for t in rec["tax_items"] if t["index"])
+                    ok = have == sorted(value)
+                elif key not in rec:
+                    continue  # a model note, not a record field
+                else:
+                    have = rec[key]
+                    ok = have == value
+                if not ok:
+                    out.append("%s: %s %r, the model says %r" % (where, key, have, value))
+            for blob in ("signature", "mac", "fiscal_code"):
+                if blob in rec and not any(rec[blob]):
+                    out.append("%s: %s is all zero" % (where, blob))
+            if name == "CLEAR_UNLOCK":
+                if rec["sequence"] <= last_seq:
+                    out.append("%s: control-data sequence %d after %d" % (where, rec["sequence"], last_seq))
+                last_seq = rec["sequence"]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- the run
-def run_case(make_dut, case: Case, *, use_model: bool = True) -> Verdict:
+def _command_name(code: int) -> str:
+    row = C.BY_CODE.get(code)
+    return row.name if row else "command 0x%02X" % code
+
+
+def run_case(make_dut, case: Case, *, use_model: bool = True, limits: Limits | None = None) -> Verdict:
     v = Verdict(case.id, case.title, case.area, case.requirement, "pass", provisional=case.provisional)
     t0 = _time.monotonic()
     dut = None
@@ -489,10 +678,12 @@ def run_case(make_dut, case: Case, *, use_model: bool = True) -> Verdict:
             v.verdict, v.detail = "not tested", "the device lacks: " + ", ".join(sorted(missing))
             return v
         dut.evidence.clear()
-        sess = Session(dut, case, use_model=use_model)
+        sess = Session(dut, case, use_model=use_model, limits=limits)
         sess.run()
     except CaseFailed as e:
         v.verdict, v.detail = "fail", str(e)
+    except NoReply as e:
+        v.verdict, v.detail = "error", "no reply: %s" % e
     except DutError as e:
         v.verdict, v.detail = "error", "device: %s" % e
     except CaseError as e:
@@ -503,7 +694,8 @@ def run_case(make_dut, case: Case, *, use_model: bool = True) -> Verdict:
         if dut is not None:
             ev = dut.evidence
             keep = ev if v.verdict != "pass" else ev[-6:]
-            v.evidence = [dict(sent=e.sent, received=e.received) for e in keep[-60:]]
+            v.evidence = [dict(sent=e.sent, received=e.received, **({"note": e.note} if e.note else {}))
+                          for e in keep[-60:]]
             if not getattr(dut, "persistent", False):
                 try:
                     dut.close()
@@ -513,21 +705,25 @@ def run_case(make_dut, case: Case, *, use_model: bool = True) -> Verdict:
     return v
 
 
-def run_cases(make_dut, cases: list[Case], *, progress=None, use_model: bool = True) -> list[Verdict]:
+def run_cases(make_dut, cases: list[Case], *, progress=None, use_model: bool = True,
+              limits: Limits | None = None) -> list[Verdict]:
     out = []
     for i, case in enumerate(cases):
-        v = run_case(make_dut, case, use_model=use_model)
+        v = run_case(make_dut, case, use_model=use_model, limits=limits)
         out.append(v)
         if progress:
             progress(i + 1, len(cases), v)
     return out
 
 
-def device_identity(make_dut) -> dict:
-    """GET_INFO of the device (a fresh one), for the certificate."""
+def device_identity(make_dut, limits: Limits | None = None) -> dict:
+    """GET_INFO of the device (a fresh one), for the certificate, and whether the run is a TEST run:
+    `non_fiscal` (GET_STATUS warns NON_FISCAL: the device's cards are under TEST keys) and `test_keys`
+    (the bureau keys the suite holds for the device are the published TEST keys)."""
+    lim = limits or limits_for()
     dut = make_dut()
     try:
-        f = dut.request(0x01, 1, b"")
+        f = dut.request(0x01, 1, b"", timeout=lim.reply)
         if f is None or f["status"] != 0:
             return {"error": "GET_INFO failed"}
         info = plain(C.InfoReply.parse(bytes(f["payload"])))
@@ -535,6 +731,17 @@ def device_identity(make_dut) -> dict:
         info["capabilities_names"] = [n for b, n in S.CAPABILITIES.items() if info["capabilities"] >> b & 1]
         info["dut"] = dut.name
         info["dut_capabilities"] = sorted(dut.capabilities)
+        st = dut.request(0x02, 2, b"", timeout=lim.reply)
+        if st is not None and st["status"] == 0:
+            warns = C.StatusReply.parse(bytes(st["payload"])).warnings
+            info["non_fiscal"] = "NON_FISCAL" in S.mask_names(warns, S.WARNINGS)
+        keys = None
+        if "bureau" in dut.capabilities:
+            try:
+                keys = dut.keystore()
+            except DutError:
+                keys = None
+        info["test_keys"] = bool(getattr(keys, "test_mode", False)) if keys is not None else None
         return info
     finally:
         if not getattr(dut, "persistent", False):

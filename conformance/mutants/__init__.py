@@ -278,6 +278,87 @@ def declares_without_user_card():
     return [(cards.UserCard, "data_collect", data_collect)]
 
 
+def _append_patched(change):
+    """A patch of Fiscal._append that rewrites (or drops: None) a record body before it is written."""
+    F, *_ = _fw()
+    orig = F._append
+
+    def _append(self, rtype, layout, rec, raw=None):
+        rec = change(self, rtype, rec)
+        if rec is None:
+            return None
+        return orig(self, rtype, layout, rec, raw)
+    return [(F, "_append", _append)]
+
+
+def backfill_skips_leap_day():
+    _F, _T, _c, codes, _f, _l = _fw()
+
+    def change(self, rtype, rec):  # the day loop "knows" February has 28 days
+        return None if rtype == codes.REC_DAILY and rec["date"] % 10000 == 229 else rec
+    return _append_patched(change)
+
+
+def service_life_in_365_day_years():
+    F, _T, _c, codes, fiscal, _l = _fw()
+    orig = F.lock_mask
+
+    def lock_mask(self):
+        m = orig(self)
+        if self.initialized():
+            date, _t = self.now()
+            if fiscal.valid_date(date) and \
+                    fiscal.day_number(date) >= fiscal.day_number(self.init["date"]) + 5 * 365:
+                m |= 1 << codes.LOCK_SERVICE_LIFE  # five years taken as 1825 days: leap days forgotten
+        return m
+    return [(F, "lock_mask", lock_mask)]
+
+
+def roll_usage_counts_voids_as_sales():
+    _F, _T, _c, codes, _f, _l = _fw()
+
+    def change(self, rtype, rec):
+        if rtype == codes.REC_ROLL_USAGE:
+            return dict(rec, normal=rec["normal"] + rec["voided"], voided=0)
+        return rec
+    return _append_patched(change)
+
+
+def clock_event_records_new_date():
+    _F, _T, _c, codes, _f, _l = _fw()
+
+    def change(self, rtype, rec):
+        if rtype == codes.REC_EVENT and rec["event"] == codes.EV_CLOCK_SET:
+            return dict(rec, arg=rec["date"])  # the event should keep the date the clock came from
+        return rec
+    return _append_patched(change)
+
+
+def unlock_event_without_period():
+    _F, _T, _c, codes, _f, _l = _fw()
+
+    def change(self, rtype, rec):
+        if rtype == codes.REC_EVENT and rec["event"] == codes.EV_UNLOCKED:
+            return dict(rec, arg=0)  # the event should name the declared period it cleared
+        return rec
+    return _append_patched(change)
+
+
+def zero_day_keeps_stale_totals():
+    _F, _T, _c, codes, _f, ledger = _fw()
+    stale: dict = {}
+
+    def change(self, rtype, rec):
+        if rtype == codes.REC_DAILY:
+            t = rec["totals"]
+            if t["normal_count"] or t["return_count"] or t["void_count"]:
+                stale["totals"] = t
+            elif "totals" in stale:  # a zero day's record written from a buffer not cleared
+                return dict(rec, totals=stale["totals"])
+        return rec
+    return _append_patched(change)
+
+
 MUTANTS = [
     Mutant("no-deadline-lock", "does not lock after the invoice deadline", no_deadline_lock, ["FC-LOCK-001"]),
     Mutant("reuses-number", "reuses an invoice number", reuses_number, ["FC-ISSUE-001"]),
@@ -302,6 +383,18 @@ MUTANTS = [
     Mutant("issues-after-close", "issues invoices on a closed day", issues_while_day_closed, ["FC-CLOSE-001"]),
     Mutant("declares-without-user-card", "records a declaration the user card refused",
            declares_without_user_card, ["FC-SEC-009"]),
+    Mutant("backfill-skips-leap-day", "back-fill writes no daily record for Feb 29", backfill_skips_leap_day,
+           ["FC-CAL-001"]),
+    Mutant("service-life-365-day-years", "ends the service life after 5 x 365 days", service_life_in_365_day_years,
+           ["FC-CAL-006"]),
+    Mutant("roll-usage-voids-as-sales", "the ROLL_USAGE record counts voids as normal invoices",
+           roll_usage_counts_voids_as_sales, ["FC-JRNL-020"]),
+    Mutant("clock-event-new-date", "the CLOCK_SET event keeps the new date, not the old one",
+           clock_event_records_new_date, ["FC-JRNL-020"]),
+    Mutant("zero-day-stale-totals", "a zero day's DAILY record repeats the last sales day's totals",
+           zero_day_keeps_stale_totals, ["FC-JRNL-020", "FC-CAL-003"]),
+    Mutant("unlock-event-no-period", "the UNLOCKED event does not name the period it cleared",
+           unlock_event_without_period, ["FC-JRNL-020"]),
 ]
 MUTANTS_BY_NAME = {m.name: m for m in MUTANTS}
 
