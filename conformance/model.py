@@ -692,6 +692,11 @@ def invoice_input_errors(s, req) -> tuple[set, dict]:
             errs.add(ERR["INPUT_BAD_AMOUNT"])
         if ln["tax_item"] not in s.p.tax_items:
             errs.add(ERR["INPUT_UNKNOWN_TAX_ITEM"])
+        exact = C.line_amount(ln["quantity"], ln["unit_price"])  # PROTOCOL.md, invoice lines
+        if exact > U32:
+            errs.add(ERR["INPUT_AMOUNT_OVERFLOW"])
+        elif exact != ln["amount"] and ln["amount"] > 0 and ln["quantity"] > 0:
+            errs.add(ERR["INPUT_LINE_MISMATCH"])
         items[ln["tax_item"]] = items.get(ln["tax_item"], 0) + ln["amount"]
         running += ln["amount"]
     if running > U32:

@@ -123,6 +123,7 @@ class Fiscal:
         self.clear_seq = 0
         self.last_number = 0
         self.last_date = 0  # date of the newest record (the clock must not be behind it)
+        self.last_time = 0  # ... and its time: (last_date, last_time) is the clock's floor
         self.last_req = None  # type: tuple  # (rid, digest, command, reply bytes) of the last mutating request
         self.recovered = []  # type: list  # recovery rules that ran at boot, for tests and the event log
         self._rj = None  # READ_JOURNAL buffer, allocated at the first read-out
@@ -168,15 +169,16 @@ class Fiscal:
         self.controls = self.init["controls"]
         self.tax_items = self.init["tax_items"]
         self.last_date = self.init["date"]
+        self.last_time = self.init["time"]
         found_decl = found_clear = found_roll = False
-        first = True
+        first = True  # until the newest record with a time of day is seen (DAILY records have none)
         for idx, t, body in jn.fiscal_records_reverse():
             if t not in layouts.RECORDS:
                 continue
             rec = _dec(layouts.RECORDS[t], body)
             if first:
-                first = False
-                self.last_date = max(self.last_date, rec.get("date", 0))
+                first = "time" not in rec
+                self._saw(rec.get("date", 0), rec.get("time", 0))
             if t == codes.REC_DAILY:
                 if not self.closed:
                     self.closed = rec["date"]
@@ -196,7 +198,7 @@ class Fiscal:
                 found_roll = True
                 self.roll = {"code": rec["code"], "start": rec["start"], "end": rec["end"], "next": rec["start"]}
                 self._recorded_roll = (rec["code"], rec["start"])
-            if found_decl and found_clear and found_roll and self.closed:
+            if found_decl and found_clear and found_roll and self.closed and not first:
                 break
         first = True
         for ordinal, body in jn.invoices_reverse():
@@ -204,7 +206,7 @@ class Fiscal:
             if first:
                 first = False
                 self.last_number = rec["number"]
-                self.last_date = max(self.last_date, rec["date"])
+                self._saw(rec["date"], rec["time"])
             in_roll = self.roll is not None and rec["code"] == self.roll["code"] and \
                 self.roll["start"] <= rec["number"] <= self.roll["end"]
             if in_roll:
@@ -408,6 +410,15 @@ class Fiscal:
     def now(self):
         return now(self.board.rtc)
 
+    def _saw(self, date, time):
+        """A record dated (date, time) exists: the clock may never again be behind it."""
+        if (date, time) > (self.last_date, self.last_time):
+            self.last_date, self.last_time = date, time
+
+    def clock_behind(self, date, time):
+        """The clock reads earlier than the newest record's date and time (CLOCK_FAULT)."""
+        return (date, time) < (self.last_date, self.last_time)
+
     def initialized(self):
         return self.init is not None
 
@@ -428,7 +439,7 @@ class Fiscal:
             m |= 1 << codes.LOCK_NO_ROLL
         if self.jn is not None and self._fm_full():
             m |= 1 << codes.LOCK_FM_FULL
-        if date < self.last_date or not valid_date(date):
+        if self.clock_behind(date, time) or not valid_date(date):
             m |= 1 << codes.LOCK_CLOCK_FAULT
         life = self.init["date"] + SERVICE_YEARS * 10000
         if date >= life:
@@ -518,8 +529,8 @@ class Fiscal:
                 self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
                 raise Refused(codes.E_FM_DAMAGED)
             raise Refused(codes.E_FM_WRITE_FAILED)
-        if "date" in rec and rec["date"] > self.last_date:
-            self.last_date = rec["date"]
+        if "date" in rec:
+            self._saw(rec["date"], rec.get("time", 0))
 
     def _event(self, event, arg, rid=0, digest=0):
         date, time = self.now()
@@ -575,7 +586,7 @@ class Fiscal:
         self._append(codes.REC_INIT, layouts.INIT_RECORD, rec)
         self._done()
         self.init = rec
-        self.last_date = date
+        self.last_date, self.last_time = date, time
         self._read_card()
         return {"machine_no": self.machine_no, "fiscal_card_no": ident["card_no"],
                 "taxpayer_no": ident["taxpayer_no"], "record": 0}
@@ -590,7 +601,7 @@ class Fiscal:
         date, time = self.now()
         if not valid_date(date) or not valid_time(time):
             raise Refused(codes.E_CLOCK_INVALID)
-        if date < self.last_date:
+        if self.clock_behind(date, time):
             raise Refused(codes.E_LOCK_CLOCK_FAULT)
         return date, time
 
@@ -899,7 +910,7 @@ class Fiscal:
             if not cert["rights"] & cards.RIGHT_CLOCK:
                 raise Refused(codes.E_CLOCK_UNAUTHORIZED)
             old_date, old_time = self.now()
-            if (date, time) < (old_date, old_time) or date < self.last_date:
+            if (date, time) < (old_date, old_time) or self.clock_behind(date, time):
                 raise Refused(codes.E_CLOCK_BACKWARDS)
         self.board.rtc.datetime((date // 10000, date // 100 % 100, date % 100, 0, time // 10000,
                                  time // 100 % 100, time % 100, 0))
@@ -911,12 +922,22 @@ class Fiscal:
         return {}
 
     def _inspector(self):
+        """The certificate of a genuine management card valid today.  "Today" is the till's own clock, or
+        the newest record's date when the clock is invalid or behind it (a clock reset to 2000 must still
+        be settable): the fiscal card checks validity only against dates it has seen, none before the
+        first invoice or close."""
         try:
-            return cards.authenticate_inspector(self.fiscal, self.board.user_slot)
+            cert = cards.authenticate_inspector(self.fiscal, self.board.user_slot)
         except CardError as e:
             if e.code in (codes.E_CARD_MGMT_MISSING, codes.E_CARD_USER_MISSING, codes.E_CARD_WRONG_TYPE):
                 raise Refused(codes.E_CARD_MGMT_MISSING)
             raise
+        date, _ = self.now()
+        if not valid_date(date) or date < self.last_date:
+            date = self.last_date
+        if not cert["valid_from"] <= date <= cert["valid_to"]:
+            raise Refused(codes.E_CARD_EXPIRED)
+        return cert
 
     def inspect(self):
         self._need_initialized()
