@@ -174,9 +174,9 @@ def accepts_second_roll():
     F, *_ = _fw()
     orig = F.load_roll
 
-    def load_roll(self, rid, digest):
+    def load_roll(self, req, rid, digest):
         self.roll = None  # "no roll loaded": the one-roll-at-a-time check is skipped
-        return orig(self, rid, digest)
+        return orig(self, req, rid, digest)
     return [(F, "load_roll", load_roll)]
 
 

@@ -98,6 +98,7 @@ class Fiscal:
         self.non_fiscal = bool(ident.get("non_fiscal", False))
         self.quotas = ident.get("journal_quotas")
         self.nv = board.nvram
+        self.mac = cards.MacGuard(board.nvram)  # the fiscal card's MAC tries and the data it refused
         self.fiscal = cards.FiscalCard(board.fiscal_slot)
         self.user = cards.UserCard(board.user_slot)
         self.jn = None
@@ -478,6 +479,8 @@ class Fiscal:
             w |= 1 << codes.WARN_ROLL_LOW
         if self.decl is not None:
             w |= 1 << codes.WARN_DECLARATION_PENDING
+        if self.mac.tries_left() <= 1 and not self.card_lock >> codes.LOCK_MAC & 1:
+            w |= 1 << codes.WARN_MAC_LAST_TRY
         return w
 
     def damage_info(self):
@@ -606,7 +609,8 @@ class Fiscal:
         return date, time
 
     # ---- rolls --------------------------------------------------------------------------------------
-    def load_roll(self, rid, digest):
+    def load_roll(self, req, rid, digest):
+        flags = req["flags"] if req else 0
         self._need_initialized()
         date, time = self._today()
         self.ensure_session()
@@ -615,18 +619,50 @@ class Fiscal:
         u = self.user
         u.open()
         rr = u.find_till(self.machine_no, self.init["fiscal_card_no"])
-        if self._recover_roll_from_user():
+        if self._recover_roll_from_user(flags):
             pass  # a roll taken before a power cut is loaded now, and recorded below
         else:
+            if self.mac.tries_left() <= 1 and not flags >> codes.FLAG_CONFIRM_MAC & 1:
+                raise Refused(codes.E_CARD_MAC_LAST_TRY)  # before DISTRIBUTE: the user card keeps it
             self._intent(codes.CMD_LOAD_ROLL, rid, digest)
             roll = u.distribute_roll(rr)
-            self.fiscal.input_roll(roll)
+            self._input_roll(roll, flags)
         self._record_roll({"rid": rid, "digest": digest})
         self._done()
         r = self.roll
         return {"code": r["code"], "start": r["start"], "end": r["end"]}
 
-    def _recover_roll_from_user(self):
+    def _input_roll(self, data, flags):
+        """INPUT_INVOICE_NB under the MAC rules (cards.MacGuard).  A roll the card refuses for its MAC is
+        taken off the user card's recovery copy (EF07) and logged (ROLL_REFUSED), so neither a retry nor
+        a power-up recovery hands it to the card again."""
+        err = self.mac.check(data, flags, codes.E_CARD_ROLL_REFUSED)
+        if err:
+            if err == codes.E_CARD_ROLL_REFUSED:
+                self._drop_refused_roll(data, False)
+            raise Refused(err)
+        try:
+            self.mac.send(data, self.fiscal.input_roll)
+        except CardError as e:
+            if e.sw == 0x9302 or e.sw == 0x9303:
+                self._drop_refused_roll(data, True)
+                if e.sw == 0x9303:
+                    self.card_lock |= 1 << codes.LOCK_MAC
+            raise
+
+    def _drop_refused_roll(self, data, log):
+        self._done()
+        try:
+            last = self.user.last_roll()
+            raw = _enc(layouts.USER_ROLL, last)
+            if raw[-len(data):] == data:
+                self.user.erase_last_roll(raw)
+        except CardError:
+            pass  # the user card is out or refuses: the digest in nvram still keeps the roll back
+        if log:
+            self._event(codes.EV_ROLL_REFUSED, _dec(layouts.ROLL_DATA, data)["start"])
+
+    def _recover_roll_from_user(self, flags=0):
         last = self.user.last_roll()
         roll = self.fiscal.roll()
         lr = last["roll"]
@@ -636,8 +672,12 @@ class Fiscal:
             return False  # already loaded
         if self.roll is not None and self.roll["code"] == lr["code"] and self.roll["start"] == lr["start"]:
             return False  # loaded and used before
+        data = _enc(layouts.ROLL_DATA, lr)
+        if self.mac.refused(data):
+            self._drop_refused_roll(data, False)  # a stale copy of a refused roll: never again
+            return False
         try:
-            self.fiscal.input_roll(_enc(layouts.ROLL_DATA, lr))
+            self._input_roll(data, flags)
         except CardError as e:
             if e.sw == 0x6985:
                 return False  # the card knows this roll already: nothing to recover
@@ -863,7 +903,8 @@ class Fiscal:
         self._record_declaration(d["start"], d["end"], d["totals"], d["mac"], d["signature"], tag)
 
     # ---- clear-unlock -------------------------------------------------------------------------------
-    def clear_unlock(self, rid, digest):
+    def clear_unlock(self, req, rid, digest):
+        flags = req["flags"] if req else 0
         self._need_initialized()
         self._today()
         if self.decl is None:
@@ -880,9 +921,20 @@ class Fiscal:
         blob = u.controls_for(self.machine_no)
         if blob is None:
             raise Refused(codes.E_STATE_DECLARATION_PENDING)
+        err = self.mac.check(blob, flags, codes.E_CARD_MAC)  # refused before, or the last try unconfirmed
+        if err:
+            raise Refused(err)
         self.ensure_session()
         self._intent(codes.CMD_CLEAR_UNLOCK, rid, digest)
-        self.fiscal.update_controls(blob)
+        try:
+            self.mac.send(blob, self.fiscal.update_controls)
+        except CardError as e:
+            if e.sw == 0x9302 or e.sw == 0x9303:
+                self._done()
+                self._event(codes.EV_CONTROLS_REFUSED, self.mac.tries_left())
+                if e.sw == 0x9303:
+                    self.card_lock |= 1 << codes.LOCK_MAC
+            raise
         rec = self._record_clear({"rid": rid, "digest": digest})
         self._done()
         return {"period_end": rec["period_end"], "controls": rec["controls"]}
