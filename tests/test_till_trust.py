@@ -300,3 +300,9 @@ def test_the_user_cards_recovery_copy_is_erased_only_with_its_exact_content():
     assert rig.cards.user.state.last_roll == ef07
     assert sw_of(rig.user, 0x00, A.INS_ERASE_BINARY, 0x87, 0, ef07) == 0x9000
     assert rig.cards.user.state.last_roll == bytes(38)
+
+
+def test_the_host_library_sets_confirm_mac_only_when_asked():
+    from gateway.link import request_flags
+    assert request_flags() == 0 and request_flags(confirm_mac=True) == 0b0000_0001
+    assert commands.BY_NAME["LOAD_ROLL"].request.build(dict(flags=request_flags(confirm_mac=True))) == b"\x01"
