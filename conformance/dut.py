@@ -128,7 +128,8 @@ class Dut:
         return self._slot(slot).remove()
 
     def card_insert(self, slot: str, which: str) -> None:
-        """which: fiscal | user | management | foreign_fiscal | reissued_fiscal | foreign_user"""
+        """which: fiscal | user | management | foreign_fiscal | reissued_fiscal | foreign_user |
+        expired_management | twin_fiscal | user_refused_roll (docs/CONFORMANCE.md)"""
         self.need("cards")
         s = self._slot(slot)
         if s.present():

@@ -17,6 +17,9 @@ choices it allows:
 * whether a request the power (or a pulled card) cut short was executed: both, until the retry with the
   same request id shows which - and the retry must then show exactly one execution (domain §7.1).
 
+The model follows the fiscal card's MAC tries (docs/FIRMWARE.md "MAC tries": refused data never sent
+twice, MAC_LAST_TRY, CONFIRM_MAC) and the clock's floor, the newest record's date and time.
+
 A device is conforming while at least one candidate remains.  What the model does not follow (fiscal
 memory fullness, the card-lock bits that depend on when the card was last opened) is masked out of
 the status comparison and left to explicit expectations in the cases.
