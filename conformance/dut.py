@@ -128,7 +128,8 @@ class Dut:
         return self._slot(slot).remove()
 
     def card_insert(self, slot: str, which: str) -> None:
-        """which: fiscal | user | management | foreign_fiscal | reissued_fiscal | foreign_user"""
+        """which: fiscal | user | management | foreign_fiscal | reissued_fiscal | foreign_user |
+        expired_management | twin_fiscal | user_refused_roll (docs/CONFORMANCE.md)"""
         self.need("cards")
         s = self._slot(slot)
         if s.present():
@@ -190,10 +191,12 @@ class _DemoCards:
         self.demo = demo
         self.machine_no = machine_no
         self.set = demo.demo_cards(seed, management_pin=None)
+        self.user = None  # the device's own user card, when it is not the demo set's (SimTillDut)
 
     def card(self, which: str):
         from gateway import issuance as I
         from hw_sim.cards.fiscal import FiscalCard
+        from hw_sim.cards.management import ManagementCard
         from hw_sim.cards.user import UserCard
         d, s = self.demo, self.set
         if which == "fiscal":
@@ -210,6 +213,21 @@ class _DemoCards:
                                         valid_from=d.VALID_FROM, valid_to=d.VALID_TO, limits=d.LIMITS,
                                         tax_items=d.TAX_ITEMS)
             return FiscalCard.issued(other)
+        if which == "expired_management":  # genuine TEST-key card, valid only until the day before START
+            md = I.issue_management_card(s.keystore, card_no=bytes.fromhex("4401000000000077"),
+                                         inspector_no="440100000777", bureau_code=d.TAXPAYER.bureau_code,
+                                         valid_from=20250101, valid_to=20260104, pin=None)
+            return ManagementCard.issued(md)
+        if which == "twin_fiscal":  # this till's fiscal card number, registered by another till: another PIN
+            return d.CardRig(seed=99).register().cards.fiscal
+        if which == "user_refused_roll":  # our user card left with a roll for another fiscal card in EF07
+            from conformance.model import STALE_ROLL
+            from conformance.runner import OTHER_FISCAL_CARD_NO
+            user = s.user if self.user is None else self.user
+            user.state.last_roll = I.issue_roll(s.keystore, fiscal_card_no=OTHER_FISCAL_CARD_NO,
+                                                machine_no=self.machine_no, code=demo_roll_code(),
+                                                start=STALE_ROLL[0], end=STALE_ROLL[1])
+            return user
         if which == "foreign_user":
             other = I.issue_user_card(s.keystore, taxpayer=I.Taxpayer(
                 taxpayer_no="91110000XXXXXXXX9X", taxpayer_id="110000000000009", name="别家 (TEST)",
@@ -218,6 +236,10 @@ class _DemoCards:
                 valid_from=d.VALID_FROM, valid_to=d.VALID_TO, tax_items=d.TAX_ITEMS)
             return UserCard.issued(other)
         raise DutError("unknown card %r" % which)
+
+
+def demo_roll_code() -> str:
+    return Profile.roll_code
 
 
 # ---------------------------------------------------------------------------------------------- in-process
@@ -348,6 +370,7 @@ class SimTillDut(Dut):
         self.port = serial.serial_for_url(self.sim.port, baudrate=115200, timeout=0.02)
         self.receiver = frame.FrameReceiver()
         self.cards = _DemoCards(self.profile.machine_no)
+        self.cards.user = self.sim.user_slot.card
         # the simulator's own management card has an inspector PIN the link cannot carry; the suite's
         # demo management card (same TEST keys, no PIN) stands in for it
         self._own = {"fiscal": self.sim.fiscal_slot.card, "user": self.sim.user_slot.card}

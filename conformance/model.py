@@ -17,6 +17,9 @@ choices it allows:
 * whether a request the power (or a pulled card) cut short was executed: both, until the retry with the
   same request id shows which - and the retry must then show exactly one execution (domain §7.1).
 
+The model follows the fiscal card's MAC tries (docs/FIRMWARE.md "MAC tries": refused data never sent
+twice, MAC_LAST_TRY, CONFIRM_MAC) and the clock's floor, the newest record's date and time.
+
 A device is conforming while at least one candidate remains.  What the model does not follow (fiscal
 memory fullness, the card-lock bits that depend on when the card was last opened) is masked out of
 the status comparison and left to explicit expectations in the cases.
@@ -39,7 +42,12 @@ LOCK_BITS = {r.name: r.bit for r in S.LOCK_REASONS}
 WARN_BITS = {w.name: w.bit for w in S.WARNINGS}
 MODELLED_LOCKS = ("NOT_INITIALIZED", "DEADLINE", "CUMULATIVE_LIMIT", "RETURN_LIMIT", "NO_ROLL", "SERVICE_LIFE",
                   "CLOCK_FAULT")
-MODELLED_WARNINGS = ("DEADLINE_NEAR", "AMOUNT_75", "RETURN_75", "ROLL_LOW", "DECLARATION_PENDING", "NON_FISCAL")
+STALE_ROLL = (901, 1000)  # the roll for another fiscal card a damaged user card leaves in EF07 (card
+#                           variant user_refused_roll)
+MODELLED_WARNINGS = ("DEADLINE_NEAR", "AMOUNT_75", "RETURN_75", "ROLL_LOW", "DECLARATION_PENDING", "NON_FISCAL",
+                     "MAC_LAST_TRY")
+MAC_TRIES = 3  # CARDS.md §1 MAC lock: 3 consecutive counted MAC failures lock the fiscal card for good
+CONFIRM_MAC = 1 << {name: bit for bit, name in S.REQUEST_FLAGS.items()}["CONFIRM_MAC"]
 LOCK_MASK = sum(1 << LOCK_BITS[n] for n in MODELLED_LOCKS)
 WARN_MASK = sum(1 << WARN_BITS[n] for n in MODELLED_WARNINGS)
 MAX_LINES = C.MAX_LINES
@@ -181,14 +189,19 @@ class State:
         self.decl = None  # (start, end)
         self.declaration_count = 0
         self.last_date = 0
+        self.last_time = 0  # (last_date, last_time): the newest record; the clock may not be behind it
+        self.mac_failures = 0  # the fiscal card's consecutive MAC failures (docs/FIRMWARE.md "MAC tries")
+        self.card_locked = False  # ... reached MAC_TRIES: 9303 for good
+        self.refused: list = []  # MAC-bearing data the fiscal card refused: never handed to it again
+        self.user_last_roll = None  # a roll in the user card's EF07 not yet loaded nor refused (recovery)
         self.last_req = None  # dict rid, cmd, payload, reply (bytes or None), check
         self.durable_req = None
         # the cards
         self.fiscal_slot = "fiscal"
         self.user_slot = "user"
-        self.user_rolls: list[tuple] = []  # rolls sold to this till, waiting on the user card
+        self.user_rolls: list[tuple] = []  # (code, start, end, genuine) sold to this till, on the user card
         self.user_decls: list[list] = []  # [start, end, status] on the user card's EF04
-        self.user_controls = None  # (controls tuple, period_end) written by the bureau
+        self.user_controls = None  # (controls tuple, period_end, forgery no. or 0) written by the bureau
         self.pull = None  # a card pull scheduled for the next request: (slot, executed)
         # the fiscal records the device must have written, in order: (type name, fields); INVOICE records
         # are `invoices`.  "rid": REQ stands for the request id, filled in by _after (records_problems)
@@ -217,7 +230,7 @@ class State:
             out.add("RETURN_LIMIT")
         if self.roll is None or self.roll[3] > self.roll[2]:
             out.add("NO_ROLL")
-        if self.date < self.last_date or as_date(self.date) is None:
+        if self.clock_behind() or as_date(self.date) is None:
             out.add("CLOCK_FAULT")
         life = self.init_date + self.p.service_years * 10000
         if self.date >= life:
@@ -239,6 +252,8 @@ class State:
             out.add("ROLL_LOW")
         if self.decl is not None:
             out.add("DECLARATION_PENDING")
+        if MAC_TRIES - self.mac_failures <= 1 and not self.card_locked:
+            out.add("MAC_LAST_TRY")
         return out
 
     def days_to_deadline(self) -> int:
@@ -309,19 +324,27 @@ class State:
 
     def backfill_variant(self):
         """A refused request may have back-filled the days before today (the device's choice)."""
-        if self.initialized and self.card_ok() and self.today_ok() and self.date >= self.last_date and \
+        if self.initialized and self.card_ok() and self.today_ok() and not self.clock_behind() and \
                 self.closed < self.yesterday():
             return lambda s: s.close_through(s.yesterday())
         return None
 
     def wrote(self) -> None:
-        self.last_date = max(self.last_date, self.date)
+        self.wrote_at(self.date, self.time)
+
+    def wrote_at(self, date: int, time: int) -> None:
+        """A record dated (date, time) was written (DAILY records carry a date only: time 0)."""
+        if (date, time) > (self.last_date, self.last_time):
+            self.last_date, self.last_time = date, time
+
+    def clock_behind(self) -> bool:
+        return (self.date, self.time) < (self.last_date, self.last_time)
 
     def power_up(self) -> None:
         self.pull = None
         self.last_req = self.durable_req
         if self.initialized and self.card_ok() and self.today_ok():
-            if self.date >= self.last_date:
+            if not self.clock_behind():
                 self.close_through(self.yesterday())
             self.wrote()  # the power-on event
             self.history.append(("EVENT", {"event": "POWER_ON", "rid": 0, "date": self.date, "time": self.time}))
@@ -359,6 +382,9 @@ class Model:
         def f(s):
             if slot == "fiscal":
                 s.fiscal_slot = content
+            elif content == "user_refused_roll":  # our user card, a roll for another fiscal card in EF07
+                s.user_slot = "user"
+                s.user_last_roll = (s.p.roll_code,) + STALE_ROLL + (False,)
             else:
                 s.user_slot = content
         self._each(f)
@@ -368,8 +394,9 @@ class Model:
             s.pull = (slot, executed)
         self._each(f)
 
-    def sell_roll(self, code: str, start: int, end: int) -> None:
-        self._each(lambda s: s.user_rolls.append((code, start, end)))
+    def sell_roll(self, code: str, start: int, end: int, genuine: bool = True) -> None:
+        """genuine False: the roll's MAC is for another fiscal card (or damaged): ours refuses it."""
+        self._each(lambda s: s.user_rolls.append((code, start, end, genuine)))
 
     def bureau_clear(self, controls: tuple) -> list[str]:
         """The bureau verifies the pending declaration on the user card and writes clear-unlock data."""
@@ -377,9 +404,19 @@ class Model:
             for rec in s.user_decls:
                 if rec[2] == "signed":
                     rec[2] = "cleared"
-                    s.user_controls = (controls, rec[1])
+                    s.user_controls = (controls, rec[1], 0)
         self._each(f)
         return []
+
+    def bureau_rewrite_clear(self, controls: tuple, forgery: int) -> None:
+        """Control data written again for the last declaration (forgery > 0: its MAC2 damaged, a
+        different damage for each number)."""
+        def f(s):
+            if s.user_decls:
+                rec = s.user_decls[-1]
+                rec[2] = "cleared"
+                s.user_controls = (controls, rec[1], forgery)
+        self._each(f)
 
     def bureau_mark_cleared(self) -> None:
         """A tampered user card: declarations marked cleared, no new control data written."""
@@ -569,6 +606,8 @@ def _pulled(s: State, command, rid, payload) -> list[Outcome]:
 
 
 def _parse(cmd, payload):
+    if not payload and cmd.request is C.FlagsRequest:
+        return {"flags": 0}  # protocol 1.0 hosts send no flags byte (commands.py FlagsRequest)
     try:
         r = cmd.request.parse(bytes(payload))
         if len(cmd.request.build(r)) != len(payload):
@@ -600,7 +639,7 @@ def _clock_errors(s: State) -> set:
     errs = set()
     if not s.today_ok():
         errs.add(ERR["CLOCK_INVALID"])
-    elif s.date < s.last_date:
+    elif s.clock_behind():
         errs.add(ERR["LOCK_CLOCK_FAULT"])
     return errs
 
@@ -638,7 +677,7 @@ def _initialize(s, req):
         n.init_date = date
         n.date, n.time = date, time
         n.controls = (p.deadline, p.single_limit, p.cumulative_limit, p.return_limit)
-        n.last_date = date
+        n.last_date, n.last_time = date, time
         n.history.append(("INIT", {"rid": REQ, "date": date, "time": time, "machine_no": p.machine_no,
                                    "fiscal_card_no": p.fiscal_card_no, "taxpayer_no": p.taxpayer_no,
                                    "valid_from": p.card_valid_from, "valid_to": p.card_valid_to,
@@ -653,25 +692,63 @@ def _need_init(s) -> int | None:
 
 
 # ---- LOAD_ROLL ---------------------------------------------------------------------------------------------
+def _last_try(s, req) -> bool:
+    """One MAC try left and the request does not confirm it: MAC-bearing data stays off the card."""
+    return MAC_TRIES - s.mac_failures <= 1 and not (req.get("flags") or 0) & CONFIRM_MAC
+
+
+def _mac_refused(s, key, status: str, take) -> Outcome:
+    """The fiscal card refuses MAC-bearing data `key`: counted, remembered, logged; 9303 on the last try."""
+    locks = s.mac_failures + 1 >= MAC_TRIES
+
+    def apply(n):
+        take(n)
+        n.mac_failures += 1
+        n.card_locked = n.card_locked or n.mac_failures >= MAC_TRIES
+        n.refused.append(key)
+        n.wrote()  # the ROLL_REFUSED / CONTROLS_REFUSED event
+    return Outcome(ERR["CARD_LOCKED"] if locks else ERR[status], apply=apply)
+
+
 def _load_roll(s, req):
     if not s.initialized:
         return [Outcome(ERR["LOCK_NOT_INITIALIZED"])]
     errs = _clock_errors(s)
-    if s.fiscal_slot != "fiscal":
+    last_try = _last_try(s, req)
+    if s.fiscal_slot != "fiscal" or s.card_locked:
         errs.add(CARD_ANY)
     if s.roll is not None and s.roll[3] <= s.roll[2]:
         errs.add(ERR["STATE_ROLL_LOADED"])
+    pending = None
     if s.user_slot != "user":
         errs.add(CARD_ANY)
-    elif not s.user_rolls:
-        errs.add(ERR["CARD_NO_ROLL"])
+    elif s.user_last_roll is not None and s.user_last_roll not in s.refused:
+        pending = s.user_last_roll  # EF07: recovered first (CARDS.md §5 Roll loading)
+    else:
+        if last_try:
+            errs.add(ERR["CARD_MAC_LAST_TRY"])
+        if not s.user_rolls:
+            errs.add(ERR["CARD_NO_ROLL"])
     if errs:
         return [Outcome(e) for e in errs]
-    code, start, end = s.user_rolls[0]
+    code, start, end, genuine = pending or s.user_rolls[0]
+
+    def take(n):
+        if pending is not None:
+            n.user_last_roll = None
+        else:
+            n.user_rolls.pop(0)
+    if pending is None and (code, start, end, genuine) in s.refused:  # sold again: refused without the card
+        return [Outcome(ERR["CARD_ROLL_REFUSED"], apply=take)]
+    if last_try:
+        return [Outcome(ERR["CARD_MAC_LAST_TRY"])]
+    if not genuine:
+        return [_mac_refused(s, (code, start, end, genuine), "CARD_ROLL_REFUSED", take)]
 
     def apply(n):
-        n.user_rolls.pop(0)
+        take(n)
         n.roll = [code, start, end, start]
+        n.mac_failures = 0  # a success resets the card's count
         n.wrote()
         n.history.append(("ROLL_LOAD", {"rid": REQ, "date": n.date, "time": n.time, "code": code, "start": start,
                                         "end": end}))
@@ -706,6 +783,11 @@ def invoice_input_errors(s, req) -> tuple[set, dict]:
             errs.add(ERR["INPUT_BAD_AMOUNT"])
         if ln["tax_item"] not in s.p.tax_items:
             errs.add(ERR["INPUT_UNKNOWN_TAX_ITEM"])
+        exact = C.line_amount(ln["quantity"], ln["unit_price"])  # PROTOCOL.md, invoice lines
+        if exact > U32:
+            errs.add(ERR["INPUT_AMOUNT_OVERFLOW"])
+        elif exact != ln["amount"] and ln["amount"] > 0 and ln["quantity"] > 0:
+            errs.add(ERR["INPUT_LINE_MISMATCH"])
         items[ln["tax_item"]] = items.get(ln["tax_item"], 0) + ln["amount"]
         running += ln["amount"]
     if running > U32:
@@ -821,7 +903,7 @@ def _daily_close(s, req):
 
     def apply(n_):
         n_.close_through(today, rid=REQ)
-        n_.wrote()
+        n_.wrote_at(today, 0)  # DAILY records carry the day, no time
     return [Outcome(OK, apply=apply, durable=True,
                     check=_checker(("first", first), ("last", today), ("count", n)))]
 
@@ -887,14 +969,26 @@ def _clear_unlock(s, req):
             errs.add(ERR["STATE_DECLARATION_PENDING"])
         elif s.user_controls[1] != s.decl[1]:  # control data of an earlier period: a replay
             errs |= {ERR["CARD_CONDITIONS"], ERR["STATE_DECLARATION_PENDING"]}
+            if _last_try(s, req):
+                errs.add(ERR["CARD_MAC_LAST_TRY"])
+    if s.card_locked:
+        errs.add(CARD_ANY)
     if errs:
         return [Outcome(e) for e in errs]
-    controls, period_end = s.user_controls
+    controls, period_end, forgery = s.user_controls
+    key = ("controls", period_end, forgery)
+    if forgery and key in s.refused:
+        return [Outcome(ERR["CARD_MAC"])]  # refused before: never handed to the card again
+    if _last_try(s, req):
+        return [Outcome(ERR["CARD_MAC_LAST_TRY"])]
+    if forgery:
+        return [_mac_refused(s, key, "CARD_MAC", lambda n: None)]
 
     def apply(n):
         n.controls = controls
         n.cum_normal = n.cum_return = 0
         n.decl = None
+        n.mac_failures = 0
         n.wrote()
         n.history.append(("CLEAR_UNLOCK", {"rid": REQ, "date": n.date, "time": n.time, "period_end": period_end,
                                            "controls": _controls(controls)}))
@@ -913,11 +1007,13 @@ def _set_time(s, req):
         errs = set()
         if s.fiscal_slot != "fiscal":
             errs.add(CARD_ANY)
-        if s.user_slot != "management":
+        if s.user_slot == "expired_management":  # genuine, but not valid by the till's clock
+            errs.add(ERR["CARD_EXPIRED"])
+        elif s.user_slot != "management":
             errs.add(ERR["CARD_MGMT_MISSING"])
             if s.user_slot not in (None, "user"):
                 errs.add(CARD_ANY)
-        if (date, time) < (s.date, s.time) or date < s.last_date:
+        if (date, time) < (s.date, s.time) or (date, time) < (s.last_date, s.last_time):
             errs.add(ERR["CLOCK_BACKWARDS"])
         if errs:
             return [Outcome(e) for e in errs]
@@ -946,12 +1042,14 @@ def _inspect(s, req):
     errs = set()
     if s.fiscal_slot != "fiscal":
         errs.add(CARD_ANY)
-    if s.user_slot != "management":
+    if s.user_slot == "expired_management":  # genuine, but not valid by the till's clock
+        errs.add(ERR["CARD_EXPIRED"])
+    elif s.user_slot != "management":
         errs.add(ERR["CARD_MGMT_MISSING"])
         errs.add(CARD_ANY)
     if errs:
         return [Outcome(e) for e in errs]
-    return [Outcome(OK, check=_checker(("machine_no", s.p.machine_no), ("fiscal_card_no", s.p.fiscal_card_no),
+    return [Outcome(OK, apply=lambda n: n.wrote(), check=_checker(("machine_no", s.p.machine_no), ("fiscal_card_no", s.p.fiscal_card_no),
                                        ("taxpayer_no", s.p.taxpayer_no), ("init_date", s.init_date),
                                        ("daily_count", len(s.daily)),
                                        ("declaration_count", s.declaration_count),

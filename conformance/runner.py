@@ -206,6 +206,9 @@ def select(cases: list[Case], patterns: list[str] | None) -> list[Case]:
     return [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
 
 
+OTHER_FISCAL_CARD_NO = bytes.fromhex("3201000000000099")  # rolls "made for another fiscal card"
+
+
 def invoice_fields(amounts, item=1, kind=1, ref=0) -> dict:
     lines = [dict(tax_item=item, quantity=1000, unit_price=a, amount=a, name="item %d" % i)
              for i, a in enumerate(amounts)]
@@ -422,13 +425,15 @@ class Session:
         from gateway import issuance as I
         action = st["bureau"]
         p = self.dut.profile
-        if action == "sell_roll":
+        if action == "sell_roll":  # genuine: false: a roll made for another fiscal card (its MAC fails)
             code = st.get("code", p.roll_code)
-            record = I.issue_roll(self.dut.keystore(), fiscal_card_no=p.fiscal_card_no, machine_no=p.machine_no,
-                                  code=code, start=st["start"], end=st["end"])
+            genuine = st.get("genuine", True)
+            record = I.issue_roll(self.dut.keystore(), fiscal_card_no=p.fiscal_card_no if genuine else
+                                  OTHER_FISCAL_CARD_NO, machine_no=p.machine_no, code=code, start=st["start"],
+                                  end=st["end"])
             self.dut.bureau().add_roll(record)
             if self.model:
-                self.model.sell_roll(code, st["start"], st["end"])
+                self.model.sell_roll(code, st["start"], st["end"], genuine)
         elif action == "clear":
             s = self.dut.bureau()
             pending = s.verify_pending()
@@ -444,6 +449,22 @@ class Session:
             if self.model:
                 self.model.bureau_clear((limits.deadline, limits.single_limit, limits.cumulative_limit,
                                          limits.return_limit))
+        elif action == "rewrite_clear":  # control data for the last declaration again; forgery n: MAC2 damaged
+            s = self.dut.bureau()
+            recno = s.declarations()[-1][0]
+            s.set_declaration_status(recno, 1)
+            ((recno, report),) = [r for r in s.verify_pending() if r[0] == recno]
+            limits = I.Limits(deadline=st["deadline"], single_limit=p.single_limit,
+                              cumulative_limit=p.cumulative_limit, return_limit=p.return_limit)
+            record = bytearray(I.issue_controls(self.dut.keystore(), report, limits=limits))
+            forgery = st.get("forgery", 0)
+            if forgery:
+                record[-forgery] ^= 0x01  # one byte of MAC2 (the record's last 4 bytes)
+            s.put_controls(bytes(record))
+            s.set_declaration_status(recno, 2)
+            if self.model:
+                self.model.bureau_rewrite_clear((limits.deadline, limits.single_limit, limits.cumulative_limit,
+                                                 limits.return_limit), forgery)
         elif action == "mark_cleared":
             s = self.dut.bureau()
             for recno, status, _ in s.declarations():

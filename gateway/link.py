@@ -35,6 +35,7 @@ from protocol import frame
 from protocol.commands import BY_CODE, BY_NAME, Command
 from protocol.errors import BY_NAME as ERRORS
 from protocol.errors import describe
+from protocol.status import REQUEST_FLAGS
 
 OK = ERRORS["OK"].code
 POLL_S = 0.02  # pyserial read timeout: how often the deadline is checked
@@ -79,6 +80,12 @@ def resolve(command: str | int) -> tuple[Command | None, int, str]:
         return cmd, cmd.code, cmd.name
     row = BY_CODE.get(command)
     return row, command, row.name if row else "command 0x%02X" % command
+
+
+def request_flags(*, confirm_mac: bool = False) -> int:
+    """The flags byte of LOAD_ROLL and CLEAR_UNLOCK (protocol.status.REQUEST_FLAGS)."""
+    bits = {name: bit for bit, name in REQUEST_FLAGS.items()}
+    return (1 << bits["CONFIRM_MAC"]) if confirm_mac else 0
 
 
 class TillClient:
@@ -130,6 +137,15 @@ class TillClient:
         if status != OK:
             raise StatusError(resolve(command)[2], status)
         return reply
+
+    def load_roll(self, *, confirm_mac: bool = False) -> Any:
+        """LOAD_ROLL; `confirm_mac` sets CONFIRM_MAC: hand the roll to a fiscal card with one MAC try
+        left (docs/FIRMWARE.md, "MAC tries").  Only a person who has seen the warning should set it."""
+        return self.call_ok("LOAD_ROLL", {"flags": request_flags(confirm_mac=confirm_mac)})
+
+    def clear_unlock(self, *, confirm_mac: bool = False) -> Any:
+        """CLEAR_UNLOCK; `confirm_mac` as for load_roll."""
+        return self.call_ok("CLEAR_UNLOCK", {"flags": request_flags(confirm_mac=confirm_mac)})
 
     def _write(self, data: bytes) -> None:
         try:

@@ -123,6 +123,7 @@ INS_INTERNAL_AUTHENTICATE = 0x88
 INS_EXTERNAL_AUTHENTICATE = 0x82
 INS_VERIFY = 0x20
 INS_GET_RESPONSE = 0xC0
+INS_ERASE_BINARY = 0x0E  # user card EF07 only: 00 0E 87 00 26 <EF07 as read>, compare-and-erase
 
 # --- GB 18240 proprietary commands (CLA C0) ---------------------------------------------------------
 CLA_GB = 0xC0
@@ -143,6 +144,10 @@ DF_USER = b"TID01"
 DF_MANAGEMENT = b"CHECK01"
 
 SW_OK = 0x9000
+
+# consecutive counted MAC failures (9302) that lock a card for good (9303); a success resets the count.
+# 9302 carries no count: the till keeps its own (docs/FIRMWARE.md, "MAC tries").
+MAC_TRIES = 3
 
 # GET_REGISTER_NB response == REGISTER_SIGN command data
 RegisterNb = c.Struct("random" / c.Bytes(4), "card_no" / c.Bytes(CARD_NO_LEN), "mac1" / c.Bytes(MAC_LEN))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import commands, errors, frame, records, status
+from . import apdu, commands, errors, frame, records, status
 
 TARGET = Path(__file__).resolve().parent.parent / "firmware" / "fiscal_till" / "codes.py"
 
@@ -35,6 +35,7 @@ def render() -> str:
         "READ_JOURNAL_MAX = const(%d)" % commands.READ_JOURNAL_MAX,
         "NO_DEADLINE_DAYS = const(0x%04X)" % commands.NO_DEADLINE_DAYS,
         "KEEPALIVE_INTERVAL_MS = const(%d)" % frame.KEEPALIVE_INTERVAL_MS,
+        "CARD_MAC_TRIES = const(%d)" % apdu.MAC_TRIES,
         "",
         "# commands",
     ]

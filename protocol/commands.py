@@ -18,6 +18,13 @@ with number 0 returns the last invoice, whose request tag tells the host which r
 
 Until a command has behaviour a device answers it with LINK_NOT_SUPPORTED; an unknown code gets
 LINK_UNKNOWN_COMMAND; a payload that does not parse as the command's request gets LINK_BAD_PAYLOAD.
+
+Invoice lines (InvoiceLine).  `quantity` counts thousandths of a unit (2.5 kg: 2500) and `unit_price` is
+fen per unit, so a line's `amount` must be exactly `line_amount(quantity, unit_price)` =
+(quantity x unit_price + 500) // 1000: the exact product, rounded half up once, nothing rounded before.
+It must fit 32 bits.  A line that breaks the rule is refused with INPUT_LINE_MISMATCH, one whose product
+passes 32 bits with INPUT_AMOUNT_OVERFLOW; nothing is written.  Discounts are not negative lines: the
+host prices the line at the discounted unit price.
 """
 
 from __future__ import annotations
@@ -100,10 +107,16 @@ LoadRollReply = c.Struct("code" / Digits(INVOICE_CODE_LEN), "start" / c.Int32ub,
 InvoiceLine = c.Struct(
     "tax_item" / c.Int8ub,
     "quantity" / c.Int32ub,  # thousandths of a unit
-    "unit_price" / Amount,
-    "amount" / Amount,
+    "unit_price" / Amount,  # fen per unit
+    "amount" / Amount,  # exactly line_amount(quantity, unit_price), else INPUT_LINE_MISMATCH
     "name" / ShortText,
 )
+
+
+def line_amount(quantity: int, unit_price: int) -> int:
+    """The one rule of an invoice line's amount, in fen: quantity (thousandths) x unit price, rounded half
+    up once, exact.  A result above 0xFFFFFFFF cannot be carried (INPUT_AMOUNT_OVERFLOW)."""
+    return (quantity * unit_price + 500) // 1000
 IssueInvoiceRequest = c.Struct(
     "kind" / c.Int8ub,  # protocol.status INVOICE_*
     "ref_number" / c.Int32ub,  # the original invoice of a return (红票); 0 for normal and void (废票: a spoiled form)

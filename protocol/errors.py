@@ -106,6 +106,9 @@ TABLE: tuple[Error, ...] = (
     _e(0x0317, "CARD_EXPIRED", "卡不在有效期内", "card outside its validity dates", "card"),
     _e(0x0318, "CARD_MAC_LAST_TRY", "税控卡仅剩最后一次MAC校验机会，请确认后重试",
        "the fiscal card is one MAC refusal from its permanent lock: resend with the confirm flag", "card"),
+    _e(0x0319, "CARD_ROLL_REFUSED", "税控卡拒绝该发票卷（MAC错误，或为其他税控卡制作），已从用户卡移除",
+       "the fiscal card refused the roll's MAC (damaged, or made for another fiscal card); it was taken off the "
+       "user card", "card", ((0x9302, _EXACT),), ins=0xF7),
     # fiscal memory
     _e(0x0401, "FM_FULL", "税控存储器已满", "fiscal memory full", "fiscal_memory"),
     _e(0x0402, "FM_DAMAGED", "税控存储器数据损坏", "fiscal memory damaged", "fiscal_memory"),

@@ -116,6 +116,8 @@ EVENTS = {
     6: "INSPECTION",
     7: "CARD_FAULT",
     8: "FM_DAMAGE_FOUND",
+    9: "ROLL_REFUSED",  # the fiscal card refused a roll's MAC; arg: the roll's start number
+    10: "CONTROLS_REFUSED",  # the fiscal card refused clear-unlock data's MAC; arg: MAC tries left
 }
 
 

@@ -3,14 +3,15 @@
 import pytest
 
 from fiscal_till import codes
-from fiscal_till.invoice import split
+from fiscal_till.invoice import line_amount, split
 from fiscal_till.printout import NON_FISCAL, fiscal_code_text, render
 
 AUTH = [1, 2, 3]
 
 
-def line(item=1, amount=1000, qty=1000, name="x"):
-    return dict(tax_item=item, quantity=qty, unit_price=amount, amount=amount, name=name)
+def line(item=1, amount=1000, qty=1000, name="x", price=None):
+    return dict(tax_item=item, quantity=qty, unit_price=amount if price is None else price, amount=amount,
+                name=name)
 
 
 def req(kind=1, lines=None, total=None, ref=0):
@@ -43,6 +44,36 @@ def test_refused_requests(request_, error):
     assert split(request_, AUTH) == (error, None)
 
 
+@pytest.mark.parametrize("qty,price,amount", [
+    (1000, 1234, 1234),  # one unit at 12.34
+    (2500, 399, 998),  # 2.5 x 3.99 = 9.975 -> 9.98: half up
+    (1500, 333, 500),  # 1.5 x 3.33 = 4.995 -> 5.00
+    (333, 100, 33),  # 0.333 x 1.00 = 0.333 -> 0.33
+    (0xFFFFFFFF, 1000, 0xFFFFFFFF),  # the largest quantity at 10.00 still fits 32 bits
+])
+def test_line_amount_is_quantity_in_thousandths_times_unit_price_rounded_half_up_once(qty, price, amount):
+    assert line_amount(qty, price) == amount
+    assert split(req(lines=[line(amount=amount, qty=qty, price=price)]), AUTH)[0] == codes.E_OK
+
+
+@pytest.mark.parametrize("qty,price,amount", [
+    (1000, 1234, 1235),
+    (2500, 399, 997),  # truncated instead of rounded
+    (2000, 15_800, 15_800),  # the unit price taken for the amount
+    (1000, 0, 5),  # nothing costs nothing
+])
+def test_a_line_amount_other_than_quantity_times_price_is_refused(qty, price, amount):
+    assert split(req(lines=[line(amount=amount, qty=qty, price=price)]), AUTH) == (
+        codes.E_INPUT_LINE_MISMATCH, None)
+
+
+def test_a_line_whose_product_passes_32_bits_is_refused_as_overflow():
+    huge = line(amount=1, qty=0xFFFFFFFF, price=0xFFFFFFFF)  # the issue's reproduction: amount 1
+    assert split(req(lines=[huge]), AUTH) == (codes.E_INPUT_AMOUNT_OVERFLOW, None)
+    assert split(req(lines=[line(amount=1, qty=0xFFFFFFFF, price=1001)]), AUTH) == (
+        codes.E_INPUT_AMOUNT_OVERFLOW, None)
+
+
 def test_more_than_six_tax_items_is_refused():
     auth = list(range(1, 9))
     assert split(req(lines=[line(i) for i in range(1, 8)]), auth)[0] == codes.E_INPUT_TOO_MANY_TAX_ITEMS
@@ -63,10 +94,10 @@ IDENT = dict(taxpayer_name="广州市示例餐饮有限公司", taxpayer_no="914
 
 
 def test_printed_invoice_carries_every_field():
-    text = "\n".join(render(RECORD, req(lines=[line(1, 15_800, 2000, "宫保鸡丁")]), IDENT, False))
+    text = "\n".join(render(RECORD, req(lines=[line(1, 15_800, 2000, "宫保鸡丁", price=7_900)]), IDENT, False))
     for field in ("广州市示例餐饮有限公司", "发票代码 1440012345", "发票号码 00001001", "机器编号 4401123400000007",
                   "纳税人识别号 91440101MA5CXXXX1X", "开票日期 2026-11-27 14:30:05", "收款员 c", "付款单位 p",
-                  "宫保鸡丁", "2.000 x 158.00 = 158.00", "合计(小写) ¥158.00", "合计(大写) 壹佰伍拾捌元整",
+                  "宫保鸡丁", "2.000 x 79.00 = 158.00", "合计(小写) ¥158.00", "合计(大写) 壹佰伍拾捌元整",
                   "税控码 0019088743 2309737967"):
         assert field in text
     assert NON_FISCAL not in text

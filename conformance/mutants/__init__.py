@@ -174,9 +174,9 @@ def accepts_second_roll():
     F, *_ = _fw()
     orig = F.load_roll
 
-    def load_roll(self, rid, digest):
+    def load_roll(self, req, rid, digest):
         self.roll = None  # "no roll loaded": the one-roll-at-a-time check is skipped
-        return orig(self, rid, digest)
+        return orig(self, req, rid, digest)
     return [(F, "load_roll", load_roll)]
 
 
@@ -357,6 +357,76 @@ def zero_day_keeps_stale_totals():
                 return dict(rec, totals=stale["totals"])
         return rec
     return _append_patched(change)
+def resends_refused_roll():
+    F, _T, cards, *_ = _fw()
+    orig = cards.MacGuard.check
+
+    def check(self, data, flags, refused_error):
+        err = orig(self, data, flags, refused_error)
+        return 0 if err == refused_error else err  # forgets what the card refused
+    return [(F, "_drop_refused_roll", lambda self, data, log: None),  # EF07 keeps the refused roll
+            (cards.MacGuard, "refused", lambda self, data: False), (cards.MacGuard, "check", check)]
+
+
+def resends_refused_controls():
+    _F, _T, cards, codes, _f, _l = _fw()
+    orig = cards.MacGuard.check
+
+    def check(self, data, flags, refused_error):
+        err = orig(self, data, flags, refused_error)
+        return 0 if err == refused_error == codes.E_CARD_MAC else err
+    return [(cards.MacGuard, "check", check)]
+
+
+def no_mac_last_try():
+    _F, _T, cards, codes, _f, _l = _fw()
+    return [(cards.MacGuard, "tries_left", lambda self: codes.CARD_MAC_TRIES)]
+
+
+def hides_mac_lock():
+    F, _T, cards, codes, _f, _l = _fw()
+    orig = F._input_roll
+
+    def _input_roll(self, data, flags):
+        try:
+            return orig(self, data, flags)
+        except cards.CardError:
+            self.card_lock &= ~(1 << codes.LOCK_MAC)  # "NO_ROLL" is all GET_STATUS shows
+            raise
+    return [(F, "_input_roll", _input_roll)]
+
+
+def clock_back_within_day():
+    F, *_ = _fw()
+    return [(F, "clock_behind", lambda self, date, time: date < self.last_date)]
+
+
+def accepts_expired_management():
+    F, _T, cards, codes, _f, _l = _fw()
+    orig = F._inspector
+
+    def _inspector(self):
+        saved = cards.authenticate_inspector
+
+        def lenient(fiscal, slot):
+            cert = saved(fiscal, slot)
+            return dict(cert, valid_from=20000101, valid_to=20991231)  # trusts the fiscal card's check only
+        cards.authenticate_inspector = lenient
+        try:
+            return orig(self)
+        finally:
+            cards.authenticate_inspector = saved
+    return [(F, "_inspector", _inspector)]
+
+
+def ignores_line_arithmetic():
+    *_, fiscal, _l = _fw()
+    orig = fiscal.split
+
+    def split(req, authorised):
+        lines = [dict(ln, quantity=1000, unit_price=ln["amount"]) for ln in req["lines"]]
+        return orig(dict(req, lines=lines), authorised)
+    return [(fiscal, "split", split)]
 
 
 MUTANTS = [
@@ -395,6 +465,20 @@ MUTANTS = [
            zero_day_keeps_stale_totals, ["FC-JRNL-020", "FC-CAL-003"]),
     Mutant("unlock-event-no-period", "the UNLOCKED event does not name the period it cleared",
            unlock_event_without_period, ["FC-JRNL-020"]),
+    Mutant("resends-refused-roll", "hands a refused roll to the fiscal card again (stale EF07)", resends_refused_roll,
+           ["FC-SEC-010", "FC-ROLL-008"]),
+    Mutant("resends-refused-controls", "hands refused control data to the fiscal card again",
+           resends_refused_controls, ["FC-SEC-011"]),
+    Mutant("no-mac-last-try", "no MAC_LAST_TRY warning, no confirmation before the last MAC try", no_mac_last_try,
+           ["FC-SEC-012", "FC-ROLL-007"]),
+    Mutant("hides-mac-lock", "GET_STATUS shows NO_ROLL only after rolls lock the fiscal card", hides_mac_lock,
+           ["FC-SEC-012"]),
+    Mutant("clock-back-within-day", "compares the clock with the last record's date only", clock_back_within_day,
+           ["FC-CLOCK-007"]),
+    Mutant("accepts-expired-management", "accepts a management card the till's clock says is expired",
+           accepts_expired_management, ["FC-CLOCK-008", "FC-INSP-005"]),
+    Mutant("ignores-line-arithmetic", "never compares quantity x unit price with the line amount",
+           ignores_line_arithmetic, ["FC-INPUT-013"]),
 ]
 MUTANTS_BY_NAME = {m.name: m for m in MUTANTS}
 

@@ -6,6 +6,8 @@ a status word other than 9000 maps through codes.error_for_sw; a slot that raise
 pulled out, mute) is CARD_NO_RESPONSE, and an empty slot the caller's "missing" code.
 """
 
+import hashlib
+
 from . import apdu, codes, layouts, schema
 
 _CLA_ISO = 0x00
@@ -17,6 +19,7 @@ _INS_GET_CHALLENGE = 0x84
 _INS_INTERNAL_AUTH = 0x88
 _INS_EXTERNAL_AUTH = 0x82
 _INS_VERIFY = 0x20
+_INS_ERASE_BINARY = 0x0E
 
 DF_FISCAL = b"TSAM01"
 DF_USER = b"TID01"
@@ -193,6 +196,10 @@ class UserCard(Card):
     def last_roll(self):
         return self.read_binary(UEF_LAST_ROLL, layouts.USER_ROLL)
 
+    def erase_last_roll(self, content):
+        """Empty EF07 if it still holds `content` (its bytes as read): ERASE BINARY, compare-and-erase."""
+        self.send(_CLA_ISO, _INS_ERASE_BINARY, 0x80 | (UEF_LAST_ROLL & 0x1F), 0, content)
+
     def data_collect(self, card_no, declare_data, response):
         self.send(_CLA_GB, 0xE6, 0, 0, card_no + declare_data + response)
 
@@ -205,6 +212,76 @@ class UserCard(Card):
             if rec["machine_no"] == machine_no:
                 return bytes([rec["key_id"]]) + rec["ciphertext"] + rec["mac2"]
         return None
+
+
+_MAC_KEY = "mac"
+MAC_MEMORY = 8  # refused MAC-bearing data remembered (digests), newest kept
+
+
+def mac_digest(data):
+    """8 bytes that name one piece of MAC-bearing data (a roll, a control-data set)."""
+    return hashlib.sha256(data).digest()[:8]
+
+
+class MacGuard:
+    """The fiscal card's MAC tries, as the till knows them, and the data the card refused (nvram "mac":
+    count byte, then up to MAC_MEMORY digests of 8 bytes).
+
+    9302 carries no count and no GB command reads one, but every counted MAC command reaches the fiscal
+    card through this till (it is the till's SAM), so the till counts: before it sends MAC-bearing data
+    it stores count + 1 (a power cut or a mute card then errs on the safe side), a success stores 0 (the
+    card resets its count too), 9302 keeps count + 1 and remembers the data, 9303 means locked, and any
+    other answer (6985, 6A80: the card refused before or after the MAC check without counting) restores
+    the count.  Control data of another key generation also answers 9302 without being counted: the
+    till counts it anyway, which only makes the warning come early.  Data refused once is never sent
+    again (CARD_MAC / CARD_ROLL_REFUSED without a card command); with one try left the data goes to
+    the card only when the request confirms it (FLAG_CONFIRM_MAC), else CARD_MAC_LAST_TRY."""
+
+    def __init__(self, nv):
+        self.nv = nv
+
+    def load(self):
+        raw = self.nv.get(_MAC_KEY)
+        if raw is None:
+            return 0, []
+        raw = bytes(raw)
+        if not raw or (len(raw) - 1) % 8 or raw[0] > codes.CARD_MAC_TRIES:
+            return codes.CARD_MAC_TRIES - 1, []  # unreadable: assume the worst short of locked
+        return raw[0], [raw[i:i + 8] for i in range(1, len(raw), 8)]
+
+    def _store(self, n, refused):
+        self.nv.put(_MAC_KEY, bytes([n]) + b"".join(refused[-MAC_MEMORY:]))
+
+    def tries_left(self):
+        return codes.CARD_MAC_TRIES - self.load()[0]
+
+    def refused(self, data):
+        return mac_digest(data) in self.load()[1]
+
+    def check(self, data, flags, refused_error):
+        """The error that keeps `data` from the card (0: it may go): refused before, or the last try
+        without FLAG_CONFIRM_MAC."""
+        n, refused = self.load()
+        if mac_digest(data) in refused:
+            return refused_error
+        if codes.CARD_MAC_TRIES - n <= 1 and not flags >> codes.FLAG_CONFIRM_MAC & 1:
+            return codes.E_CARD_MAC_LAST_TRY
+        return 0
+
+    def send(self, data, transmit):
+        """Hand `data` to the fiscal card with `transmit(data)`, counting as described above."""
+        n, refused = self.load()
+        self._store(n + 1, refused)
+        try:
+            transmit(data)
+        except CardError as e:
+            if e.sw == 0x9302 or e.sw == 0x9303:
+                refused.append(mac_digest(data))
+                self._store(codes.CARD_MAC_TRIES if e.sw == 0x9303 else n + 1, refused)
+            elif e.code != codes.E_CARD_NO_RESPONSE:
+                self._store(n, refused)  # answered without counting, or never sent
+            raise
+        self._store(0, refused)
 
 
 class ManagementCard(Card):

@@ -12,6 +12,7 @@ MAX_LINES = const(32)
 READ_JOURNAL_MAX = const(4088)
 NO_DEADLINE_DAYS = const(0x7FFF)
 KEEPALIVE_INTERVAL_MS = const(250)
+CARD_MAC_TRIES = const(3)
 
 # commands
 CMD_GET_INFO = const(0x01)
@@ -76,6 +77,7 @@ E_CARD_FOREIGN_MACHINE = const(0x0315)
 E_CARD_FOREIGN_TAXPAYER = const(0x0316)
 E_CARD_EXPIRED = const(0x0317)
 E_CARD_MAC_LAST_TRY = const(0x0318)
+E_CARD_ROLL_REFUSED = const(0x0319)
 E_FM_FULL = const(0x0401)
 E_FM_DAMAGED = const(0x0402)
 E_FM_WRITE_FAILED = const(0x0403)
@@ -109,6 +111,7 @@ E_STATE_DAY_CLOSED = const(0x0707)
 # card status word -> error: (sw, mask, ins or -1, error); command-specific rows first
 CARD_SW = (
     (0x9401, 0xFFFF, 233, 0x0311),
+    (0x9302, 0xFFFF, 247, 0x0319),
     (0x9000, 0xFFFF, -1, 0x0000),
     (0x6700, 0xFFFF, -1, 0x0306),
     (0x6901, 0xFFFF, -1, 0x0307),
@@ -230,6 +233,8 @@ EV_CLOCK_SET = const(5)
 EV_INSPECTION = const(6)
 EV_CARD_FAULT = const(7)
 EV_FM_DAMAGE_FOUND = const(8)
+EV_ROLL_REFUSED = const(9)
+EV_CONTROLS_REFUSED = const(10)
 
 
 def error_for_sw(sw, ins=-1):

@@ -98,6 +98,7 @@ class Fiscal:
         self.non_fiscal = bool(ident.get("non_fiscal", False))
         self.quotas = ident.get("journal_quotas")
         self.nv = board.nvram
+        self.mac = cards.MacGuard(board.nvram)  # the fiscal card's MAC tries and the data it refused
         self.fiscal = cards.FiscalCard(board.fiscal_slot)
         self.user = cards.UserCard(board.user_slot)
         self.jn = None
@@ -123,6 +124,7 @@ class Fiscal:
         self.clear_seq = 0
         self.last_number = 0
         self.last_date = 0  # date of the newest record (the clock must not be behind it)
+        self.last_time = 0  # ... and its time: (last_date, last_time) is the clock's floor
         self.last_req = None  # type: tuple  # (rid, digest, command, reply bytes) of the last mutating request
         self.recovered = []  # type: list  # recovery rules that ran at boot, for tests and the event log
         self._rj = None  # READ_JOURNAL buffer, allocated at the first read-out
@@ -168,15 +170,16 @@ class Fiscal:
         self.controls = self.init["controls"]
         self.tax_items = self.init["tax_items"]
         self.last_date = self.init["date"]
+        self.last_time = self.init["time"]
         found_decl = found_clear = found_roll = False
-        first = True
+        first = True  # until the newest record with a time of day is seen (DAILY records have none)
         for idx, t, body in jn.fiscal_records_reverse():
             if t not in layouts.RECORDS:
                 continue
             rec = _dec(layouts.RECORDS[t], body)
             if first:
-                first = False
-                self.last_date = max(self.last_date, rec.get("date", 0))
+                first = "time" not in rec
+                self._saw(rec.get("date", 0), rec.get("time", 0))
             if t == codes.REC_DAILY:
                 if not self.closed:
                     self.closed = rec["date"]
@@ -196,7 +199,7 @@ class Fiscal:
                 found_roll = True
                 self.roll = {"code": rec["code"], "start": rec["start"], "end": rec["end"], "next": rec["start"]}
                 self._recorded_roll = (rec["code"], rec["start"])
-            if found_decl and found_clear and found_roll and self.closed:
+            if found_decl and found_clear and found_roll and self.closed and not first:
                 break
         first = True
         for ordinal, body in jn.invoices_reverse():
@@ -204,7 +207,7 @@ class Fiscal:
             if first:
                 first = False
                 self.last_number = rec["number"]
-                self.last_date = max(self.last_date, rec["date"])
+                self._saw(rec["date"], rec["time"])
             in_roll = self.roll is not None and rec["code"] == self.roll["code"] and \
                 self.roll["start"] <= rec["number"] <= self.roll["end"]
             if in_roll:
@@ -408,6 +411,15 @@ class Fiscal:
     def now(self):
         return now(self.board.rtc)
 
+    def _saw(self, date, time):
+        """A record dated (date, time) exists: the clock may never again be behind it."""
+        if (date, time) > (self.last_date, self.last_time):
+            self.last_date, self.last_time = date, time
+
+    def clock_behind(self, date, time):
+        """The clock reads earlier than the newest record's date and time (CLOCK_FAULT)."""
+        return (date, time) < (self.last_date, self.last_time)
+
     def initialized(self):
         return self.init is not None
 
@@ -428,7 +440,7 @@ class Fiscal:
             m |= 1 << codes.LOCK_NO_ROLL
         if self.jn is not None and self._fm_full():
             m |= 1 << codes.LOCK_FM_FULL
-        if date < self.last_date or not valid_date(date):
+        if self.clock_behind(date, time) or not valid_date(date):
             m |= 1 << codes.LOCK_CLOCK_FAULT
         life = self.init["date"] + SERVICE_YEARS * 10000
         if date >= life:
@@ -467,6 +479,8 @@ class Fiscal:
             w |= 1 << codes.WARN_ROLL_LOW
         if self.decl is not None:
             w |= 1 << codes.WARN_DECLARATION_PENDING
+        if self.mac.tries_left() <= 1 and not self.card_lock >> codes.LOCK_MAC & 1:
+            w |= 1 << codes.WARN_MAC_LAST_TRY
         return w
 
     def damage_info(self):
@@ -518,8 +532,8 @@ class Fiscal:
                 self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
                 raise Refused(codes.E_FM_DAMAGED)
             raise Refused(codes.E_FM_WRITE_FAILED)
-        if "date" in rec and rec["date"] > self.last_date:
-            self.last_date = rec["date"]
+        if "date" in rec:
+            self._saw(rec["date"], rec.get("time", 0))
 
     def _event(self, event, arg, rid=0, digest=0):
         date, time = self.now()
@@ -575,7 +589,7 @@ class Fiscal:
         self._append(codes.REC_INIT, layouts.INIT_RECORD, rec)
         self._done()
         self.init = rec
-        self.last_date = date
+        self.last_date, self.last_time = date, time
         self._read_card()
         return {"machine_no": self.machine_no, "fiscal_card_no": ident["card_no"],
                 "taxpayer_no": ident["taxpayer_no"], "record": 0}
@@ -590,12 +604,13 @@ class Fiscal:
         date, time = self.now()
         if not valid_date(date) or not valid_time(time):
             raise Refused(codes.E_CLOCK_INVALID)
-        if date < self.last_date:
+        if self.clock_behind(date, time):
             raise Refused(codes.E_LOCK_CLOCK_FAULT)
         return date, time
 
     # ---- rolls --------------------------------------------------------------------------------------
-    def load_roll(self, rid, digest):
+    def load_roll(self, req, rid, digest):
+        flags = req["flags"] if req else 0
         self._need_initialized()
         date, time = self._today()
         self.ensure_session()
@@ -604,18 +619,50 @@ class Fiscal:
         u = self.user
         u.open()
         rr = u.find_till(self.machine_no, self.init["fiscal_card_no"])
-        if self._recover_roll_from_user():
+        if self._recover_roll_from_user(flags):
             pass  # a roll taken before a power cut is loaded now, and recorded below
         else:
+            if self.mac.tries_left() <= 1 and not flags >> codes.FLAG_CONFIRM_MAC & 1:
+                raise Refused(codes.E_CARD_MAC_LAST_TRY)  # before DISTRIBUTE: the user card keeps it
             self._intent(codes.CMD_LOAD_ROLL, rid, digest)
             roll = u.distribute_roll(rr)
-            self.fiscal.input_roll(roll)
+            self._input_roll(roll, flags)
         self._record_roll({"rid": rid, "digest": digest})
         self._done()
         r = self.roll
         return {"code": r["code"], "start": r["start"], "end": r["end"]}
 
-    def _recover_roll_from_user(self):
+    def _input_roll(self, data, flags):
+        """INPUT_INVOICE_NB under the MAC rules (cards.MacGuard).  A roll the card refuses for its MAC is
+        taken off the user card's recovery copy (EF07) and logged (ROLL_REFUSED), so neither a retry nor
+        a power-up recovery hands it to the card again."""
+        err = self.mac.check(data, flags, codes.E_CARD_ROLL_REFUSED)
+        if err:
+            if err == codes.E_CARD_ROLL_REFUSED:
+                self._drop_refused_roll(data, False)
+            raise Refused(err)
+        try:
+            self.mac.send(data, self.fiscal.input_roll)
+        except CardError as e:
+            if e.sw == 0x9302 or e.sw == 0x9303:
+                self._drop_refused_roll(data, True)
+                if e.sw == 0x9303:
+                    self.card_lock |= 1 << codes.LOCK_MAC
+            raise
+
+    def _drop_refused_roll(self, data, log):
+        self._done()
+        try:
+            last = self.user.last_roll()
+            raw = _enc(layouts.USER_ROLL, last)
+            if raw[-len(data):] == data:
+                self.user.erase_last_roll(raw)
+        except CardError:
+            pass  # the user card is out or refuses: the digest in nvram still keeps the roll back
+        if log:
+            self._event(codes.EV_ROLL_REFUSED, _dec(layouts.ROLL_DATA, data)["start"])
+
+    def _recover_roll_from_user(self, flags=0):
         last = self.user.last_roll()
         roll = self.fiscal.roll()
         lr = last["roll"]
@@ -625,8 +672,12 @@ class Fiscal:
             return False  # already loaded
         if self.roll is not None and self.roll["code"] == lr["code"] and self.roll["start"] == lr["start"]:
             return False  # loaded and used before
+        data = _enc(layouts.ROLL_DATA, lr)
+        if self.mac.refused(data):
+            self._drop_refused_roll(data, False)  # a stale copy of a refused roll: never again
+            return False
         try:
-            self.fiscal.input_roll(_enc(layouts.ROLL_DATA, lr))
+            self._input_roll(data, flags)
         except CardError as e:
             if e.sw == 0x6985:
                 return False  # the card knows this roll already: nothing to recover
@@ -852,7 +903,8 @@ class Fiscal:
         self._record_declaration(d["start"], d["end"], d["totals"], d["mac"], d["signature"], tag)
 
     # ---- clear-unlock -------------------------------------------------------------------------------
-    def clear_unlock(self, rid, digest):
+    def clear_unlock(self, req, rid, digest):
+        flags = req["flags"] if req else 0
         self._need_initialized()
         self._today()
         if self.decl is None:
@@ -869,9 +921,20 @@ class Fiscal:
         blob = u.controls_for(self.machine_no)
         if blob is None:
             raise Refused(codes.E_STATE_DECLARATION_PENDING)
+        err = self.mac.check(blob, flags, codes.E_CARD_MAC)  # refused before, or the last try unconfirmed
+        if err:
+            raise Refused(err)
         self.ensure_session()
         self._intent(codes.CMD_CLEAR_UNLOCK, rid, digest)
-        self.fiscal.update_controls(blob)
+        try:
+            self.mac.send(blob, self.fiscal.update_controls)
+        except CardError as e:
+            if e.sw == 0x9302 or e.sw == 0x9303:
+                self._done()
+                self._event(codes.EV_CONTROLS_REFUSED, self.mac.tries_left())
+                if e.sw == 0x9303:
+                    self.card_lock |= 1 << codes.LOCK_MAC
+            raise
         rec = self._record_clear({"rid": rid, "digest": digest})
         self._done()
         return {"period_end": rec["period_end"], "controls": rec["controls"]}
@@ -899,7 +962,7 @@ class Fiscal:
             if not cert["rights"] & cards.RIGHT_CLOCK:
                 raise Refused(codes.E_CLOCK_UNAUTHORIZED)
             old_date, old_time = self.now()
-            if (date, time) < (old_date, old_time) or date < self.last_date:
+            if (date, time) < (old_date, old_time) or self.clock_behind(date, time):
                 raise Refused(codes.E_CLOCK_BACKWARDS)
         self.board.rtc.datetime((date // 10000, date // 100 % 100, date % 100, 0, time // 10000,
                                  time // 100 % 100, time % 100, 0))
@@ -911,12 +974,22 @@ class Fiscal:
         return {}
 
     def _inspector(self):
+        """The certificate of a genuine management card valid today.  "Today" is the till's own clock, or
+        the newest record's date when the clock is invalid or behind it (a clock reset to 2000 must still
+        be settable): the fiscal card checks validity only against dates it has seen, none before the
+        first invoice or close."""
         try:
-            return cards.authenticate_inspector(self.fiscal, self.board.user_slot)
+            cert = cards.authenticate_inspector(self.fiscal, self.board.user_slot)
         except CardError as e:
             if e.code in (codes.E_CARD_MGMT_MISSING, codes.E_CARD_USER_MISSING, codes.E_CARD_WRONG_TYPE):
                 raise Refused(codes.E_CARD_MGMT_MISSING)
             raise
+        date, _ = self.now()
+        if not valid_date(date) or date < self.last_date:
+            date = self.last_date
+        if not cert["valid_from"] <= date <= cert["valid_to"]:
+            raise Refused(codes.E_CARD_EXPIRED)
+        return cert
 
     def inspect(self):
         self._need_initialized()

@@ -4,6 +4,9 @@ Rules (docs/FIRMWARE.md, "Issuing"):
 - kind is NORMAL, RETURN (红票) or VOID (废票);
 - NORMAL and RETURN carry 1..MAX_LINES lines, each with a positive amount and an authorised tax item,
   at most 6 distinct tax items, and `total` equal to the sum of the lines; no sum may pass 32 bits;
+- every line's amount is `line_amount(quantity, unit_price)`: quantity in thousandths of a unit, the
+  product rounded half up once, computed exactly (INPUT_LINE_MISMATCH otherwise; a product past 32 bits
+  is INPUT_AMOUNT_OVERFLOW) - the rule of protocol/commands.py InvoiceLine;
 - RETURN names the original (`ref_number`), which the caller checks against the journal;
 - VOID spends the next number of the roll on a spoiled form: no lines, total 0, ref_number 0.
 The result is the per-tax-item split the fiscal card's ISSUE_INVOICE takes: 6 slots ordered by tax-item
@@ -13,6 +16,12 @@ index, unused slots {item 0, amount 0}.
 from . import codes
 
 _U32 = 0xFFFFFFFF
+
+
+def line_amount(quantity, unit_price):
+    """The amount of a line in fen: quantity (thousandths of a unit) x unit price, rounded half up once.
+    Exact integer arithmetic (MicroPython's long ints): no float, no intermediate rounding."""
+    return (quantity * unit_price + 500) // 1000
 
 
 def split(req, authorised):
@@ -42,6 +51,11 @@ def split(req, authorised):
         item = line["tax_item"]
         if item == 0 or item not in authorised:
             return codes.E_INPUT_UNKNOWN_TAX_ITEM, None
+        exact = line_amount(line["quantity"], line["unit_price"])
+        if exact > _U32:
+            return codes.E_INPUT_AMOUNT_OVERFLOW, None
+        if exact != amount:
+            return codes.E_INPUT_LINE_MISMATCH, None
         sums[item] = sums.get(item, 0) + amount
         total += amount
         if total > _U32:

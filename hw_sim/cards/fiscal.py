@@ -21,7 +21,10 @@ Rules it enforces (status word in brackets; `fiscal_rules` in docs/CARDS.md has 
 - UPDATE_CONTROLS: MAC bound to this card and machine (9302), sequence above the last (6985), period end
   equal to the pending declaration's (6985); then new deadline and limits, cumulative counters reset,
   declaration CLEARED;
-- rolls: MAC for this card and machine (9302), never a range that overlaps a roll loaded before (6985).
+- rolls: MAC for this card and machine (9302), never a range that overlaps a roll loaded before (6985);
+- MAC failures (registration MAC2, control data MAC2, roll MAC) count: MAC_TRIES consecutive ones lock the
+  card for good (9303); the command succeeding resets the count to 0, a refusal after a good MAC (6985)
+  leaves it as it is.
 
 Void invoices (type 03) carry amount 0 in every slot and in the total; they take an invoice number,
 count in void_count and touch no amount or limit.

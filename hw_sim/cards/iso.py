@@ -67,7 +67,7 @@ def sw_pin_wrong(tries_left: int) -> int:
 
 
 PIN_TRIES = 3
-MAC_TRIES = 3  # consecutive MAC failures that lock a card for good (9303)
+MAC_TRIES = A.MAC_TRIES  # consecutive MAC failures that lock a card for good (9303)
 WRITE_BUREAU = "bureau"  # FileSpec.write: after the bureau's EXTERNAL AUTHENTICATE
 _READ_ONLY = {(A.CLA_ISO, A.INS_SELECT), (A.CLA_ISO, A.INS_READ_BINARY), (A.CLA_ISO, A.INS_READ_RECORD),
               (A.CLA_ISO, A.INS_GET_RESPONSE)}

@@ -10,7 +10,12 @@ back, for every till it serves (EF06).  Rules and APDU sequences: docs/CARDS.md.
 - the bureau writes EF01 (control data), EF03 (tax items), EF04 (declaration status) and EF05 (rolls)
   with UPDATE BINARY/RECORD after GET CHALLENGE + EXTERNAL AUTHENTICATE (P2 = KEYREF_BUREAU) with its
   K_UC_ADMIN cryptogram (6982 without; a wrong cryptogram counts as a MAC failure).  EF02, EF06 and EF07
-  are written only at issuance or by the card itself.
+  are written only at issuance or by the card itself;
+- ERASE BINARY of EF07 (`00 0E 87 00 26 <EF07 as read>`) empties the recovery copy when it still holds
+  exactly those bytes (6985 otherwise; any other file 6982): the till takes off a roll its fiscal card
+  refused, so a damaged roll is never handed to the fiscal card again.  No authentication: the copy only
+  serves the till's own power-fail recovery, and erasing it loses nothing the bureau sold (the roll is
+  bad, or it was loaded already).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from protocol import cardfiles as F
 from protocol import crypto
 
 from .iso import (
-    SW_BAD_DATA, SW_CONDITIONS, SW_LIMIT, WRITE_BUREAU, CardState, FileSpec, Refuse, SimCard,
+    SW_BAD_DATA, SW_CONDITIONS, SW_LIMIT, SW_SECURITY, WRITE_BUREAU, CardState, FileSpec, Refuse, SimCard,
 )
 
 CONTROLS_MAX = 8
@@ -83,6 +88,7 @@ class UserCard(SimCard):
             (A.CLA_GB, A.INS_DATA_COLLECT): self._data_collect,
             (A.CLA_GB, A.INS_DISTRIBUTE_INVOICE_NB): self._distribute,
             (A.CLA_ISO, A.INS_EXTERNAL_AUTHENTICATE): self._external_authenticate,
+            (A.CLA_ISO, A.INS_ERASE_BINARY): self._erase_last_roll,
         }
 
     # ---- files -----------------------------------------------------------------------------------------
@@ -150,6 +156,15 @@ class UserCard(SimCard):
                 s.last_roll = record
                 return record[16:]
         raise Refuse(SW_LIMIT)
+
+    def _erase_last_roll(self, cmd) -> None:
+        """ERASE BINARY of EF07, compare-and-erase: the data is EF07's content as the till read it."""
+        if cmd.p1 != 0x80 | (F.USER_EF_LAST_ROLL & 0x1F) or cmd.p2 != 0:
+            raise Refuse(SW_SECURITY if cmd.p1 & 0x80 and cmd.p2 == 0 else SW_BAD_DATA)
+        expected = self.need_len(cmd, F.UserLastRoll.sizeof())
+        if expected != self.state.last_roll:
+            raise Refuse(SW_CONDITIONS)
+        self.state.last_roll = bytes(F.UserLastRoll.sizeof())
 
     def _external_authenticate(self, cmd) -> None:
         """The bureau's cryptogram (P2 = KEYREF_BUREAU) answering this card's GET CHALLENGE."""
