@@ -18,6 +18,7 @@ A case file:
 Steps (one main key each):
     set_clock: "20260105 100000"           advance: {days: 1}
     send: NAME  (fields | invoice | payload hex | command code) [rid: n | same | 0] [expect] [save]
+          [silence: s]  the host allows only s seconds without a reply or a keep-alive of this request
     raw: "a551..." [expect_frames: n] [expect_status: NAME]
     bureau: sell_roll {start, end, code} | clear {deadline, limits...} | mark_cleared
     card: {slot: fiscal|user, remove: true} | {slot, insert: user|management|fiscal|foreign_fiscal|...}
@@ -172,7 +173,7 @@ class Session:
         self.dut = dut
         self.case = case
         self.model = Model(dut.profile) if (use_model and case.model) else None
-        self.rid = rid_base
+        self.rid = max(rid_base, getattr(dut, "rid_floor", 0))  # ids strictly increase per till
         self.last_rid = None
         self.saved: dict = {}
         self.cut_pending = False
@@ -270,10 +271,11 @@ class Session:
         elif rid is None:
             self.rid += 1
             rid = self.rid
+        self.rid = max(self.rid, rid or 0)  # the next fresh id is above any the case chose
         self.last_rid = rid
         cut = self.cut_pending
         try:
-            reply = self.dut.request(code, rid, payload)
+            reply = self.dut.request(code, rid, payload, timeout=st.get("silence"))  # silence: s allowed
         except PowerCut:
             reply = None
             if not cut:
