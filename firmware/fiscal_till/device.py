@@ -38,6 +38,8 @@ class Till:
         self.fiscal = Fiscal(board)
         self.fiscal.defer_boot_work()  # the back-fill is done by the first request (dispatch step 0)
         self.fiscal.start()
+        if self.fiscal.last_req is None:
+            self.fiscal.load_untagged_request()  # e.g. a till not initialized yet: only nvram knows
         f = self.fiscal
         self._handlers = {
             codes.CMD_GET_INFO: lambda req, rid, dg: self._info(),

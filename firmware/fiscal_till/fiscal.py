@@ -275,9 +275,9 @@ class Fiscal:
             if ordinal >= inv_before:
                 self._remember(codes.REC_INVOICE, _dec(layouts.INVOICE_RECORD, body), None)
             break
-        self._load_untagged_request()
+        self.load_untagged_request()
 
-    def _load_untagged_request(self):
+    def load_untagged_request(self):
         """A request that took effect without writing a tagged record (DAILY_CLOSE with no day to
         close, SET_TIME before INITIALIZE) is kept in nvram; it is the last one if its id is the larger
         (ids strictly increase, compared unsigned)."""
