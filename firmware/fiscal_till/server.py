@@ -25,15 +25,18 @@ import time
 
 from . import codes, link
 
-try:
-    _ticks_ms = time.ticks_ms  # type: ignore[attr-defined]
-    _ticks_diff = time.ticks_diff  # type: ignore[attr-defined]
-except AttributeError:  # CPython
-    def _ticks_ms():
-        return time.monotonic_ns() // 1000000
 
-    def _ticks_diff(a, b):
-        return a - b
+
+def _monotonic_ms():  # CPython: a monotonic clock, never the wall clock
+    return getattr(time, "monotonic_ns")() // 1000000
+
+
+def _difference(a, b):
+    return a - b
+
+
+_ticks_ms = getattr(time, "ticks_ms", _monotonic_ms)  # MicroPython: time.ticks_ms / ticks_diff
+_ticks_diff = getattr(time, "ticks_diff", _difference)
 
 KEEPALIVE_CHECK_MS = codes.KEEPALIVE_INTERVAL_MS // 2
 
