@@ -255,6 +255,7 @@ class Fiscal:
         k = -1
         for idx, t, body in jn.fiscal_records_reverse():
             k += 1
+            self.busy()
             if t not in layouts.RECORDS:
                 continue
             rec = _dec(layouts.RECORDS[t], body)
@@ -768,6 +769,7 @@ class Fiscal:
         original = None
         returned = 0
         for ordinal, body in self.jn.invoices_reverse():
+            self.busy()
             rec = _dec(layouts.INVOICE_RECORD, body)
             if rec["kind"] == codes.INVOICE_RETURN and rec["ref_number"] == ref:
                 returned += rec["total"]
