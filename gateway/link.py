@@ -222,6 +222,7 @@ class TillClient:
                         return f
                     if f["kind"] == frame.KIND_KEEPALIVE:
                         self.keepalives += 1
+                        seen.keepalives += 1
                         deadline = time.monotonic() + self.timeout  # still working on it
                         continue
                 if f["kind"] == frame.KIND_KEEPALIVE:
@@ -264,6 +265,7 @@ class _Seen:
         self.bad_crc = 0
         self.echoes = 0
         self.strangers = 0
+        self.keepalives = 0  # of the awaited request
 
     def raw(self, data: bytes) -> None:
         self.bytes += len(data)
@@ -283,6 +285,10 @@ class _Seen:
         if not self.bytes:
             return NoReplyError("no reply from %s to %s after %s: is a till connected and powered, "
                                 "at this baud rate?" % (port, name, waited))
+        if self.keepalives and not (self.garbage or self.strangers or self.echoes or self.bad_crc):
+            return NoReplyError("the till at %s sent %d keep-alive(s) for %s but no reply after %s "
+                                "(silence after the last one, or the hang guard): is it stuck, or did it "
+                                "lose power?" % (port, self.keepalives, name, waited))
         bad_crc = self.bad_crc
         if bad_crc and not self.strangers:
             return BadCrcError("%d frame(s) from %s failed their CRC check (%d bytes discarded) during %s: "

@@ -96,3 +96,35 @@ def test_keepalives_of_the_pending_request_restart_the_timer_and_others_are_igno
         c.port.write(frame.reply(0x01, rid, 0x0101, b""))  # status: not OK, no payload to parse
         status, _ = c.call(0x01, payload=b"")  # the loopback also echoes our request: skipped
         assert status == 0x0101 and c.keepalives == 1
+
+
+def test_keepalives_then_silence_is_explained_in_one_sentence():
+    from gateway.link import NoReplyError
+    from protocol import frame
+
+    class Line:
+        """A port that delivers one keep-alive of the pending request and then nothing."""
+
+        def __init__(self, port):
+            self.port, self.sent = port, False
+            self.in_waiting = 0
+
+        def write(self, data):
+            return len(data)
+
+        def flush(self):
+            pass
+
+        def read(self, n):
+            if not self.sent:
+                self.sent = True
+                return frame.build_frame(frame.KIND_KEEPALIVE, 0x01, 11, 0, b"")
+            return self.port.read(n)
+
+        def close(self):
+            self.port.close()
+
+    c = TillClient("loop://", rid_dir=False, first_rid=10, timeout=0.2, retries=0)
+    c.port = Line(c.port)
+    with c, pytest.raises(NoReplyError, match="1 keep-alive"):
+        c.call("GET_INFO")
