@@ -40,10 +40,6 @@ SERVICE_YEARS = 5  # service life [OPEN: one vendor's figure; domain §4]
 
 _INTENT = "intent"
 _REQ = "req"  # the last executed request when it left no tagged record: rid, digest u32, command u8, reply
-
-
-def _not_busy():
-    pass
 _PIN = "pin"
 _CARD_LOCKS = {
     codes.E_CARD_FISCAL_MISSING: codes.LOCK_FISCAL_CARD_MISSING,
@@ -65,6 +61,10 @@ _DAMAGE_KINDS = {  # the journal's Damage.kind -> GET_STATUS.damage_kind
     "area": codes.DAMAGE_AREA, "layout": codes.DAMAGE_LAYOUT, "truncated": codes.DAMAGE_TRUNCATED,
     "rollback": codes.DAMAGE_ROLLBACK, "media": codes.DAMAGE_MEDIA, "nvram": codes.DAMAGE_NVRAM,
 }
+
+
+def _not_busy():
+    """Fiscal.busy until a link server installs its keep-alive hook."""
 
 
 class Refused(Exception):
@@ -294,7 +294,10 @@ class Fiscal:
         carry its tag; when it wrote none, nvram keeps it, so the last id survives a reboot."""
         self.last_req = (rid, digest, command, reply)
         if not self.tagged:
-            self.nv.put(_REQ, struct.pack(">IIB", rid, digest, command) + reply)
+            try:
+                self.nv.put(_REQ, struct.pack(">IIB", rid, digest, command) + reply)
+            except OSError:
+                pass  # nvram fault: the request stands; its id is kept in RAM until the next reboot
         self.tagged = False
 
     def _remember(self, t, rec, daily_reply):
