@@ -60,7 +60,8 @@ def till_year(days=365, per_day=300):
         rig.rtc.set(date, 90000)
         for _ in range(per_day):
             n += 1
-            issue(10_000_000 + n)
+            rig.rid += 1  # one counter with the rig's own requests: request ids strictly increase
+            issue(rig.rid)
     elapsed = time.perf_counter() - t0
     return dict(days=days, invoices=n, declarations=declarations, seconds=elapsed, invoices_per_s=n / elapsed)
 

@@ -26,10 +26,14 @@ import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protocol import commands as C
 from protocol import frame
 from hw_sim.mains import Mains, Stepped
 
 CAPABILITIES = ("reset", "power", "power_loss", "clock", "cards", "bureau")
+HANG_GUARD_S = 600.0  # one exchange never waits longer, keep-alives or not
+VIRTUAL_STEP_MS = 10  # InProcessDut: the firmware's clock moves this much per HAL step (see there)
+_MUTATING = frozenset(c.code for c in C.COMMANDS if c.mutating)
 
 
 class DutError(Exception):
@@ -79,6 +83,10 @@ class Dut:
         self.profile = profile or Profile()
         self.evidence: list[Evidence] = []
         self.timeout = 5.0
+        self.hang_guard = HANG_GUARD_S
+        self.keepalives = 0  # keep-alive frames of our requests seen
+        self.rid_floor = 0  # the largest request id this device has executed as far as we know
+        self._silence: float | None = None  # request(timeout=...): the silence this host allows
 
     # ---- the link -----------------------------------------------------------------------------------
     def exchange(self, data: bytes, *, expect: int = 1, timeout: float | None = None, note: str = "") -> list[dict]:
@@ -92,11 +100,41 @@ class Dut:
 
     def request(self, command: int, rid: int, payload: bytes, *, timeout: float | None = None) -> dict | None:
         """One request; its reply frame (kind/command/rid/status/payload) or None if none came."""
-        frames = self.exchange(frame.request(command, rid, payload), timeout=timeout)
+        self._silence = timeout
+        try:
+            frames = self.exchange(frame.request(command, rid, payload), timeout=timeout)
+        finally:
+            self._silence = None
         for f in frames:
             if f["kind"] == frame.KIND_REPLY and f["rid"] == rid and f["command"] == command:
+                if command in _MUTATING:
+                    self.rid_floor = max(self.rid_floor, rid)
+                elif command == 0x02 and f["status"] == 0:
+                    try:
+                        self.rid_floor = max(self.rid_floor, C.StatusReply.parse(f["payload"]).last_rid)
+                    except Exception:  # noqa: BLE001 - a malformed status is the case's business
+                        pass
                 return f
         return None
+
+    def _collect(self, read, data: bytes, expect: int, timeout: float) -> list[dict]:
+        """Reply frames read with `read()` until `expect` arrived.  `timeout` is the silence allowed: a
+        keep-alive for a request in `data` (same COMMAND and RID) restarts it; `hang_guard` bounds the
+        whole wait.  Keep-alives are never replies and are not returned."""
+        pending = {(f["command"], f["rid"]) for f in frame.FrameReceiver().feed(data)
+                   if f["kind"] == frame.KIND_REQUEST}
+        out: list[dict] = []
+        start = _time.monotonic()
+        guard = start + max(self.hang_guard, timeout)
+        deadline = start + timeout
+        while len(out) < expect and _time.monotonic() < min(deadline, guard):
+            for f in self.receiver.feed(read()):
+                if f["kind"] == frame.KIND_REPLY:
+                    out.append(f)
+                elif f["kind"] == frame.KIND_KEEPALIVE and (f["command"], f["rid"]) in pending:
+                    self.keepalives += 1
+                    deadline = _time.monotonic() + timeout
+        return out
 
     def _exchange(self, data: bytes, expect: int, timeout: float) -> list[dict]:
         raise NotImplementedError
@@ -299,23 +337,39 @@ class InProcessDut(Dut):
         self.mains.off = False
         self.mains.at = None
         try:
-            self.server = LinkServer(Till(self._board()))
+            self.server = LinkServer(Till(self._board()), ticks_ms=self._ticks)
         except PowerLoss:
             self.server = None
+        if self.server is not None:
+            self.server.out = _KeepAlives(self._ticks)
 
     def firmware(self):
         return self.server.till if self.server else None
+
+    def _ticks(self) -> int:
+        """The firmware's millisecond clock: virtual, VIRTUAL_STEP_MS per HAL step (card command, flash
+        program or erase, nvram write), so long work takes long on it whatever the machine's speed."""
+        return self.mains.steps * VIRTUAL_STEP_MS
 
     def _exchange(self, data, expect, timeout):
         from hw_sim.nor_flash import PowerLoss
         if self.server is None:
             raise PowerCut("the device is off")
         out = []
+        ka = self.server.out
         try:
             for i in range(0, len(data), 1024):
                 self.server.feed(data[i:i + 1024])
-                while (r := self.server.poll()) is not None:
-                    out.append(frame.parse_frame(bytes(r)))
+                while True:
+                    ka.begin()
+                    r = self.server.poll()
+                    if r is None:
+                        break
+                    f = frame.parse_frame(bytes(r))
+                    self.keepalives += len(ka.times)
+                    if self._silence is not None and ka.longest_silence() > self._silence * 1000:
+                        continue  # a host allowing that much silence gave up before this reply
+                    out.append(f)
         except PowerLoss:
             self.server = None
             raise PowerCut("power failed during the request") from None
@@ -344,6 +398,30 @@ class InProcessDut(Dut):
 
     def keystore(self):
         return self.cards.set.keystore
+
+
+class _KeepAlives:
+    """InProcessDut's UART for keep-alives: the virtual time of each one sent during a request."""
+
+    def __init__(self, ticks) -> None:
+        self.ticks = ticks
+        self.start = 0
+        self.times: list[int] = []
+
+    def begin(self) -> None:
+        self.start = self.ticks()
+        self.times = []
+
+    def write(self, data) -> int:
+        f = frame.parse_frame(bytes(data))
+        assert f["kind"] == frame.KIND_KEEPALIVE and not f["payload"], "the till wrote a stray frame"
+        self.times.append(self.ticks())
+        return len(data)
+
+    def longest_silence(self) -> int:
+        """Milliseconds, virtual: the longest gap from the request through its keep-alives to the reply."""
+        marks = [self.start] + self.times + [self.ticks()]
+        return max(b - a for a, b in zip(marks, marks[1:]))
 
 
 # ---------------------------------------------------------------------------------------------- SimTill
@@ -381,14 +459,13 @@ class SimTillDut(Dut):
             raise PowerCut("the device is off")
         self.port.write(data)
         self.port.flush()
-        out: list[dict] = []
-        deadline = _time.monotonic() + timeout
-        while len(out) < expect and _time.monotonic() < deadline:
+
+        def read():
             chunk = self.port.read(self.port.in_waiting or 1)
             if not chunk and not self.sim.powered:
                 raise PowerCut("power failed during the request")
-            out += [f for f in self.receiver.feed(chunk) if f["kind"] == frame.KIND_REPLY]
-        return out
+            return chunk
+        return self._collect(read, data, expect, timeout)
 
     def _set_clock(self, date, time):
         self.sim.rtc.set(date, time)
@@ -437,16 +514,17 @@ class SerialDut(Dut):
         except (serial.SerialException, OSError, ValueError) as e:
             raise DutError("cannot open %s: %s" % (url, e)) from None
         self.receiver = frame.FrameReceiver()
+        # one board for the whole run, which may have executed requests before it: cases resume their
+        # request ids above its last executed one (GET_STATUS.last_rid; read-only, any id will do)
+        try:
+            self.request(0x02, 1, b"")
+        except (OSError, ValueError):
+            pass
 
     def _exchange(self, data, expect, timeout):
         self.port.write(data)
         self.port.flush()
-        out: list[dict] = []
-        deadline = _time.monotonic() + timeout
-        while len(out) < expect and _time.monotonic() < deadline:
-            out += [f for f in self.receiver.feed(self.port.read(self.port.in_waiting or 1))
-                    if f["kind"] == frame.KIND_REPLY]
-        return out
+        return self._collect(lambda: self.port.read(self.port.in_waiting or 1), data, expect, timeout)
 
     def close(self) -> None:
         self.port.close()

@@ -573,6 +573,8 @@ def predict(s: State, command: int, rid: int, payload: bytes) -> list[Outcome]:
                 chk = lr["check"]
                 return [Outcome(OK, unknown_replay=lambda raw: chk(parse_reply(command, raw)) if chk else [])]
             return [Outcome(OK, replay=lr["reply"])]
+        if lr is not None and rid < lr["rid"]:  # ids strictly increase (unsigned 32-bit): an old frame
+            return [Outcome(ERR["LINK_RID_STALE"])]
     req = _parse(cmd, payload)
     if req is None:
         outs = [Outcome(ERR["LINK_BAD_PAYLOAD"])]
@@ -899,7 +901,8 @@ def _daily_close(s, req):
     today = s.date
     n = days_between(first, today) + 1 if first <= today else 0
     if n <= 0:
-        return [Outcome(OK, check=_checker(("first", 0), ("last", 0), ("count", 0)))]
+        # took effect without a record: the device keeps it in nvram, so it survives a reboot
+        return [Outcome(OK, durable=True, check=_checker(("first", 0), ("last", 0), ("count", 0)))]
 
     def apply(n_):
         n_.close_through(today, rid=REQ)
@@ -1029,7 +1032,7 @@ def _set_time(s, req):
         apply(n)
         if n.initialized:
             n.close_through(n.yesterday())
-    outs = [Outcome(OK, apply=apply, durable=s.initialized, check=_checker())]
+    outs = [Outcome(OK, apply=apply, durable=True, check=_checker())]  # before INITIALIZE: in nvram
     if s.initialized:
         outs.append(Outcome(OK, apply=apply_backfill, durable=True, check=_checker()))
     return outs

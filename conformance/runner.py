@@ -18,6 +18,7 @@ A case file:
 Steps (one main key each):
     set_clock: "20260105 100000"           advance: {days: 1}
     send: NAME  (fields | invoice | payload hex | command code) [rid: n | same | 0] [expect] [save]
+          [silence: s]  the host allows only s seconds without a reply or a keep-alive of this request
     raw: "a551..." [expect_frames: n] [expect_status: NAME]
     bureau: sell_roll {start, end, code} | clear {deadline, limits...} | mark_cleared
     card: {slot: fiscal|user, remove: true} | {slot, insert: user|management|fiscal|foreign_fiscal|...}
@@ -242,7 +243,7 @@ class Session:
         self.case = case
         self.limits = limits or limits_for()
         self.model = Model(dut.profile) if (use_model and case.model) else None
-        self.rid = rid_base
+        self.rid = max(rid_base, getattr(dut, "rid_floor", 0))  # ids strictly increase per till
         self.last_rid = None
         self.saved: dict = {}
         self.cut_pending = False
@@ -340,10 +341,20 @@ class Session:
         elif rid is None:
             self.rid += 1
             rid = self.rid
+        self.rid = max(self.rid, rid or 0)  # the next fresh id is above any the case chose
         self.last_rid = rid
         cut = self.cut_pending
         try:
-            reply = self.request(code, rid, payload, name, cut=cut)
+            silence = st.get("silence")  # the longest silence allowed while busy (keep-alives restart it)
+            if silence is None:
+                reply = self.request(code, rid, payload, name, cut=cut)
+            else:
+                reply = self.dut.request(code, rid, payload, timeout=silence * self.limits.scale)
+                if reply is None and not cut:  # a dead link (error) or a device silent while busy (fail)?
+                    self.rid += 1
+                    self.request(0x02, self.rid, b"", "GET_STATUS after a silence")
+                    self.fail("%s (rid %d): silent for more than %g s while busy, no keep-alive" % (
+                        name or _command_name(code), rid, silence))
         except PowerCut:
             reply = None
             if not cut:
@@ -384,11 +395,13 @@ class Session:
             self.check_status()
         return reply
 
-    def request(self, code: int, rid: int, payload: bytes, name: str = "", *, cut: bool = False) -> dict | None:
+    def request(self, code: int, rid: int, payload: bytes, name: str = "", *, cut: bool = False,
+                timeout: float | None = None) -> dict | None:
         """One request within the reply limit.  No reply (and no power cut scheduled): NoReply, with
         what was sent, how long the suite waited and what arrived."""
         t0 = _time.monotonic()
-        reply = self.dut.request(code, rid, payload, timeout=self.limits.reply)
+        limit = self.limits.reply if timeout is None else timeout
+        reply = self.dut.request(code, rid, payload, timeout=limit)
         if reply is None and not cut:
             waited = _time.monotonic() - t0
             ev = self.dut.evidence[-1] if self.dut.evidence else None
@@ -397,7 +410,7 @@ class Session:
                 ev.note = "no reply after %.1f s" % waited
             raise NoReply("%s (rid %d): no reply within %.1f s (limit %.0f s x time scale %g); a link or "
                           "device fault, not a verdict on the device\nsent: %s\nwaited: %.2f s\nreceived: %s" % (
-                              name or _command_name(code), rid, self.limits.reply, Limits().reply,
+                              name or _command_name(code), rid, limit, Limits().reply,
                               self.limits.scale, ev.sent if ev is not None else "?", waited,
                               "nothing" if not got else "%d frame(s) that are not its reply: %s" % (
                                   len(got), " ".join(got))))

@@ -197,6 +197,7 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--baud", type=_number(int, 1), default=115200, help="baud rate (default 115200)")
         s.add_argument("--timeout", type=_number(float, 0.001), default=2.0, help="seconds per try (default 2)")
         s.add_argument("--retries", type=_number(int, 0), default=2, help="resends after a timeout (default 2)")
+        s.add_argument("--rid-dir", default=None, metavar="DIR", help="where the request-id counter of each till is kept (default $FISCAL_RID_DIR or ~/.local/state/fiscal-toolkit/request-ids)")
         s.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     from .stations.commands import add_commands
     add_commands(sub, _number)
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     fn = SUBCOMMANDS[args.command][0]
     try:
-        with TillClient(args.port, args.baud, args.timeout, args.retries) as till:
+        with TillClient(args.port, args.baud, args.timeout, args.retries, rid_dir=args.rid_dir) as till:
             fn(args, till, Console(file=sys.stdout))
     except LinkError as e:
         print("%s: %s" % (PROG, e), file=sys.stderr)

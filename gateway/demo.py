@@ -45,7 +45,7 @@ class Demo:
     def __init__(self, folder: Path, out: Console) -> None:
         self.folder, self.out = folder, out
         self.sim = SimTill(folder / "till", "cpython", cards="none")
-        self.till = TillClient(self.sim.port, timeout=5)
+        self.till = TillClient(self.sim.port, timeout=5, rid_dir=folder / "request-ids")  # beside bureau.db
         self.store = open_store("sqlite:///%s" % (folder / "bureau.db"))
         self.st = G.Station(self.store, KeyStore.for_tests(), name="hall-window-1", clock=lambda: self.sim.rtc.date)
         self.tp = D.TAXPAYER.taxpayer_no

@@ -4,17 +4,27 @@ Every reply carries the status word in the frame header (protocol.frame).  A rep
 OK has an empty payload; the payloads below are those of successful replies.
 
 Exactly once (domain §7.1).  Every *mutating* request (MUTATING below) carries a non-zero request id
-(RID); a mutating request with RID 0 is refused with LINK_RID_MISSING.  The till remembers its last
-mutating request that took effect: the records it wrote carry a request tag (RID and CRC-32 of the
-command byte and payload, protocol/records.py), so the memory survives a reboot and is written in the same
-flash operation as the effect.  A request whose RID equals the remembered one:
-  - same command and payload: the reply is sent again, byte for byte, rebuilt from those records;
-    nothing is executed;
-  - anything else: refused with LINK_RID_REUSED; nothing is executed.
+(RID); a mutating request with RID 0 is refused with LINK_RID_MISSING.  Request ids strictly increase
+per till: they compare as unsigned 32-bit integers (1..0xFFFFFFFF; ids do not wrap: once the till has
+executed 0xFFFFFFFF it executes no other mutating request, 136 years at one request a second).  The
+till remembers the last mutating request that took effect: the records it wrote carry a request tag
+(RID and CRC-32 of the command byte and payload, protocol/records.py), written in the same flash
+operation as the effect; a request that took effect without writing a tagged record (DAILY_CLOSE with
+no day to close, SET_TIME before INITIALIZE) is kept in the till's nvram.  So the last executed RID
+survives a reboot, and GET_STATUS reports it (`last_rid`, 0 if none).  A mutating request whose RID
+  - equals the last executed one, with the same command and payload: the reply is sent again, byte for
+    byte, rebuilt from those records; nothing is executed;
+  - equals it with another command or payload: refused with LINK_RID_REUSED; nothing is executed;
+  - is below it: refused with LINK_RID_STALE; nothing is executed (a captured old frame replayed later
+    never runs twice);
+  - is above it: executed.
 A request refused with an error status has no effect and is not remembered; the host may retry it with
-the same RID.  Hosts use a fresh RID (a counter) for each new request and the same RID to retry a lost
-reply.  Read-only requests are never remembered and may use any RID.  After a host crash, GET_DOCUMENT
-with number 0 returns the last invoice, whose request tag tells the host which request made it.
+the same RID.  Hosts use a fresh, larger RID for each new request and the same RID to retry a lost
+reply; a host that lost its counter (or shares the till with another host) resumes from
+GET_STATUS.last_rid + 1, and after LINK_RID_STALE sends the request again with a fresh RID (the refused
+one changed nothing).  Read-only requests are never remembered, never refused for their RID and may use
+any RID.  After a host crash, GET_DOCUMENT with number 0 returns the last invoice, whose request tag
+tells the host which request made it.
 
 Until a command has behaviour a device answers it with LINK_NOT_SUPPORTED; an unknown code gets
 LINK_UNKNOWN_COMMAND; a payload that does not parse as the command's request gets LINK_BAD_PAYLOAD.

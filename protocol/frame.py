@@ -20,6 +20,16 @@ byte; once the whole frame is buffered check CRC, else drop the SOF byte and hun
 start inside the bad one).  A frame that passes is delivered and consumed whole.  Nothing in a frame that
 fails a check is answered: its fields cannot be trusted, and the host retries with the same RID.
 
+Keep-alive.  While a request runs longer than a short while (a multi-year back-fill of daily records,
+a recovery, a long read-out on a slow board) the till sends keep-alive frames: KIND 0x4B 'K', the
+COMMAND and RID of the request, STATUS 0, LENGTH 0, at least every KEEPALIVE_INTERVAL_MS (250 ms) until
+the reply (as Datecs printers send SYN while busy).  A request that is answered within the interval gets
+none.  A keep-alive is never a reply: it carries no status and no data, and a host must not take it
+for one.  A host restarts its reply timer on each keep-alive of its pending request (same COMMAND and
+RID), still bounding the whole wait by a hang guard of its own, and ignores keep-alives of any other
+request.  Keep-alives go from till to host only; the till ignores any it receives.  Example, for
+ISSUE_INVOICE (0x20) with RID 0x01020304:  a5 4b 20 01 02 03 04 00 00 00 00 c3 dc fe 40 a3.
+
 Overhead is 16 bytes, so a full READ_JOURNAL reply moves 4088 journal bytes in 4112 wire bytes (0.994).
 """
 

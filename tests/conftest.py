@@ -36,3 +36,10 @@ def mpy_env(*paths: Path) -> dict:
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join(str(p) for p in (FIRMWARE, *paths)) + ":.frozen"
     return env
+
+
+@pytest.fixture(autouse=True)
+def _rid_dir(tmp_path_factory, monkeypatch):
+    """TillClient keeps request-id counters per till machine number (gateway/link.py); tests keep them
+    in a folder of their own, never in the user's home."""
+    monkeypatch.setenv("FISCAL_RID_DIR", str(tmp_path_factory.mktemp("rids")))

@@ -24,7 +24,7 @@ class SimRig(RigRequests):
     def __init__(self, state, interpreter: str = "cpython", *, timeout: float = 10.0, **sim_kw) -> None:
         self.sim = SimTill(state, interpreter, **sim_kw)
         self.rtc = self.sim.rtc
-        self.client = TillClient(self.sim.port, timeout=timeout, retries=0)
+        self.client = TillClient(self.sim.port, timeout=timeout, retries=0, first_rid=1000)
 
     # ---- the device ---------------------------------------------------------------------------------
     def reboot(self) -> None:
@@ -52,6 +52,7 @@ class SimRig(RigRequests):
             status, parsed = self.client.call(name, payload=payload)
             return status, parsed, None
         c = self.client
+        c._rid = max(c._rid, rid)  # request ids strictly increase: the client's next one is above it
         c.port.write(frame.request(cmd.code, rid, payload))
         deadline = time.monotonic() + (c.timeout if timeout is None else timeout)
         while time.monotonic() < deadline:

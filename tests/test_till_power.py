@@ -134,10 +134,10 @@ def test_a_retry_after_a_lost_reply_is_answered_from_memory_even_after_reboot():
     rig = TillRig()
     at_roll_loaded(rig)
     payload = _payload("ISSUE_INVOICE", TillRig.invoice(999))
-    first = rig.call("ISSUE_INVOICE", rid=77, payload=payload)[2]["payload"]
-    assert rig.call("ISSUE_INVOICE", rid=77, payload=payload)[2]["payload"] == first
+    first = rig.call("ISSUE_INVOICE", rid=77_000, payload=payload)[2]["payload"]
+    assert rig.call("ISSUE_INVOICE", rid=77_000, payload=payload)[2]["payload"] == first
     rig.reboot()
-    again = rig.call("ISSUE_INVOICE", rid=77, payload=payload)
+    again = rig.call("ISSUE_INVOICE", rid=77_000, payload=payload)
     assert again[0] == 0 and again[2]["payload"] == first
     assert rig.status().last_number == 4  # three before, this one once
-    rig.refused("ISSUE_INVOICE", "LINK_RID_REUSED", rid=77, **TillRig.invoice(1000))
+    rig.refused("ISSUE_INVOICE", "LINK_RID_REUSED", rid=77_000, **TillRig.invoice(1000))

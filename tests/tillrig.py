@@ -145,6 +145,8 @@ class TillRig(RigRequests):
         if rid is None:
             self.rid += 1
             rid = self.rid
+        elif rid > self.rid:
+            self.rid = rid  # request ids strictly increase: the next fresh one is above it
         if payload is None:
             payload = cmd.request.build(fields)
         (reply,) = self.exchange(frame.request(cmd.code, rid, payload))

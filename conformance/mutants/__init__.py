@@ -182,15 +182,15 @@ def accepts_second_roll():
 
 def no_boot_backfill():
     F, *_ = _fw()
-    orig = F.start
+    orig = F.finish_boot  # the boot's back-fill (done by the first request after boot, device.py)
 
-    def start(self):
+    def finish_boot(self):
         self._close_days = lambda *a: 0
         try:
             orig(self)
         finally:
             del self._close_days
-    return [(F, "start", start)]
+    return [(F, "finish_boot", finish_boot)]
 
 
 def no_deadline_warning():
@@ -209,6 +209,28 @@ def accepts_rid_zero():
     def handle(self, command, rid, payload, out, off):
         return orig(self, command, rid or 0xFFFFFFF0, payload, out, off)
     return [(T, "handle", handle)]
+
+
+def remembers_only_last_rid():
+    _F, T, _c, codes, _f, _l = _fw()
+    orig = T.handle
+
+    def handle(self, command, rid, payload, out, off):
+        last = self.fiscal.last_req
+        if command in codes.MUTATING and last is not None and 0 < rid < last[0]:
+            self.fiscal.last_req = None  # only the last id is checked: an older frame runs again
+            try:
+                return orig(self, command, rid, payload, out, off)
+            finally:
+                if self.fiscal.last_req is None:
+                    self.fiscal.last_req = last
+        return orig(self, command, rid, payload, out, off)
+    return [(T, "handle", handle)]
+
+
+def no_keepalive():
+    from fiscal_till import server
+    return [(server.LinkServer, "busy", lambda self: None)]  # long work is silence
 
 
 def period_drops_returns():
@@ -446,6 +468,10 @@ MUTANTS = [
     Mutant("no-deadline-warning", "does not warn before the deadline", no_deadline_warning, ["FC-LOCK-003"]),
     Mutant("accepts-rid-zero", "executes mutating requests without a request id", accepts_rid_zero,
            ["FC-ONCE-003"]),
+    Mutant("remembers-only-last-rid", "runs an earlier request frame sent again after a later one",
+           remembers_only_last_rid, ["FC-ONCE-009"]),
+    Mutant("no-keepalive", "sends no keep-alive while busy: a long back-fill is silence", no_keepalive,
+           ["FC-LINK-011"]),
     Mutant("period-drops-returns", "period totals leave out returns", period_drops_returns, ["FC-CLEAR-005"]),
     Mutant("clear-keeps-counters", "clear-unlock does not reset the cumulative counters", clear_keeps_counters,
            ["FC-CLEAR-005"]),

@@ -3,13 +3,20 @@ the Board's RTC, cards, flash and nvram are reached through the HAL objects it i
 the link server (server.py) moves the bytes.
 
 Dispatch order (docs/PROTOCOL.md, "Commands"):
+  0. the first request after boot (any)       -> the boot's back-fill of missed days runs first,
+                                                 inside this request, so it sends keep-alives
   1. unknown command code                     -> LINK_UNKNOWN_COMMAND
   2. mutating command with request id 0       -> LINK_RID_MISSING
-  3. the remembered request id again          -> the remembered reply (same command and payload),
+  3. the last executed request id again       -> the remembered reply (same command and payload),
                                                  else LINK_RID_REUSED; nothing runs
-  4. payload does not parse                   -> LINK_BAD_PAYLOAD
-  5. the command's handler                    -> its status and reply
-A refused request changes nothing and is not remembered (fiscal.py checks before it writes).
+  4. mutating, id below the last executed one -> LINK_RID_STALE; nothing runs (ids compare as
+     (unsigned 32-bit)                           unsigned 32-bit integers: request ids strictly increase)
+  5. payload does not parse                   -> LINK_BAD_PAYLOAD
+  6. the command's handler                    -> its status and reply
+A refused request changes nothing and is not remembered (fiscal.py checks before it writes).  A
+request that took effect is remembered; one that left no tagged record in fiscal memory (DAILY_CLOSE
+with no day to close, SET_TIME before INITIALIZE) is remembered in nvram instead, so the last executed
+id survives a reboot whatever the request was.
 """
 
 from . import codes, layouts, schema, version
@@ -29,7 +36,10 @@ class Till:
         self.model = ident.get("model", version.MODEL)
         self.capabilities = _CAPS | ident.get("capabilities", 0)
         self.fiscal = Fiscal(board)
+        self.fiscal.defer_boot_work()  # the back-fill is done by the first request (dispatch step 0)
         self.fiscal.start()
+        if self.fiscal.last_req is None:
+            self.fiscal.load_untagged_request()  # e.g. a till not initialized yet: only nvram knows
         f = self.fiscal
         self._handlers = {
             codes.CMD_GET_INFO: lambda req, rid, dg: self._info(),
@@ -49,6 +59,11 @@ class Till:
 
     def handle(self, command, rid, payload, out, off):
         """Execute one request; write the reply payload into `out` at `off`.  Returns (status, end)."""
+        if self.fiscal.boot_pending:
+            try:
+                self.fiscal.finish_boot()
+            except Exception:  # a HAL fault: boot went on without the back-fill, as it always did
+                pass
         cmd = layouts.COMMANDS.get(command)
         if cmd is None:
             return codes.E_LINK_UNKNOWN_COMMAND, off
@@ -59,13 +74,17 @@ class Till:
                 return codes.E_LINK_RID_MISSING, off
             digest = request_digest(command, payload)
             self.fiscal.reconcile()
+            self.fiscal.tagged = False
             last = self.fiscal.last_req
-            if last is not None and last[0] == rid:
-                if last[1] != digest or last[2] != command:
-                    return codes.E_LINK_RID_REUSED, off
-                n = len(last[3])
-                out[off:off + n] = last[3]
-                return codes.E_OK, off + n
+            if last is not None:
+                if last[0] == rid:
+                    if last[1] != digest or last[2] != command:
+                        return codes.E_LINK_RID_REUSED, off
+                    n = len(last[3])
+                    out[off:off + n] = last[3]
+                    return codes.E_OK, off + n
+                if rid < last[0]:  # Python ints: rid and last[0] are both 0..0xFFFFFFFF, unsigned
+                    return codes.E_LINK_RID_STALE, off
         if not payload and (command == codes.CMD_LOAD_ROLL or command == codes.CMD_CLEAR_UNLOCK):
             payload = b"\x00"  # protocol 1.0 hosts send no flags byte: flags 0
         try:
@@ -86,7 +105,7 @@ class Till:
         except IndexError:
             return codes.E_LINK_REPLY_TOO_LONG, off
         if mutating:
-            self.fiscal.last_req = (rid, digest, command, bytes(out[off:end]))
+            self.fiscal.remember_request(rid, digest, command, bytes(out[off:end]))
         return codes.E_OK, end
 
     # ---- handlers that need the device's own data -------------------------------------------------

@@ -39,6 +39,7 @@ WARN_INVOICES = 20  # ROLL_LOW threshold
 SERVICE_YEARS = 5  # service life [OPEN: one vendor's figure; domain §4]
 
 _INTENT = "intent"
+_REQ = "req"  # the last executed request when it left no tagged record: rid, digest u32, command u8, reply
 _PIN = "pin"
 _CARD_LOCKS = {
     codes.E_CARD_FISCAL_MISSING: codes.LOCK_FISCAL_CARD_MISSING,
@@ -60,6 +61,10 @@ _DAMAGE_KINDS = {  # the journal's Damage.kind -> GET_STATUS.damage_kind
     "area": codes.DAMAGE_AREA, "layout": codes.DAMAGE_LAYOUT, "truncated": codes.DAMAGE_TRUNCATED,
     "rollback": codes.DAMAGE_ROLLBACK, "media": codes.DAMAGE_MEDIA, "nvram": codes.DAMAGE_NVRAM,
 }
+
+
+def _not_busy():
+    """Fiscal.busy until a link server installs its keep-alive hook."""
 
 
 class Refused(Exception):
@@ -129,6 +134,12 @@ class Fiscal:
         self.recovered = []  # type: list  # recovery rules that ran at boot, for tests and the event log
         self._rj = None  # READ_JOURNAL buffer, allocated at the first read-out
         self._recorded_roll = ()  # type: tuple  # (code, start) of the newest ROLL_LOAD record
+        # long loops call busy() once per step: the link server sets it to send keep-alives
+        # (server.py); nothing here knows about time or the UART
+        self.busy = _not_busy
+        self.defer_boot = False  # device.py: the boot's back-fill waits for the first request
+        self.boot_pending = False  # start() left the back-fill and the power-on event to finish_boot()
+        self.tagged = False  # the request being executed wrote a record with its request tag
 
     # ================================================================ boot
     def start(self):
@@ -137,14 +148,26 @@ class Fiscal:
             self._load_journal()
             self._open_fiscal()
             self._load_last_request()
-            if self.card_ok():
-                date, time = self.now()
-                if valid_date(date):
-                    try:
-                        self._close_days(from_day_number(day_number(date) - 1), 0, 0)
-                    except (Refused, CardError):
-                        pass
-                    self._event(codes.EV_POWER_ON, len(self.recovered))
+            self.boot_pending = True
+            if not self.defer_boot:
+                self.finish_boot()
+
+    def defer_boot_work(self):
+        self.defer_boot = True
+
+    def finish_boot(self):
+        """The end of boot: back-fill the days missed while off (up to yesterday) and log the power-on.
+        Under the link server this runs inside the first request after boot (device.py), so a
+        multi-year back-fill sends keep-alives for that request instead of leaving the host in silence."""
+        self.boot_pending = False
+        if self.card_ok():
+            date, time = self.now()
+            if valid_date(date):
+                try:
+                    self._close_days(from_day_number(day_number(date) - 1), 0, 0)
+                except (Refused, CardError):
+                    pass
+                self._event(codes.EV_POWER_ON, len(self.recovered))
 
     def _mount(self):
         flash = self.board.flash
@@ -235,6 +258,7 @@ class Fiscal:
         k = -1
         for idx, t, body in jn.fiscal_records_reverse():
             k += 1
+            self.busy()
             if t not in layouts.RECORDS:
                 continue
             rec = _dec(layouts.RECORDS[t], body)
@@ -255,6 +279,29 @@ class Fiscal:
             if ordinal >= inv_before:
                 self._remember(codes.REC_INVOICE, _dec(layouts.INVOICE_RECORD, body), None)
             break
+        self.load_untagged_request()
+
+    def load_untagged_request(self):
+        """A request that took effect without writing a tagged record (DAILY_CLOSE with no day to
+        close, SET_TIME before INITIALIZE) is kept in nvram; it is the last one if its id is the larger
+        (ids strictly increase, compared unsigned)."""
+        raw = self.nv.get(_REQ)
+        if raw is None or len(raw) < 9:
+            return
+        rid, digest = struct.unpack_from(">II", raw, 0)
+        if self.last_req is None or rid > self.last_req[0]:
+            self.last_req = (rid, digest, raw[8], bytes(raw[9:]))
+
+    def remember_request(self, rid, digest, command, reply):
+        """After a mutating request took effect (device.py): it is the last executed one.  Its records
+        carry its tag; when it wrote none, nvram keeps it, so the last id survives a reboot."""
+        self.last_req = (rid, digest, command, reply)
+        if not self.tagged:
+            try:
+                self.nv.put(_REQ, struct.pack(">IIB", rid, digest, command) + reply)
+            except OSError:
+                pass  # nvram fault: the request stands; its id is kept in RAM until the next reboot
+        self.tagged = False
 
     def _remember(self, t, rec, daily_reply):
         """Rebuild the reply of the request that wrote `rec` (exactly-once across a reboot)."""
@@ -534,6 +581,8 @@ class Fiscal:
             raise Refused(codes.E_FM_WRITE_FAILED)
         if "date" in rec:
             self._saw(rec["date"], rec.get("time", 0))
+        if "request" in rec and rec["request"]["rid"]:
+            self.tagged = True
 
     def _event(self, event, arg, rid=0, digest=0):
         date, time = self.now()
@@ -764,6 +813,7 @@ class Fiscal:
     def find_invoice(self, number):
         """The newest invoice record with this number (0: the last one), or None."""
         for ordinal, body in self.jn.invoices_reverse():
+            self.busy()
             rec = _dec(layouts.INVOICE_RECORD, body)
             if number == 0 or rec["number"] == number:
                 return rec
@@ -773,6 +823,7 @@ class Fiscal:
         original = None
         returned = 0
         for ordinal, body in self.jn.invoices_reverse():
+            self.busy()
             rec = _dec(layouts.INVOICE_RECORD, body)
             if rec["kind"] == codes.INVOICE_RETURN and rec["ref_number"] == ref:
                 returned += rec["total"]
@@ -806,6 +857,7 @@ class Fiscal:
         end = day_number(through)
         n = 0
         for dn in range(start, end + 1):
+            self.busy()
             d = from_day_number(dn)
             totals = self.day_totals if d == self.day else ledger.empty_totals()
             sig = self.fiscal.daily_sign(d, ledger.period_sums(totals))
@@ -876,6 +928,7 @@ class Fiscal:
         totals = ledger.empty_totals()
         start = 0
         for idx, t, body in self.jn.fiscal_records_reverse():
+            self.busy()
             if t != codes.REC_DAILY:
                 continue
             rec = _dec(layouts.DAILY_RECORD, body)

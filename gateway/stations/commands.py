@@ -121,7 +121,7 @@ def _reader(args):
 
 def _till(args):
     from ..link import TillClient
-    return TillClient(args.port, args.baud, args.timeout, args.retries)
+    return TillClient(args.port, args.baud, args.timeout, args.retries, rid_dir=args.rid_dir)
 
 
 def _emit(args, out: Console, doc: dict, title: str, rows: dict | None = None, extra=None) -> None:
@@ -328,6 +328,7 @@ def _port(p, number):
     p.add_argument("--baud", type=number(int, 1), default=115200, help="baud rate (default 115200)")
     p.add_argument("--timeout", type=number(float, 0.001), default=5.0, help="seconds per try (default 5)")
     p.add_argument("--retries", type=number(int, 0), default=2, help="resends after a timeout (default 2)")
+    p.add_argument("--rid-dir", default=None, metavar="DIR", help="where the request-id counter of each till is kept (default $FISCAL_RID_DIR or ~/.local/state/fiscal-toolkit/request-ids)")
 
 
 def add_commands(sub, number) -> None:
