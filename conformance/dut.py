@@ -28,7 +28,7 @@ from pathlib import Path
 
 from protocol import commands as C
 from protocol import frame
-from hw_sim.mains import Mains, Stepped
+from hw_sim.mains import Mains, stepped_board
 
 CAPABILITIES = ("reset", "power", "power_loss", "clock", "cards", "bureau")
 HANG_GUARD_S = 600.0  # one exchange never waits longer, keep-alives or not
@@ -320,11 +320,10 @@ class InProcessDut(Dut):
 
     def _board(self):
         from fiscal_till.hal import Board
-        m = self.mains
-        return Board(rtc=self.rtc, flash=Stepped(self.flash, m, {"writeblocks", "ioctl"}),
-                     fiscal_slot=Stepped(self.slots["fiscal"], m, {"transmit"}),
-                     user_slot=Stepped(self.slots["user"], m, {"transmit"}),
-                     nvram=Stepped(self.nvram, m, {"put", "delete"}), printer=None,
+        flash, fiscal_slot, user_slot, nvram = stepped_board(self.mains, self.flash, self.slots["fiscal"],
+                                                             self.slots["user"], self.nvram)
+        return Board(rtc=self.rtc, flash=flash, fiscal_slot=fiscal_slot, user_slot=user_slot, nvram=nvram,
+                     printer=None,
                      identity={"machine_no": self.profile.machine_no, "model": "FTK-1 SIM",
                                "non_fiscal": self.profile.non_fiscal})
 
@@ -440,7 +439,7 @@ class SimTillDut(Dut):
             workdir = self._tmp.name
         state = Path(workdir) / ("till-%d" % _time.monotonic_ns())
         self.sim = SimTill(state, interpreter)
-        caps = {"reset", "power", "clock", "bureau"}
+        caps = {"reset", "power", "power_loss", "clock", "bureau"}
         if hasattr(self.sim, "fiscal_slot") and hasattr(self.sim, "user_slot"):
             caps.add("cards")
         self.capabilities = frozenset(caps)
@@ -477,6 +476,9 @@ class SimTillDut(Dut):
         self.sim.power_cycle()
         self.receiver = frame.FrameReceiver()
         self.port.reset_input_buffer()
+
+    def _cut_power_at(self, step, after):
+        self.sim.cut_power_at(step, after)  # the mains of hw_sim.sim: the HAL steps of either interpreter
 
     def _slot(self, slot):
         return self.sim.fiscal_slot if slot == "fiscal" else self.sim.user_slot

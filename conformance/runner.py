@@ -25,7 +25,7 @@ Steps (one main key each):
           | {slot, pull_after: n, executed: bool}
     power_cycle: true                      power_cut: {at: n, after: bool}  (the next send gets no reply)
     expect_status_fields: {locks: [..], warnings_include: [..], warnings_exclude: [..], <field>: value}
-    audit_journal: {types: {INVOICE: 3}, events: {CLOCK_SET: 1}}
+    audit_journal: {types: {INVOICE: 3}, events: {CLOCK_SET: 1}, event_args: {CLOCK_SET: [20260105]}}
     repeat: {times: n, steps: [...]}
 
 Every send is also checked against the reference model (conformance.model) unless the case says
@@ -577,12 +577,15 @@ class Session:
         names = {code: name for code, (name, _) in R.RECORDS.items()}
         counts: dict[str, int] = {}
         events: dict[str, int] = {}
+        event_args: dict[str, list] = {}  # event name -> the arg of each, in journal order
         numbers = []
         for _idx, t, body in rep.records:
             counts[names.get(t, str(t))] = counts.get(names.get(t, str(t)), 0) + 1
             if t == R.REC_EVENT:
-                ev = S.EVENTS.get(R.EventRecord.parse(body).event, "?")
+                evr = R.EventRecord.parse(body)
+                ev = S.EVENTS.get(evr.event, "?")
                 events[ev] = events.get(ev, 0) + 1
+                event_args.setdefault(ev, []).append(evr.arg)
             if t == R.REC_INVOICE:
                 inv = R.InvoiceRecord.parse(body)
                 numbers.append((inv.code, inv.number))
@@ -594,6 +597,9 @@ class Session:
         for name, n in (want.get("events") or {}).items():
             if events.get(name, 0) != n:
                 self.fail("journal: %d %s events, expected %d" % (events.get(name, 0), name, n))
+        for name, args in (want.get("event_args") or {}).items():
+            if event_args.get(name, []) != list(args):
+                self.fail("journal: %s events with args %s, expected %s" % (name, event_args.get(name, []), args))
         if self.model and want.get("model", True):
             st = self.model.state
             if counts.get("INVOICE", 0) != len(st.invoices):

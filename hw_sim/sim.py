@@ -35,7 +35,7 @@ Interpreters (one public class over interchangeable backends, like python-can's 
 Control (tests, the conformance suite): `sim.rtc` (set(date, time) / set(datetime) / advance),
 `sim.fiscal_slot` and `sim.user_slot` (insert / remove / mute / pull_after, and present / power_on /
 transmit for a host-side reader; see PersistentSlot), `sim.flash` (cut_after(n, tear): a power-loss
-schedule), `sim.nvram`, `sim.printer`, `sim.power_cycle()`, and `sim.bureau()`: an authenticated bureau session on the user card
+schedule inside the flash), `sim.cut_power_at(step, after)` (a cut at a HAL step: hw_sim.mains), `sim.nvram`, `sim.printer`, `sim.power_cycle()`, and `sim.bureau()`: an authenticated bureau session on the user card
 (gateway.usercard over gateway.readers.SimReader).
 
 Theory of operation: who runs when.  Firmware steps run on the pump thread; the test thread calls the
@@ -75,6 +75,7 @@ from gateway.keystore import KeyStore
 from protocol.status import CAPABILITIES
 
 from . import bus, firmware_image
+from .mains import Mains, stepped_board
 from .cards import demo as demo_cards
 from .cards import store
 from .cards.slot import CardSlot
@@ -404,6 +405,10 @@ class SimTill:
                            for n in _SLOT_NAMES]
             self._load_cards()
             self._nvram = FolderNvram(self.state / "nvram")
+            # the firmware's HAL (in-process board or the MicroPython process's bus) meets these: every
+            # card command, flash program or erase and nvram write is a step of the mains
+            self.mains = Mains()
+            self._hal = stepped_board(self.mains, self._flash, self._slots[0], self._slots[1], self._nvram)
             self._printer = SimPrinter(self.state / "printer.txt")
             self.rtc = SimClock(self._rtc, self.lock)
             self.flash = _Locked(self._flash, self.lock)
@@ -478,10 +483,19 @@ class SimTill:
             if self._firmware is not None:
                 self._firmware.cut()
                 self._firmware = None
+            self.mains.restore()
             self._flash.power_on()
             for slot in self._slots:
                 slot.power_off()
         self._boot()
+
+    def cut_power_at(self, step: int, after: bool = False) -> None:
+        """The power fails at the firmware's `step`-th HAL step from now (0: the next one), before that
+        step or just after it (its answer lost): the same mains count whichever interpreter runs the
+        firmware.  The till is then off until power_cycle()."""
+        with self.lock:
+            self.mains.at = self.mains.steps + step
+            self.mains.after = after
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -615,9 +629,10 @@ class _InProcess:
         self.off = False
         self.link: server.LinkServer | None = None
         self._sel: selectors.BaseSelector | None = None
-        board = hal.Board(uart=sim.uart, rtc=sim._rtc, flash=sim._flash, fiscal_slot=sim._slots[0],
-                          user_slot=sim._slots[1], printer=sim._printer, identity=dict(sim.identity),
-                          nvram=sim._nvram)
+        flash, fiscal_slot, user_slot, nvram = sim._hal
+        board = hal.Board(uart=sim.uart, rtc=sim._rtc, flash=flash, fiscal_slot=fiscal_slot,
+                          user_slot=user_slot, printer=sim._printer, identity=dict(sim.identity),
+                          nvram=nvram)
         with self.lock:
             try:
                 self.link = server.LinkServer(device.Till(board))  # boot: mount, recover
@@ -675,7 +690,8 @@ class _Subprocess:
         self.uart = sim.uart
         self.log_path = sim.log_path
         self.lock = sim.lock
-        self.hal = bus.HalService(sim._rtc, flash=sim._flash, slots=sim._slots, nvram=sim._nvram,
+        flash, fiscal_slot, user_slot, nvram = sim._hal
+        self.hal = bus.HalService(sim._rtc, flash=flash, slots=[fiscal_slot, user_slot], nvram=nvram,
                                   printer=sim._printer)
         self.rx = bus.BusReceiver()
         self.ready = threading.Event()

@@ -449,6 +449,65 @@ def ignores_line_arithmetic():
         lines = [dict(ln, quantity=1000, unit_price=ln["amount"]) for ln in req["lines"]]
         return orig(dict(req, lines=lines), authorised)
     return [(fiscal, "split", split)]
+# ---- recovery windows (docs/FIRMWARE.md, Recovery): each mutant leaves one derived record unrebuilt
+def no_roll_usage_recovery():
+    F, *_ = _fw()
+    return [(F, "_usage_unrecorded", lambda self, rec: False)]  # recovery never writes ROLL_USAGE
+
+
+def close_recovery_stops_at_card_day():
+    F, _T, _c, codes, _f, _l = _fw()
+    orig = F._intent
+
+    def _intent(self, cmd, rid, digest, extra=b""):
+        if cmd == codes.CMD_DAILY_CLOSE:
+            extra = b""  # the intent forgets the day the close runs through
+        return orig(self, cmd, rid, digest, extra)
+    return [(F, "_intent", _intent)]
+
+
+def no_unlock_event_recovery():
+    F, *_ = _fw()
+    return [(F, "_unlock_event_missing", lambda self: False)]
+
+
+def set_time_without_intent():
+    F, _T, _c, codes, _f, _l = _fw()
+    orig = F._intent
+
+    def _intent(self, cmd, rid, digest, extra=b""):
+        if cmd != codes.CMD_SET_TIME:
+            return orig(self, cmd, rid, digest, extra)
+    return [(F, "_intent", _intent)]
+
+
+def inspection_logged_per_try():
+    F, *_ = _fw()
+    orig = F.inspect
+
+    def inspect(self, rid=0, digest=0):
+        return orig(self)  # untagged: a retry is not recognised
+    return [(F, "inspect", inspect)]
+
+
+def redoes_recorded_declaration():
+    F, *_ = _fw()
+    orig = F.recover
+
+    def recover(self):
+        saved = self.declared_end
+        self.declared_end = 0  # recovery forgets the declaration is recorded already
+        try:
+            return orig(self)
+        finally:
+            self.declared_end = max(self.declared_end, saved)
+    return [(F, "recover", recover)]
+
+
+def rerecords_loaded_roll():
+    F, *_ = _fw()
+    return [(F, "_roll_unrecorded", lambda self: bool(self.card_roll["code"]))]
+
 
 
 MUTANTS = [
@@ -505,6 +564,20 @@ MUTANTS = [
            accepts_expired_management, ["FC-CLOCK-008", "FC-INSP-005"]),
     Mutant("ignores-line-arithmetic", "never compares quantity x unit price with the line amount",
            ignores_line_arithmetic, ["FC-INPUT-013"]),
+    Mutant("no-roll-usage-recovery", "ROLL_USAGE not rebuilt by recovery (cut after the roll's last invoice)",
+           no_roll_usage_recovery, ["FC-POWER-011"]),
+    Mutant("close-recovery-stops-at-card-day", "recovery of a multi-day close stops at the day the cut hit",
+           close_recovery_stops_at_card_day, ["FC-POWER-012"]),
+    Mutant("no-unlock-event-recovery", "the unlocked event not rebuilt by recovery", no_unlock_event_recovery,
+           ["FC-POWER-013"]),
+    Mutant("set-time-without-intent", "SET_TIME cut before its event is run again (the event loses the old date)",
+           set_time_without_intent, ["FC-POWER-014"]),
+    Mutant("inspection-logged-per-try", "a retried inspection is logged twice", inspection_logged_per_try,
+           ["FC-POWER-015"]),
+    Mutant("redoes-recorded-declaration", "recovery records a declaration again (cut after its record)",
+           redoes_recorded_declaration, ["FC-POWER-021"]),
+    Mutant("rerecords-loaded-roll", "recovery records a roll load again (cut after its record)",
+           rerecords_loaded_roll, ["FC-POWER-018"]),
 ]
 MUTANTS_BY_NAME = {m.name: m for m in MUTANTS}
 

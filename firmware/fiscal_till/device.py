@@ -53,7 +53,7 @@ class Till:
             codes.CMD_DECLARE: f.declare,
             codes.CMD_CLEAR_UNLOCK: f.clear_unlock,
             codes.CMD_READ_JOURNAL: lambda req, rid, dg: f.read_journal(req),
-            codes.CMD_INSPECT: lambda req, rid, dg: f.inspect(),
+            codes.CMD_INSPECT: lambda req, rid, dg: f.inspect(rid, dg),
             codes.CMD_REPORT: lambda req, rid, dg: f.report(req),
         }
 

@@ -12,15 +12,20 @@ A multi-step operation (card step + journal step) first writes its *intent* to n
 finishes or forgets it by looking at what the card and the journal show (docs/FIRMWARE.md, "Recovery"):
 
     ISSUE_INVOICE  card's last number == intent's, journal lacks it -> append the record with the card's
-                   last 税控码; else the card never issued it -> forget
-    DAILY_CLOSE    card's closed day after the journal's last DAILY -> sign those days again (the card
-                   returns the same signature) and append them
+                   last 税控码; else the card never issued it -> forget.  The roll's last invoice in the
+                   journal without the roll's ROLL_USAGE -> append ROLL_USAGE
+    DAILY_CLOSE    journal's last DAILY before the intent's last day (or the card's closed day) -> sign
+                   those days again (the card returns the same signature) and append them, tagged
     DECLARE        card EF04 SIGNED for a period the journal lacks -> rebuild the response from EF04,
                    DATA_COLLECT to the user card if one is in the slot, append the record
-    CLEAR_UNLOCK   card EF01 sequence newer than the journal's -> append the record
+    CLEAR_UNLOCK   card EF01 sequence newer than the journal's -> append the record and EV_UNLOCKED;
+                   the record without its EV_UNLOCKED -> append the event
+    SET_TIME       no EV_CLOCK_SET of the request -> the RTC forward to the request's time if behind it,
+                   append the event with the old date the intent kept
     LOAD_ROLL      card EF05 roll not in the journal -> append the roll-load record; roll taken from the
                    user card but not loaded -> load it from the user card's EF07 when it is inserted
     INITIALIZE     card registered, PIN in nvram, no INIT record -> finished by the host's retry
+    (INSPECT has no intent: its one event carries the request tag, and a retry writes no second one.)
 
 Locks (domain §4) are computed, not stored: `lock_mask()` from the state, each bit with its own error.
 """
@@ -424,12 +429,15 @@ class Fiscal:
             if today["last_number"] == rec["number"] and self.last_number != rec["number"] and \
                     self.roll is not None and rec["code"] == self.roll["code"]:
                 rec["fiscal_code"] = today["last_fiscal_code"]
-                self._append_invoice(rec, rec["lines"])
+                self._append_invoice(rec, rec["lines"])  # and the roll's usage, if it was the last
                 self.cum_normal = today["cumulative_normal"]  # the card counted it already
                 self.cum_return = today["cumulative_return"]
                 self.recovered.append("ISSUE_INVOICE")
-        elif cmd == codes.CMD_DAILY_CLOSE or cmd == codes.CMD_INITIALIZE:
-            pass  # daily closes are redone by the back-fill below; INITIALIZE by the host's retry
+            elif self.last_number == rec["number"] and self._usage_unrecorded(rec):
+                self._record_usage(rec["date"], rec["number"])  # the roll's last invoice stands alone
+                self.recovered.append("ROLL_USAGE")
+        elif cmd == codes.CMD_INITIALIZE:
+            pass  # finished by the host's retry
         elif cmd == codes.CMD_DECLARE:
             d = self.card_decl
             if d["status"] == cards.DECL_SIGNED and d["end"] > self.declared_end:
@@ -439,14 +447,84 @@ class Fiscal:
             if self.card_ctl["sequence"] > self.clear_seq:
                 self._record_clear(tag)
                 self.recovered.append("CLEAR_UNLOCK")
+            elif self._unlock_event_missing():
+                self._event(codes.EV_UNLOCKED, self.card_ctl["period_end"])
+                self.recovered.append("UNLOCKED")
+        elif cmd == codes.CMD_SET_TIME:
+            if not self._newest_tagged_is(codes.EV_CLOCK_SET, rid, digest):
+                self._finish_set_time(raw, tag)
+                self.recovered.append("SET_TIME")
         elif cmd == codes.CMD_LOAD_ROLL:
             if self._roll_unrecorded():
                 self._record_roll(tag)
                 self.recovered.append("LOAD_ROLL")
-        if cmd == codes.CMD_DAILY_CLOSE and self.card_today["closed_date"] > self.closed:
-            self._close_days(self.card_today["closed_date"], rid, digest)
-            self.recovered.append("DAILY_CLOSE")
+        if cmd == codes.CMD_DAILY_CLOSE:
+            # the request closed every day through the date in its intent: finish the ones it did not
+            # reach (the card's closed day may be later than the journal's: the same signatures again)
+            through = max(self.card_today["closed_date"], struct.unpack_from(">I", raw, 9)[0]
+                          if len(raw) >= 13 else 0)
+            if through > self.closed:
+                self._close_days(through, rid, digest)
+                self.recovered.append("DAILY_CLOSE")
         self.nv.delete(_INTENT)
+
+    def _usage_unrecorded(self, rec):
+        """The invoice `rec` (in the journal) used up the loaded roll and no ROLL_USAGE record of that
+        roll follows its ROLL_LOAD record."""
+        r = self.roll
+        if r is None or rec["code"] != r["code"] or rec["number"] != r["end"]:
+            return False
+        for idx, t, body in self.jn.fiscal_records_reverse():
+            if t == codes.REC_ROLL_LOAD:
+                return True
+            if t == codes.REC_ROLL_USAGE:
+                u = _dec(layouts.ROLL_USAGE_RECORD, body)
+                if u["code"] == r["code"] and u["start"] == r["start"]:
+                    return False
+        return True
+
+    def _record_usage(self, date, last_number):
+        r = self.roll
+        n = self.roll_counts
+        self._append(codes.REC_ROLL_USAGE, layouts.ROLL_USAGE_RECORD,
+                     {"date": date, "code": r["code"], "start": r["start"], "end": r["end"],
+                      "normal": n[0], "returned": n[1], "voided": n[2], "last_number": last_number})
+
+    def _unlock_event_missing(self):
+        """The newest CLEAR_UNLOCK record is not followed by its EV_UNLOCKED event."""
+        for idx, t, body in self.jn.fiscal_records_reverse():
+            if t == codes.REC_CLEAR_UNLOCK:
+                return True
+            if t == codes.REC_EVENT and _dec(layouts.EVENT_RECORD, body)["event"] == codes.EV_UNLOCKED:
+                return False
+        return False  # no clear-unlock recorded at all: nothing to complete
+
+    def _newest_tagged_is(self, event, rid, digest):
+        """The newest record a request wrote is this request's `event` event."""
+        for idx, t, body in self.jn.fiscal_records_reverse():
+            if t not in layouts.RECORDS:
+                continue
+            rec = _dec(layouts.RECORDS[t], body)
+            if "request" not in rec or not rec["request"]["rid"]:
+                continue  # power-on events, back-filled days
+            return t == codes.REC_EVENT and rec["event"] == event and \
+                rec["request"]["rid"] == rid and rec["request"]["digest"] == digest
+        return False
+
+    def _finish_set_time(self, raw, tag):
+        """Recovery: SET_TIME was cut before its event record.  The clock never goes backwards, so an
+        RTC behind the request's time was not set yet: set it; then record the event with the date the
+        clock showed before (kept in the intent)."""
+        date, time, old_date = struct.unpack_from(">III", raw, 9)
+        if self.now() < (date, time):
+            self._set_rtc(date, time)
+        self._append(codes.REC_EVENT, layouts.EVENT_RECORD,
+                     {"request": tag, "date": date, "time": time, "event": codes.EV_CLOCK_SET,
+                      "arg": old_date})
+
+    def _set_rtc(self, date, time):
+        self.board.rtc.datetime((date // 10000, date // 100 % 100, date % 100, 0, time // 10000,
+                                 time // 100 % 100, time % 100, 0))
 
     def _intent(self, cmd, rid, digest, extra=b""):
         self.nv.put(_INTENT, bytes([cmd]) + struct.pack(">II", rid, digest) + extra)
@@ -801,12 +879,8 @@ class Fiscal:
             self.day_totals = ledger.empty_totals()
         ledger.add_invoice(self.day_totals, kind, slots, total)
         if self.roll["next"] > self.roll["end"]:
-            r = self.roll
-            n = self.roll_counts
             try:
-                self._append(codes.REC_ROLL_USAGE, layouts.ROLL_USAGE_RECORD,
-                             {"date": rec["date"], "code": r["code"], "start": r["start"], "end": r["end"],
-                              "normal": n[0], "returned": n[1], "voided": n[2], "last_number": rec["number"]})
+                self._record_usage(rec["date"], rec["number"])
             except Refused:
                 pass  # the usage summary can be rebuilt from the detail; the invoice stands
 
@@ -840,7 +914,7 @@ class Fiscal:
         if not self.fiscal.present():
             raise Refused(codes.E_CARD_FISCAL_MISSING)
         self.ensure_card()
-        self._intent(codes.CMD_DAILY_CLOSE, rid, digest)
+        self._intent(codes.CMD_DAILY_CLOSE, rid, digest, struct.pack(">I", date))
         first = self.closed
         n = self._close_days(date, rid, digest)
         self._done()
@@ -1017,12 +1091,13 @@ class Fiscal:
             old_date, old_time = self.now()
             if (date, time) < (old_date, old_time) or self.clock_behind(date, time):
                 raise Refused(codes.E_CLOCK_BACKWARDS)
-        self.board.rtc.datetime((date // 10000, date // 100 % 100, date % 100, 0, time // 10000,
-                                 time // 100 % 100, time % 100, 0))
+            self._intent(codes.CMD_SET_TIME, rid, digest, struct.pack(">III", date, time, old_date))
+        self._set_rtc(date, time)
         if self.initialized():
             self._append(codes.REC_EVENT, layouts.EVENT_RECORD,
                          {"request": {"rid": rid, "digest": digest}, "date": date, "time": time,
                           "event": codes.EV_CLOCK_SET, "arg": old_date})
+            self._done()
             self._close_days(from_day_number(day_number(date) - 1), 0, 0)
         return {}
 
@@ -1044,13 +1119,16 @@ class Fiscal:
             raise Refused(codes.E_CARD_EXPIRED)
         return cert
 
-    def inspect(self):
+    def inspect(self, rid=0, digest=0):
         self._need_initialized()
         self.ensure_session()
         cert = self._inspector()
         if not cert["rights"] & cards.RIGHT_INSPECT:
             raise Refused(codes.E_CARD_SECURITY)
-        self._event(codes.EV_INSPECTION, 0)  # the event log shows every inspection (docs/CARDS.md §5)
+        # the event log shows every inspection (docs/CARDS.md §5), once: the retry of one whose reply
+        # a power cut lost finds its event (tagged with the request) and writes no second one
+        if not rid or not self._newest_tagged_is(codes.EV_INSPECTION, rid, digest):
+            self._event(codes.EV_INSPECTION, 0, rid, digest)
         c = self.jn.counters()
         first = self.init["date"]
         return {"machine_no": self.machine_no, "fiscal_card_no": self.init["fiscal_card_no"],
