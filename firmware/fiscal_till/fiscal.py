@@ -236,9 +236,7 @@ class Fiscal:
         jn = self.jn
         if jn is None or jn.damage:
             return
-        end = (jn.f_tail, jn.f_off if jn.f_off >= 0 else None)
-        if jn.r_run and jn.inv_count > 0:
-            end = (jn.F + jn.r_run[-1], jn.r_off if jn.r_off >= 0 else None)
+        end = (jn.f_tail, jn.f_off if jn.f_off >= 0 else None)  # where the fiscal area ends
         raw = self.nv.get(_ANCHOR)
         if raw is not None:
             if len(raw) != 40:
@@ -264,6 +262,8 @@ class Fiscal:
             detail = None
             if t["last_number"] != self.last_number:
                 detail = "card's last invoice %d, journal's %d" % (t["last_number"], self.last_number)
+                if jn.r_run:  # where the detail ends
+                    end = (jn.F + jn.r_run[-1], jn.r_off if jn.r_off >= 0 else None)
             elif self.card_ctl["sequence"] > self.clear_seq:
                 detail = "card's clear-unlock %d, journal's %d" % (self.card_ctl["sequence"], self.clear_seq)
             elif self.card_decl["status"] != cards.DECL_NONE and self.card_decl["end"] > self.declared_end:

@@ -589,7 +589,7 @@ class Journal:
             for p in range(R):
                 k = kinds[F + p]
                 if k != _K_BLANK and k < _K_F:
-                    if p == 0:
+                    if p == 0 and k != _K_BAD_IDENT and self._blank(self._load(F), RING_HDR_SIZE, self.bs):
                         self.notes.append(("torn-open", F))  # first ring sector, torn open
                     else:
                         self._note("sector-header", F + p, 0, None, _WHY[k])
