@@ -695,10 +695,10 @@ class Fiscal:
                 "taxpayer_no": ident["taxpayer_no"], "record": 0}
 
     def _need_initialized(self):
+        if self.fm_lock & 1 << codes.LOCK_FM_DAMAGED:  # first: a damaged INIT is no "not initialized"
+            raise Refused(codes.E_LOCK_FM_DAMAGED)
         if not self.initialized():
             raise Refused(codes.E_LOCK_NOT_INITIALIZED)
-        if self.fm_lock & 1 << codes.LOCK_FM_DAMAGED:
-            raise Refused(codes.E_LOCK_FM_DAMAGED)
 
     def _today(self):
         date, time = self.now()

@@ -474,6 +474,12 @@ class Journal:
         self._mount_ring(kinds, newest, ring_hb)
         kinds = ring_hb = None
         self._mount_chain()
+        if newest >= 0:  # every record of the newest ring sector was parsed: a failed CRC is damage,
+            s = F + newest  # also before the last fiscal record, where the chain walk does not look
+            noted = [d.offset for d in self.damage if d.kind == "record-crc" and d.sector == s]
+            for off, state, t, blen in self.r_records:
+                if state == _BAD and off not in noted:
+                    self._note("record-crc", s, off, None, "invoice record")
 
     def _header_seq(self, s):
         """``seq`` of the (valid) header of sector ``s``, re-read: only for the rare damage notes."""
@@ -552,7 +558,9 @@ class Journal:
                 if state == _TORN:
                     continue
                 if state == _BAD:
-                    self._note("record-crc", tail, off, None, "fiscal record (ordinal %d)" % f_ord)
+                    # its index field is under the failed CRC; only the first record's (INIT) is sure
+                    self._note("record-crc", tail, off, 0 if f_ord == 0 else None,
+                               "fiscal record (ordinal %d)" % f_ord)
                     anchor = None
                 else:
                     _, _, idx, prev = self._fiscal_fields(mv, off)
@@ -615,6 +623,8 @@ class Journal:
                 break
             elif kind < _K_F:
                 self._note("sector-header", F + p, 0, None, _WHY[kind])
+                if seq < k:
+                    break  # older than the first ring sector ever opened: not part of the run
                 run.append(p)  # a hole: its records are lost, keep what is older
                 rseq[p] = seq - k
             else:
