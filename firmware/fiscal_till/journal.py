@@ -477,9 +477,12 @@ class Journal:
         if newest >= 0:  # every record of the newest ring sector was parsed: a failed CRC is damage,
             s = F + newest  # also before the last fiscal record, where the chain walk does not look
             noted = [d.offset for d in self.damage if d.kind == "record-crc" and d.sector == s]
+            j = 0
             for off, state, t, blen in self.r_records:
-                if state == _BAD and off not in noted:
-                    self._note("record-crc", s, off, None, "invoice record")
+                if state == _BAD and off not in noted:  # a sector's first record has its first index
+                    self._note("record-crc", s, off, self.r_first_index[newest] if j == 0 else None,
+                               "invoice record")
+                j += 1
 
     def _header_seq(self, s):
         """``seq`` of the (valid) header of sector ``s``, re-read: only for the rare damage notes."""
