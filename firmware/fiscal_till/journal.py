@@ -399,7 +399,7 @@ class Journal:
         Memory: one byte per sector (its kind) plus the u32 arrays the journal keeps anyway (first
         ordinal/index of each sector, ring sequence and erase counts); headers are checked in place in
         ``self._hb`` and only the few fields needed are taken from them."""
-        self.damage = []
+        self.damage = []  # type: list
         self.notes = []
         self._sb_sector = -1
         n = self.nsect
