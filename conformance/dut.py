@@ -29,7 +29,7 @@ from pathlib import Path
 from protocol import frame
 from hw_sim.mains import Mains, Stepped
 
-CAPABILITIES = ("reset", "power", "power_loss", "clock", "cards", "bureau")
+CAPABILITIES = ("reset", "power", "power_loss", "clock", "cards", "bureau", "flash")
 
 
 class DutError(Exception):
@@ -123,6 +123,11 @@ class Dut:
         self.need("power_loss")
         self._cut_power_at(step, after)
 
+    def damage_flash(self, spec: dict) -> None:
+        """Switch off, damage fiscal memory as `spec` says (conformance/flash_damage.py), switch on."""
+        self.need("flash")
+        self._damage_flash(spec)
+
     def card_remove(self, slot: str):
         self.need("cards")
         return self._slot(slot).remove()
@@ -170,6 +175,9 @@ class Dut:
 
     def _cut_power_at(self, step, after):
         raise DutError("no power-loss control")
+
+    def _damage_flash(self, spec):
+        raise DutError("no flash control")
 
     def _slot(self, slot):
         raise DutError("no card control")
@@ -313,6 +321,16 @@ class InProcessDut(Dut):
     def _cut_power_at(self, step, after):
         self.mains.at = self.mains.steps + step
         self.mains.after = after
+
+    def _damage_flash(self, spec):
+        from conformance import flash_damage
+        self.server = None
+        cut = flash_damage.apply(self.flash, self.nvram.data.clear, spec)
+        if cut is not None:
+            self.flash.cut_after(*cut)
+            self._boot()  # the first-boot format, cut
+            self.flash.power_on()
+        self._boot()
 
     def _slot(self, slot):
         return self.slots[slot]

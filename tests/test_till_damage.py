@@ -61,7 +61,10 @@ def read_out(rig):
 
 # ---- bricked by one bit ------------------------------------------------------------------------------
 def test_one_flipped_bit_in_the_init_record_boots_locked_fm_damaged_naming_record_0():
-    rig = ready_rig()
+    rig = ready_rig(1)
+    rig.rtc.set(20260401)
+    rig.ok("DAILY_CLOSE")  # ~86 daily records: INIT's sector is no longer the tail mount parses
+    assert rig.till.fiscal.jn.f_tail >= 1
     rig.flash.flip_bit(FISCAL_HDR_SIZE + 44 + 10, 0)  # INIT body, fiscal sector 0
     rig.reboot()  # raised JournalError(EIO, 'damaged') before
     assert damage(rig) == (FM_DAMAGED, _kind("RECORD_CRC"), 0, FISCAL_HDR_SIZE, 0)
@@ -358,8 +361,12 @@ class Campaign:
                     assert not locked, (name, off, bit, kind)
                 else:
                     assert locked, (name, off, bit)
-                    assert where == sector, (name, off, bit, kind, where)
+                    # the damaged sector is named, or the cross-check that noticed it names its own
+                    assert where == sector or kind in CROSS_CHECKS, (name, off, bit, kind, where)
         return runs
+
+
+CROSS_CHECKS = {_kind("SEQUENCE"), _kind("LOST_RECORDS"), _kind("CHAIN"), _kind("TRUNCATED")}
 
 
 @pytest.fixture(scope="module")
