@@ -358,7 +358,7 @@ class SimTillDut(Dut):
             workdir = self._tmp.name
         state = Path(workdir) / ("till-%d" % _time.monotonic_ns())
         self.sim = SimTill(state, interpreter)
-        caps = {"reset", "power", "clock", "bureau"}
+        caps = {"reset", "power", "clock", "bureau", "flash"}
         if hasattr(self.sim, "fiscal_slot") and hasattr(self.sim, "user_slot"):
             caps.add("cards")
         self.capabilities = frozenset(caps)
@@ -395,6 +395,14 @@ class SimTillDut(Dut):
         self.sim.power_cycle()
         self.receiver = frame.FrameReceiver()
         self.port.reset_input_buffer()
+
+    def _damage_flash(self, spec):
+        from conformance import flash_damage
+        if "format_cut" in spec:
+            raise DutError("no power-loss control inside the boot")
+        with self.sim.lock:  # the firmware is idle between requests; it boots again on the result
+            flash_damage.apply(self.sim._flash, None, spec)
+        self._power_cycle()
 
     def _slot(self, slot):
         return self.sim.fiscal_slot if slot == "fiscal" else self.sim.user_slot

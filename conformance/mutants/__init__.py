@@ -344,9 +344,9 @@ MUTANTS += [
     Mutant("damaged-init-crashes-boot", "a damaged INIT record stops the boot before the link is served",
            damaged_init_crashes_boot, ["FC-JRNL-007"]),
     Mutant("format-not-power-safe", "a first-boot format cut after its erases is never redone",
-           format_not_power_safe, ["FC-JRNL-008"]),
+           format_not_power_safe, ["FC-POWER-040"]),
     Mutant("truncation-ignored", "boots unlocked on a journal cut short", truncation_ignored,
-           ["FC-JRNL-009", "FC-JRNL-010"]),
+           ["FC-JRNL-008", "FC-JRNL-009"]),
 ]
 MUTANTS_BY_NAME = {m.name: m for m in MUTANTS}
 
