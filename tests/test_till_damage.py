@@ -168,6 +168,19 @@ def test_erasing_the_fiscal_tail_sector_locks_truncated():
     assert damage(rig)[:3] == (FM_DAMAGED, _kind("TRUNCATED"), s - 1)
 
 
+def test_truncation_is_noticed_when_the_fiscal_card_comes_back():
+    rig = ready_rig()
+    (s, off), _ = journal_end(rig)
+    a = s * SECTOR + off
+    rig.flash.data[a - 100:a] = b"\xff" * 100  # the last invoice: only the card knows it
+    card = rig.fiscal_slot.remove()
+    rig.reboot()
+    assert damage(rig)[0] == 0
+    rig.fiscal_slot.insert(card)
+    rig.refused("ISSUE_INVOICE", "LOCK_FM_DAMAGED", **rig.invoice(100))
+    assert damage(rig)[:3] == (FM_DAMAGED, _kind("TRUNCATED"), s)
+
+
 def test_an_older_image_put_back_locks_truncated():
     rig = ready_rig()
     old = bytes(rig.flash.data)

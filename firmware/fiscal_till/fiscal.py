@@ -229,10 +229,10 @@ class Fiscal:
         self.nv.put(_ANCHOR, jn.format_id + struct.pack("<I", a[0]) + a[1])
 
     def _check_anchor(self):
-        """Boot: the journal must still hold what nvram and the fiscal card saw committed.
-        TRUNCATED: records the anchors know of are missing (a tail erased, or an older image restored
-        with nothing after it: the two look alike).  ROLLBACK: the journal holds another history (the
-        anchored record differs, or the partition was formatted again).  NVRAM: the anchor is unreadable."""
+        """Boot: the journal must still hold the record nvram's anchor names (the card's view is
+        `_check_card_anchor`).  TRUNCATED: it is missing (a tail erased, or an older image put back with
+        nothing after it: the two look alike).  ROLLBACK: the journal holds another history (the anchored
+        record differs, or the partition was formatted again).  NVRAM: the anchor is unreadable."""
         jn = self.jn
         if jn is None or jn.damage:
             return
@@ -257,6 +257,15 @@ class Fiscal:
             if h != raw[8:]:
                 self._damaged("rollback", None, None, idx, "anchored record differs")
                 return
+        self._put_anchor()
+
+    def _check_card_anchor(self):
+        """The fiscal card's view of the journal's end (docs/FISCAL_MEMORY.md §11), each time the card
+        is opened and no intent is pending: a card pulled at boot is checked when it comes back."""
+        jn = self.jn
+        if jn is None or jn.damage or self.init is None:
+            return
+        end = (jn.f_tail, jn.f_off if jn.f_off >= 0 else None)  # where the fiscal area ends
         if self.card_ok() and self.nv.get(_INTENT) is None:
             t = self.card_today
             detail = None
@@ -270,8 +279,6 @@ class Fiscal:
                 detail = "card's declaration to %d, journal's %d" % (self.card_decl["end"], self.declared_end)
             if detail is not None:
                 self._damaged("truncated", end[0], end[1], jn.next_index, detail)
-                return
-        self._put_anchor()
 
     def _load_journal(self):
         jn = self.jn
@@ -426,6 +433,7 @@ class Fiscal:
             except (Refused, CardError):
                 pass  # the intent stays; the next opening tries again
             self._load_last_request()
+        self._check_card_anchor()
         return True
 
     def _read_card(self):
@@ -863,8 +871,8 @@ class Fiscal:
 
     def _close_days(self, through, rid, digest):
         """Sign and record every day after the last closed one up to `through`, zero days included."""
-        if not self.initialized() or self.jn is None:
-            return 0
+        if not self.initialized() or self.jn is None or self.fm_lock & 1 << codes.LOCK_FM_DAMAGED:
+            return 0  # damaged: no card signature for a day the journal could not record
         start = day_number(self.closed) + 1 if self.closed else day_number(self.init["date"])
         end = day_number(through)
         n = 0
