@@ -30,7 +30,7 @@ from protocol import commands as C
 from protocol import frame
 from hw_sim.mains import Mains, stepped_board
 
-CAPABILITIES = ("reset", "power", "power_loss", "clock", "cards", "bureau")
+CAPABILITIES = ("reset", "power", "power_loss", "clock", "cards", "bureau", "flash", "boot_power_loss")
 HANG_GUARD_S = 600.0  # one exchange never waits longer, keep-alives or not
 VIRTUAL_STEP_MS = 10  # InProcessDut: the firmware's clock moves this much per HAL step (see there)
 _MUTATING = frozenset(c.code for c in C.COMMANDS if c.mutating)
@@ -161,6 +161,11 @@ class Dut:
         self.need("power_loss")
         self._cut_power_at(step, after)
 
+    def damage_flash(self, spec: dict) -> None:
+        """Switch off, damage fiscal memory as `spec` says (conformance/flash_damage.py), switch on."""
+        self.need("flash")
+        self._damage_flash(spec)
+
     def card_remove(self, slot: str):
         self.need("cards")
         return self._slot(slot).remove()
@@ -209,6 +214,9 @@ class Dut:
 
     def _cut_power_at(self, step, after):
         raise DutError("no power-loss control")
+
+    def _damage_flash(self, spec):
+        raise DutError("no flash control")
 
     def _slot(self, slot):
         raise DutError("no card control")
@@ -389,6 +397,16 @@ class InProcessDut(Dut):
         self.mains.at = self.mains.steps + step
         self.mains.after = after
 
+    def _damage_flash(self, spec):
+        from conformance import flash_damage
+        self.server = None
+        cut = flash_damage.apply(self.flash, self.nvram.data.clear, spec)
+        if cut is not None:
+            self.flash.cut_after(*cut)
+            self._boot()  # the first-boot format, cut
+            self.flash.power_on()
+        self._boot()
+
     def _slot(self, slot):
         return self.slots[slot]
 
@@ -439,7 +457,7 @@ class SimTillDut(Dut):
             workdir = self._tmp.name
         state = Path(workdir) / ("till-%d" % _time.monotonic_ns())
         self.sim = SimTill(state, interpreter)
-        caps = {"reset", "power", "power_loss", "clock", "bureau"}
+        caps = {"reset", "power", "power_loss", "clock", "bureau", "flash"}
         if hasattr(self.sim, "fiscal_slot") and hasattr(self.sim, "user_slot"):
             caps.add("cards")
         self.capabilities = frozenset(caps)
@@ -479,6 +497,14 @@ class SimTillDut(Dut):
 
     def _cut_power_at(self, step, after):
         self.sim.cut_power_at(step, after)  # the mains of hw_sim.sim: the HAL steps of either interpreter
+
+    def _damage_flash(self, spec):
+        from conformance import flash_damage
+        if "format_cut" in spec:
+            raise DutError("no power-loss control inside the boot")
+        with self.sim.lock:  # the firmware is idle between requests; it boots again on the result
+            flash_damage.apply(self.sim._flash, None, spec)
+        self._power_cycle()
 
     def _slot(self, slot):
         return self.sim.fiscal_slot if slot == "fiscal" else self.sim.user_slot

@@ -24,6 +24,7 @@ Steps (one main key each):
     card: {slot: fiscal|user, remove: true} | {slot, insert: user|management|fiscal|foreign_fiscal|...}
           | {slot, pull_after: n, executed: bool}
     power_cycle: true                      power_cut: {at: n, after: bool}  (the next send gets no reply)
+    flash: {truncate: 300 | flip_init | erase_last_sector | format_cut: n, tear}  (damage, then boot)
     expect_status_fields: {locks: [..], warnings_include: [..], warnings_exclude: [..], <field>: value}
     audit_journal: {types: {INVOICE: 3}, events: {CLOCK_SET: 1}, event_args: {CLOCK_SET: [20260105]}}
     repeat: {times: n, steps: [...]}
@@ -69,7 +70,7 @@ AREAS = {
 VERDICTS = ("pass", "fail", "not tested", "error")
 START = (20260105, 90000)
 STEP_NEEDS = {"set_clock": "clock", "advance": "clock", "power_cycle": "power", "power_cut": "power_loss",
-              "card": "cards", "bureau": "bureau"}
+              "card": "cards", "bureau": "bureau", "flash": "flash"}
 
 
 class CaseFailed(Exception):
@@ -290,6 +291,9 @@ class Session:
             pc = st["power_cut"]
             self.dut.cut_power_at(pc.get("at", 0), pc.get("after", False))
             self.cut_pending = True
+        elif "flash" in st:  # fiscal-memory damage, then a boot (conformance/flash_damage.py)
+            self.dut.damage_flash(st["flash"])
+            self.cut_pending = False
         elif "expect_status_fields" in st:
             self.expect_status(st["expect_status_fields"])
         elif "audit_journal" in st:

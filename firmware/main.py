@@ -7,7 +7,7 @@ firmware/boards/<family>/ and a `board_config.py` holding the factory identity:
 
 import machine
 
-from fiscal_till.device import Till
+from fiscal_till.fallback import make_till
 from fiscal_till.server import LinkServer
 
 try:
@@ -28,7 +28,9 @@ def run():
     gc.threshold(GC_THRESHOLD)  # before the Till (and its journal mount) allocates anything
     from board import make_board  # type: ignore[import-not-found]
     board = make_board(IDENTITY)
-    server = LinkServer(Till(board))
+    # the link is served whatever happens below: a till that cannot start its fiscal core still answers
+    # GET_INFO / GET_STATUS / READ_JOURNAL and refuses the rest (fiscal_till/fallback.py)
+    server = LinkServer(make_till(board))
     rxbuf = bytearray(512)
     while True:
         if not server.serve_uart(board.uart, rxbuf):

@@ -136,6 +136,12 @@ class NorFlash:
         self.data[address] ^= 1 << bit
         self._persist(address, 1)
 
+    def erase_bytes(self, address, n):
+        """Permanent damage: set ``n`` stored bytes to 0xFF, as a partial erase would (not an operation,
+        not counted).  Truncation campaigns use it to cut a journal's tail."""
+        self.data[address:address + n] = b"\xff" * n
+        self._persist(address, n)
+
     def _check_alive(self):
         if self.dead:
             raise PowerLoss("device is powered off")

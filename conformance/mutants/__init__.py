@@ -579,6 +579,51 @@ MUTANTS = [
     Mutant("rerecords-loaded-roll", "recovery records a roll load again (cut after its record)",
            rerecords_loaded_roll, ["FC-POWER-018"]),
 ]
+
+
+# ---- boot under damage (issue 10: damage never bricks, truncation noticed by the till) -------------------
+def damaged_init_crashes_boot():
+    F, _T, _c, codes, _f, _l = _fw()
+    orig = F.start
+
+    def start(self):
+        orig(self)
+        if self.jn is not None and self.jn.damage and self.jn.counters()[codes.REC_INIT]:
+            self.jn.read(0)  # JournalError out of boot, as before: no link served
+    return [(F, "start", start)]
+
+
+def format_not_power_safe():
+    from fiscal_till import journal
+    J = journal.Journal
+    orig = J.format
+
+    def format(bdev, device_id, quotas=None, fiscal_sectors=None, format_id=None, force=False):
+        hb = bytearray(4)
+        for s in range(bdev.ioctl(4, 0)):
+            bdev.readblocks(s, hb, 0)
+            if hb[0:2] == b"FJ" and not force:  # a torn header counts as a journal: never formatted again
+                raise journal.JournalError(19, "media", "partition already holds a journal")
+        return orig(bdev, device_id, quotas, fiscal_sectors, format_id, True)
+    return [(J, "format", staticmethod(format))]
+
+
+def truncation_ignored():
+    F, *_ = _fw()
+
+    def _check_anchor(self):
+        self._put_anchor()  # the anchors are kept but never compared
+    return [(F, "_check_anchor", _check_anchor)]
+
+
+MUTANTS += [
+    Mutant("damaged-init-crashes-boot", "a damaged INIT record stops the boot before the link is served",
+           damaged_init_crashes_boot, ["FC-JRNL-007"]),
+    Mutant("format-not-power-safe", "a first-boot format cut after its erases is never redone",
+           format_not_power_safe, ["FC-POWER-040"]),
+    Mutant("truncation-ignored", "boots unlocked on a journal cut short", truncation_ignored,
+           ["FC-JRNL-008", "FC-JRNL-009"]),
+]
 MUTANTS_BY_NAME = {m.name: m for m in MUTANTS}
 
 

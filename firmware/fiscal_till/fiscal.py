@@ -37,7 +37,7 @@ from .cards import CardError
 from .clock import day_number, from_day_number, now, valid_date, valid_time
 from .crc import crc32
 from .invoice import split
-from .journal import Journal, JournalError
+from .journal import Damage, Journal, JournalError
 
 WARN_DAYS = 7  # DEADLINE_NEAR threshold, days
 WARN_INVOICES = 20  # ROLL_LOW threshold
@@ -46,6 +46,9 @@ SERVICE_YEARS = 5  # service life [OPEN: one vendor's figure; domain §4]
 _INTENT = "intent"
 _REQ = "req"  # the last executed request when it left no tagged record: rid, digest u32, command u8, reply
 _PIN = "pin"
+_ANCHOR = "anchor"
+_INTENT_CMDS = (codes.CMD_ISSUE_INVOICE, codes.CMD_DAILY_CLOSE, codes.CMD_INITIALIZE, codes.CMD_DECLARE,
+                codes.CMD_CLEAR_UNLOCK, codes.CMD_LOAD_ROLL)
 _CARD_LOCKS = {
     codes.E_CARD_FISCAL_MISSING: codes.LOCK_FISCAL_CARD_MISSING,
     codes.E_CARD_NO_RESPONSE: codes.LOCK_FISCAL_CARD_MISSING,
@@ -90,6 +93,18 @@ def _enc(layout, obj):
 
 def _dec(layout, raw):
     return schema.decode(layout, raw)
+
+
+def _intent_ok(raw):
+    """An nvram intent recovery can read: a known command, request tag, and for ISSUE_INVOICE a record."""
+    if len(raw) < 9 or raw[0] not in _INTENT_CMDS:
+        return False
+    if raw[0] == codes.CMD_ISSUE_INVOICE:
+        try:
+            _dec(layouts.INVOICE_RECORD, raw[9:])
+        except Exception:
+            return False
+    return True
 
 
 def machine_device_id(machine_no):
@@ -145,27 +160,58 @@ class Fiscal:
         self.defer_boot = False  # device.py: the boot's back-fill waits for the first request
         self.boot_pending = False  # start() left the back-fill and the power-on event to finish_boot()
         self.tagged = False  # the request being executed wrote a record with its request tag
+        self.boot_damage = None  # Damage found when no journal is mounted (media, truncated to nothing)
 
     # ================================================================ boot
     def start(self):
-        self._mount()
-        if self.jn is not None and self.jn.counters()[codes.REC_INIT]:
+        """Boot: mount, load, open the card, check the anchors, back-fill.  Never raises (short of the
+        power going): whatever the flash, nvram or cards hold, boot ends with the link served, either
+        normal or locked with the reason in `damage_info()` (docs/FISCAL_MEMORY.md §11)."""
+        try:
+            self._mount()
+        except Exception as e:  # unreadable media or a bug in mount: nothing of the journal is usable
+            self.jn = None
+            self._damaged("media", None, None, None, repr(e))
+        jn = self.jn
+        if jn is None or not jn.counters()[codes.REC_INIT]:
+            if self.nv.get(_ANCHOR) is not None:  # the journal held records once: none left
+                self._damaged("truncated", 0, None, 0, "no INIT record, nvram anchor present")
+            return
+        try:
             self._load_journal()
+        except Exception as e:  # INIT or another record unreadable: the journal noted where
+            if jn.damage:
+                self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
+            else:
+                self._damaged("other", None, None, None, repr(e))
+        raw = self.nv.get(_INTENT)
+        if raw is not None and not _intent_ok(raw):
+            self.nv.delete(_INTENT)
+            self._damaged("nvram", None, None, None, "intent unreadable")
+        try:
             self._open_fiscal()
+        except Exception:  # a card answering garbage: treated as no usable fiscal card
+            self.session = False
+            self.card_lock = 1 << codes.LOCK_FISCAL_CARD_MISSING
+        try:
             self._load_last_request()
-            self.boot_pending = True
-            if not self.defer_boot:
-                self.finish_boot()
+        except Exception:
+            self.last_req = None
+        self._check_anchor()
+        self.boot_pending = True
+        if not self.defer_boot:
+            self.finish_boot()
 
     def defer_boot_work(self):
         self.defer_boot = True
 
     def finish_boot(self):
-        """The end of boot: back-fill the days missed while off (up to yesterday) and log the power-on.
-        Under the link server this runs inside the first request after boot (device.py), so a
-        multi-year back-fill sends keep-alives for that request instead of leaving the host in silence."""
+        """The end of boot: back-fill the days missed while off (up to yesterday) and log the power-on;
+        not while fiscal memory is damaged.  Under the link server this runs inside the first request
+        after boot (device.py), so a multi-year back-fill sends keep-alives for that request instead of
+        leaving the host in silence."""
         self.boot_pending = False
-        if self.card_ok():
+        if self.card_ok() and not self.fm_lock:
             date, time = self.now()
             if valid_date(date):
                 try:
@@ -173,6 +219,16 @@ class Fiscal:
                 except (Refused, CardError):
                     pass
                 self._event(codes.EV_POWER_ON, len(self.recovered))
+
+    def _damaged(self, kind, sector, offset, index, detail):
+        """Lock FM_DAMAGED for a reason found outside the journal's own checks.  Noted in the journal's
+        damage list (appends refused, read-out flagged) when it is mounted, else kept here."""
+        self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
+        d = Damage(kind, sector, offset, index, detail)
+        if self.jn is not None:
+            self.jn.damage.append(d)
+        elif self.boot_damage is None:
+            self.boot_damage = d
 
     def _mount(self):
         flash = self.board.flash
@@ -182,14 +238,78 @@ class Fiscal:
         try:
             self.jn = Journal(flash, dev)
         except JournalError as e:
-            if e.errno == 19:  # ENODEV: blank, format it (the factory state)
-                Journal.format(flash, dev, self.quotas)
-                self.jn = Journal(flash, dev)
-            else:
-                self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
-                return
+            if e.errno != 19:
+                raise
+            if self.nv.get(_ANCHOR) is not None:
+                return  # no journal header left, but this till wrote records: never format over that
+            # blank (the factory state), or a first-boot format cut short: no valid header, format it
+            Journal.format(flash, dev, self.quotas)
+            self.jn = Journal(flash, dev)
         if self.jn.damage:
             self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
+
+    # ---- anchors: the journal's length as the fiscal card and nvram know it ----------------------------
+    def _put_anchor(self):
+        """nvram `anchor` = format id + index of the newest fiscal record + the chain head after it.
+        Written after each fiscal record (a DAILY back-fill once, at its end), never per invoice: the
+        anchor is a lower bound, a cut before it is written leaves an older one, still true."""
+        jn = self.jn
+        if jn is None or jn.damage or jn.f_anchor is None or jn.f_anchor[0] == 0xFFFFFFFF:
+            return
+        a = jn.f_anchor
+        self.nv.put(_ANCHOR, jn.format_id + struct.pack("<I", a[0]) + a[1])
+
+    def _check_anchor(self):
+        """Boot: the journal must still hold the record nvram's anchor names (the card's view is
+        `_check_card_anchor`).  TRUNCATED: it is missing (a tail erased, or an older image put back with
+        nothing after it: the two look alike).  ROLLBACK: the journal holds another history (the anchored
+        record differs, or the partition was formatted again).  NVRAM: the anchor is unreadable."""
+        jn = self.jn
+        if jn is None or jn.damage:
+            return
+        end = (jn.f_tail, jn.f_off if jn.f_off >= 0 else None)  # where the fiscal area ends
+        raw = self.nv.get(_ANCHOR)
+        if raw is not None:
+            if len(raw) != 40:
+                self._damaged("nvram", None, None, None, "anchor unreadable")
+                return
+            idx = struct.unpack_from("<I", raw, 4)[0]
+            if raw[:4] != jn.format_id:
+                self._damaged("rollback", 0, None, None, "journal formatted again")
+                return
+            if idx >= jn.next_index:
+                self._damaged("truncated", end[0], end[1], jn.next_index,
+                              "anchor index %d, journal ends at %d" % (idx, jn.next_index))
+                return
+            h = jn.head_after(idx)
+            if h is None and jn.damage:
+                self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED  # the read found the damage itself
+                return
+            if h != raw[8:]:
+                self._damaged("rollback", None, None, idx, "anchored record differs")
+                return
+        self._put_anchor()
+
+    def _check_card_anchor(self):
+        """The fiscal card's view of the journal's end (docs/FISCAL_MEMORY.md §11), each time the card
+        is opened and no intent is pending: a card pulled at boot is checked when it comes back."""
+        jn = self.jn
+        if jn is None or jn.damage or self.init is None:
+            return
+        end = (jn.f_tail, jn.f_off if jn.f_off >= 0 else None)  # where the fiscal area ends
+        if self.card_ok() and self.nv.get(_INTENT) is None:
+            t = self.card_today
+            detail = None
+            if t["last_number"] != self.last_number:
+                detail = "card's last invoice %d, journal's %d" % (t["last_number"], self.last_number)
+                if jn.r_run:  # where the detail ends
+                    end = (jn.F + jn.r_run[-1], jn.r_off if jn.r_off >= 0 else None)
+            elif self.card_ctl["sequence"] > self.clear_seq:
+                detail = "card's clear-unlock %d, journal's %d" % (self.card_ctl["sequence"], self.clear_seq)
+            elif self.card_decl["status"] != cards.DECL_NONE and self.card_decl["end"] > self.declared_end:
+                detail = "card's declaration to %d, journal's %d" % (self.card_decl["end"], self.declared_end)
+            if detail is not None:
+                self._damaged("truncated", end[0], end[1], jn.next_index, detail)
 
     def _load_journal(self):
         jn = self.jn
@@ -369,6 +489,7 @@ class Fiscal:
             except (Refused, CardError):
                 pass  # the intent stays; the next opening tries again
             self._load_last_request()
+        self._check_card_anchor()
         return True
 
     def _read_card(self):
@@ -611,7 +732,7 @@ class Fiscal:
     def damage_info(self):
         """(kind, sector, offset, index) of the first damage known, for GET_STATUS; unknown fields all
         ones, (0, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF) when there is none."""
-        d = self.jn.damage[0] if self.jn is not None and self.jn.damage else None
+        d = self.jn.damage[0] if self.jn is not None and self.jn.damage else self.boot_damage
         if d is None:
             if self.fm_lock >> codes.LOCK_FM_DAMAGED & 1:
                 return codes.DAMAGE_MEDIA if self.jn is None else codes.DAMAGE_OTHER, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF
@@ -657,6 +778,8 @@ class Fiscal:
                 self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
                 raise Refused(codes.E_FM_DAMAGED)
             raise Refused(codes.E_FM_WRITE_FAILED)
+        if rtype != codes.REC_INVOICE and rtype != codes.REC_DAILY:
+            self._put_anchor()  # DAILY: once at the end of _close_days
         if "date" in rec:
             self._saw(rec["date"], rec.get("time", 0))
         if "request" in rec and rec["request"]["rid"]:
@@ -680,7 +803,7 @@ class Fiscal:
         date, time = req["date"], req["time"]
         if not valid_date(date) or not valid_time(time):
             raise Refused(codes.E_INPUT_BAD_DATE)
-        if self.jn is None:
+        if self.jn is None or self.fm_lock & 1 << codes.LOCK_FM_DAMAGED:
             raise Refused(codes.E_FM_WRITE_FAILED if self.fm_lock == 0 else codes.E_FM_DAMAGED)
         f, u = self.fiscal, self.user
         f.open()
@@ -722,10 +845,10 @@ class Fiscal:
                 "taxpayer_no": ident["taxpayer_no"], "record": 0}
 
     def _need_initialized(self):
+        if self.fm_lock & 1 << codes.LOCK_FM_DAMAGED:  # first: a damaged INIT is no "not initialized"
+            raise Refused(codes.E_LOCK_FM_DAMAGED)
         if not self.initialized():
             raise Refused(codes.E_LOCK_NOT_INITIALIZED)
-        if self.fm_lock & 1 << codes.LOCK_FM_DAMAGED:
-            raise Refused(codes.E_LOCK_FM_DAMAGED)
 
     def _today(self):
         date, time = self.now()
@@ -925,8 +1048,8 @@ class Fiscal:
 
     def _close_days(self, through, rid, digest):
         """Sign and record every day after the last closed one up to `through`, zero days included."""
-        if not self.initialized() or self.jn is None:
-            return 0
+        if not self.initialized() or self.jn is None or self.fm_lock & 1 << codes.LOCK_FM_DAMAGED:
+            return 0  # damaged: no card signature for a day the journal could not record
         start = day_number(self.closed) + 1 if self.closed else day_number(self.init["date"])
         end = day_number(through)
         n = 0
@@ -946,6 +1069,8 @@ class Fiscal:
                 self.day = 0
                 self.day_totals = ledger.empty_totals()
             n += 1
+        if n:
+            self._put_anchor()
         return n
 
     # ---- declaration --------------------------------------------------------------------------------

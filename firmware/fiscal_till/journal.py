@@ -156,6 +156,23 @@ def fiscal_sectors_for(quotas, sector_size):
     return (total + per - 1) // per + SPARE_FISCAL_SECTORS
 
 
+class _Probe:
+    """Just enough of a Journal for ``_check_header`` (format's test for an existing journal)."""
+
+    def __init__(self, bdev, bs, n):
+        self.bdev = bdev
+        self.retries = 0
+        self._hb = bytearray(FISCAL_HDR_SIZE)
+        self._hbm = memoryview(self._hb)
+        ff = _FF.get(bs)
+        if ff is None:
+            ff = _FF[bs] = memoryview(b"\xff" * bs)
+        self._ff = ff
+
+    def _blank(self, mv, a, b):
+        return a >= b or mv[a:b] == self._ff[:b - a]
+
+
 class Journal:
     """Mount the journal on ``bdev``.  ``device_id`` (8 bytes) is what this till expects to find; a
     partition written by another device is reported as damage.  ``retries``: re-reads of a record or
@@ -190,7 +207,11 @@ class Journal:
     @staticmethod
     def format(bdev, device_id, quotas=None, fiscal_sectors=None, format_id=None, force=False):
         """Erase the partition and write the first fiscal sector header.  Refuses (EEXIST-like
-        JournalError ENODEV 'media') when the partition already holds a journal, unless ``force``."""
+        JournalError ENODEV 'media') when the partition already holds a journal, unless ``force``.
+
+        Power-safe: "holds a journal" means a sector header with a good CRC, so a format cut at any of
+        its operations (erases top down, then the one header program) leaves either no valid header,
+        and the next boot formats again, or the finished journal."""
         if len(device_id) != 8:
             raise JournalError(EINVAL, "bad device id", device_id)
         bs = bdev.ioctl(_IOCTL_BLOCK_SIZE, 0)
@@ -207,10 +228,10 @@ class Journal:
         if fiscal_sectors < 1 or n - fiscal_sectors < 3:
             raise JournalError(ENOSPC, "partition too small", (n, fiscal_sectors))
         if not force:
-            hb = bytearray(4)
+            probe = _Probe(bdev, bs, n)
             for s in range(n):
-                bdev.readblocks(s, hb, 0)
-                if hb[0:2] == MAGIC:
+                k = Journal._check_header(probe, s)  # type: ignore[arg-type]
+                if k == _K_F or k == _K_R:
                     raise JournalError(ENODEV, "media", "partition already holds a journal")
         if format_id is None:
             import os
@@ -378,7 +399,7 @@ class Journal:
         Memory: one byte per sector (its kind) plus the u32 arrays the journal keeps anyway (first
         ordinal/index of each sector, ring sequence and erase counts); headers are checked in place in
         ``self._hb`` and only the few fields needed are taken from them."""
-        self.damage = []
+        self.damage = []  # type: list
         self.notes = []
         self._sb_sector = -1
         n = self.nsect
@@ -453,6 +474,15 @@ class Journal:
         self._mount_ring(kinds, newest, ring_hb)
         kinds = ring_hb = None
         self._mount_chain()
+        if newest >= 0:  # every record of the newest ring sector was parsed: a failed CRC is damage,
+            s = F + newest  # also before the last fiscal record, where the chain walk does not look
+            noted = [d.offset for d in self.damage if d.kind == "record-crc" and d.sector == s]
+            j = 0
+            for off, state, t, blen in self.r_records:
+                if state == _BAD and off not in noted:  # a sector's first record has its first index
+                    self._note("record-crc", s, off, self.r_first_index[newest] if j == 0 else None,
+                               "invoice record")
+                j += 1
 
     def _header_seq(self, s):
         """``seq`` of the (valid) header of sector ``s``, re-read: only for the rare damage notes."""
@@ -531,7 +561,9 @@ class Journal:
                 if state == _TORN:
                     continue
                 if state == _BAD:
-                    self._note("record-crc", tail, off, None, "fiscal record (ordinal %d)" % f_ord)
+                    # its index field is under the failed CRC; only the first record's (INIT) is sure
+                    self._note("record-crc", tail, off, 0 if f_ord == 0 else None,
+                               "fiscal record (ordinal %d)" % f_ord)
                     anchor = None
                 else:
                     _, _, idx, prev = self._fiscal_fields(mv, off)
@@ -568,7 +600,7 @@ class Journal:
             for p in range(R):
                 k = kinds[F + p]
                 if k != _K_BLANK and k < _K_F:
-                    if p == 0:
+                    if p == 0 and k != _K_BAD_IDENT and self._blank(self._load(F), RING_HDR_SIZE, self.bs):
                         self.notes.append(("torn-open", F))  # first ring sector, torn open
                     else:
                         self._note("sector-header", F + p, 0, None, _WHY[k])
@@ -594,6 +626,8 @@ class Journal:
                 break
             elif kind < _K_F:
                 self._note("sector-header", F + p, 0, None, _WHY[kind])
+                if seq < k:
+                    break  # older than the first ring sector ever opened: not part of the run
                 run.append(p)  # a hole: its records are lost, keep what is older
                 rseq[p] = seq - k
             else:
@@ -969,7 +1003,8 @@ class Journal:
             if idx < index:
                 before += 1
         if bad is not None:
-            self._damaged_read("record-crc", k, bad, None, "fiscal record near index %d" % index)
+            # the record asked for is not among the good ones: the one failing its CRC is taken for it
+            self._damaged_read("record-crc", k, bad, index, "fiscal record read as index %d" % index)
         if k < self.f_tail and not self.f_valid[k + 1]:
             # the next sector lost its header: its records still say who they are
             for state, t, b, idx, prev, off in self._sector_records(k + 1, AREA_FISCAL)[0]:
@@ -991,6 +1026,20 @@ class Journal:
                 return t, bytes(self._sbm[off + 2:off + 2 + blen])
             j -= 1
         self._damaged_read("lost-records", s, None, index, "invoice ordinal %d not in its sector" % n)
+
+    def head_after(self, index):
+        """Chain head right after fiscal record ``index`` (its ``prev_head`` linked with it), or None if
+        no good fiscal record has that index.  The till's nvram anchor is checked with it at boot."""
+        if index < 0 or index >= self.next_index:
+            return None
+        k = self._fiscal_sector_of(index)
+        for j in (k, k + 1):
+            if j > self.f_tail or not self.f_valid[j]:
+                continue
+            for state, t, body, idx, prev, off in self._sector_records(j, AREA_FISCAL)[0]:
+                if state == _GOOD and idx == index:
+                    return self._link(prev, idx, t, body)
+        return None
 
     def _sector_records(self, s, area):
         """Committed records of sector ``s`` as a list of (state, type, body, index, prev_head, offset);

@@ -38,7 +38,7 @@ def main(argv):
 
     gc.threshold(GC_THRESHOLD)
 
-    from fiscal_till import device, hal, server
+    from fiscal_till import hal, server
     from simbus import CONTROL, Bus, BusFlash, BusNvram, BusPrinter, BusRTC, BusSlot, BusUART
 
     bus = Bus(sys.stdin.buffer, sys.stdout.buffer)
@@ -46,7 +46,8 @@ def main(argv):
     board = hal.Board(uart=BusUART(bus), rtc=BusRTC(bus), flash=BusFlash(bus), fiscal_slot=BusSlot(bus, 0),
                       user_slot=BusSlot(bus, 1), printer=BusPrinter(bus), identity=identity,
                       nvram=BusNvram(bus))
-    link = server.LinkServer(device.Till(board))
+    from fiscal_till.fallback import make_till
+    link = server.LinkServer(make_till(board))  # as firmware/main.py: the link survives a failed core
     rxbuf = bytearray(1024)
     # FTK_HEAP=1 (bench/bench_till_mpy.py): log the heap in use above the level after boot, sampled at
     # every HAL call, after each request
