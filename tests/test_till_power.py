@@ -18,7 +18,7 @@ is tests/test_journal_powerloss.py.)
 import pytest
 
 from hw_sim.nor_flash import TEAR_NAMES, TEARS
-from powercut import SCENARIOS, at_roll_loaded, cut_run, differences, expected, recovery_steps, reference
+from powercut import SCENARIOS, at_roll_loaded, cut_run, differences, expected, prepared, recovery_steps, reference
 from protocol import commands
 from protocol import records as R
 from tillrig import TillRig
@@ -157,3 +157,23 @@ def test_a_retry_after_a_lost_reply_is_answered_from_memory_even_after_reboot():
     assert again[0] == 0 and again[2]["payload"] == first
     assert rig.status().last_number == 4  # three before, this one once
     rig.refused("ISSUE_INVOICE", "LINK_RID_REUSED", rid=77_000, **TillRig.invoice(1000))
+
+
+def test_every_intent_an_operation_writes_is_one_the_boot_accepts(monkeypatch):
+    """Boot throws away an nvram intent it cannot read (and locks NVRAM damage), so every intent the
+    operations write must pass that check: an operation whose intent the boot rejects loses its
+    recovery.  Found when SET_TIME gained an intent the check did not know."""
+    from fiscal_till import fiscal as F
+    written = []
+    orig = F.Fiscal._intent
+
+    def spy(self, cmd, rid, digest, extra=b""):
+        orig(self, cmd, rid, digest, extra)
+        written.append(self.nv.get("intent"))
+    monkeypatch.setattr(F.Fiscal, "_intent", spy)
+    for sc in SCENARIOS.values():
+        rig = prepared(sc)
+        status, _, _ = rig.call(sc.command, rid=0x5EED, payload=sc.payload())
+        assert status == 0, sc.name
+    assert {raw[0] for raw in written} == set(F._INTENT_CMDS)  # every kind of intent was written
+    assert [raw for raw in written if not F._intent_ok(raw)] == []

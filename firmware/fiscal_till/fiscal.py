@@ -48,7 +48,7 @@ _REQ = "req"  # the last executed request when it left no tagged record: rid, di
 _PIN = "pin"
 _ANCHOR = "anchor"
 _INTENT_CMDS = (codes.CMD_ISSUE_INVOICE, codes.CMD_DAILY_CLOSE, codes.CMD_INITIALIZE, codes.CMD_DECLARE,
-                codes.CMD_CLEAR_UNLOCK, codes.CMD_LOAD_ROLL)
+                codes.CMD_CLEAR_UNLOCK, codes.CMD_LOAD_ROLL, codes.CMD_SET_TIME)
 _CARD_LOCKS = {
     codes.E_CARD_FISCAL_MISSING: codes.LOCK_FISCAL_CARD_MISSING,
     codes.E_CARD_NO_RESPONSE: codes.LOCK_FISCAL_CARD_MISSING,
@@ -99,6 +99,8 @@ def _intent_ok(raw):
     """An nvram intent recovery can read: a known command, request tag, and for ISSUE_INVOICE a record."""
     if len(raw) < 9 or raw[0] not in _INTENT_CMDS:
         return False
+    if raw[0] == codes.CMD_SET_TIME:
+        return len(raw) == 21  # new date, new time, old date
     if raw[0] == codes.CMD_ISSUE_INVOICE:
         try:
             _dec(layouts.INVOICE_RECORD, raw[9:])
