@@ -8,26 +8,8 @@ from gateway import issuance as I
 from hw_sim.cards import demo
 from hw_sim.cards.fiscal import FiscalCard
 from hw_sim.cards.user import UserCard
-from protocol import commands, status as S
-from tillrig import TillRig
-
-
-def locks(rig):
-    return S.mask_names(rig.status().lock_reasons, S.LOCK_REASONS)
-
-
-def warnings(rig):
-    return S.mask_names(rig.status().warnings, S.WARNINGS)
-
-
-def ready(**kw) -> TillRig:
-    """Initialized, a roll of 100 loaded, clock 2026-01-05 10:00."""
-    rig = TillRig(**kw)
-    rig.initialize()
-    rig.bureau_sells_roll(1, 100)
-    rig.ok("LOAD_ROLL")
-    rig.rtc.set(20260105, 100000)
-    return rig
+from protocol import commands
+from tillrig import TillRig, locks, ready, warnings
 
 
 def fingerprint(rig):

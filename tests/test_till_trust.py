@@ -2,32 +2,12 @@
 valid by the till's own clock; an invoice line's amount is quantity x unit price (issue 10, cards part).
 In-process firmware (tests/tillrig.py)."""
 
-import pytest
 
 from gateway import issuance as I
 from hw_sim.cards import demo
-from hw_sim.cards.fiscal import FiscalCard
 from hw_sim.cards.management import ManagementCard
 from protocol import commands, status as S
-from tillrig import TillRig
-
-
-def locks(rig):
-    return S.mask_names(rig.status().lock_reasons, S.LOCK_REASONS)
-
-
-def warnings(rig):
-    return S.mask_names(rig.status().warnings, S.WARNINGS)
-
-
-def ready(**kw) -> TillRig:
-    """Initialized, a roll of 100 loaded, clock 2026-01-05 10:00."""
-    rig = TillRig(**kw)
-    rig.initialize()
-    rig.bureau_sells_roll(1, 100)
-    rig.ok("LOAD_ROLL")
-    rig.rtc.set(20260105, 100000)
-    return rig
+from tillrig import TillRig, locks, ready, warnings
 
 
 def fingerprint(rig):

@@ -22,7 +22,7 @@ from gateway.readers import SimReader
 from hw_sim.cards import demo
 from hw_sim.cards.slot import CardSlot
 from hw_sim.nor_flash import NorFlash
-from protocol import commands, errors, frame
+from protocol import commands, errors, frame, status as S
 
 
 class RTC:
@@ -161,3 +161,23 @@ class TillRig(RigRequests):
         s.open()
         s.authenticate()
         return s
+
+
+def locks(rig: TillRig) -> list[str]:
+    """The names of the lock reasons GET_STATUS shows."""
+    return S.mask_names(rig.status().lock_reasons, S.LOCK_REASONS)
+
+
+def warnings(rig: TillRig) -> list[str]:
+    """The names of the warnings GET_STATUS shows."""
+    return S.mask_names(rig.status().warnings, S.WARNINGS)
+
+
+def ready(**kw) -> TillRig:
+    """Initialized, a roll of 100 loaded, clock 2026-01-05 10:00."""
+    rig = TillRig(**kw)
+    rig.initialize()
+    rig.bureau_sells_roll(1, 100)
+    rig.ok("LOAD_ROLL")
+    rig.rtc.set(20260105, 100000)
+    return rig
