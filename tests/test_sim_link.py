@@ -107,6 +107,11 @@ def test_noise_and_bad_frames_are_ignored(sim, till):
 def test_pacing_keeps_the_link_working(tmp_path):
     with SimTill(tmp_path, pace=True, baud=115200) as sim, TillClient(sim.port, timeout=1.0) as till:
         assert till.call_ok("GET_INFO").machine_no == DEFAULT_MACHINE_NO
+        # the pacer counts a chunk after writing it, so the reply can reach the client first: wait for
+        # the count (a hang guard, not a speed assumption)
+        deadline = time.monotonic() + 30
+        while sim.uart.tx_bytes == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert sim.uart.tx_bytes > 0 and sim.uart.tx_dropped == 0
 
 
