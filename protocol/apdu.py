@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import construct as c
 
+from .rules import THRESHOLDS
+
 from .types import (
     BUREAU_CODE_LEN, CARD_NO_LEN, FISCAL_CODE_LEN, INVOICE_CODE_LEN, MAC_LEN, PIN_LEN, SIGNATURE_LEN,
     TAX_ITEMS, Amount, BcdDate, Digits, TaxAmount, XorGuarded,
@@ -147,7 +149,7 @@ SW_OK = 0x9000
 
 # consecutive counted MAC failures (9302) that lock a card for good (9303); a success resets the count.
 # 9302 carries no count: the till keeps its own (docs/FIRMWARE.md, "MAC tries").
-MAC_TRIES = 3
+MAC_TRIES = THRESHOLDS["CARD_MAC_TRIES"]  # R-LOCK-MAC
 
 # GET_REGISTER_NB response == REGISTER_SIGN command data
 RegisterNb = c.Struct("random" / c.Bytes(4), "card_no" / c.Bytes(CARD_NO_LEN), "mac1" / c.Bytes(MAC_LEN))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import apdu, commands, errors, frame, records, status
+from . import apdu, commands, errors, frame, records, rules, status
 
 TARGET = Path(__file__).resolve().parent.parent / "firmware" / "fiscal_till" / "codes.py"
 
@@ -37,8 +37,11 @@ def render() -> str:
         "KEEPALIVE_INTERVAL_MS = const(%d)" % frame.KEEPALIVE_INTERVAL_MS,
         "CARD_MAC_TRIES = const(%d)" % apdu.MAC_TRIES,
         "",
-        "# commands",
+        "# rule thresholds (protocol/rules.py: each belongs to one rule, named in docs/RULES.md)",
     ]
+    for name, value in sorted(rules.THRESHOLDS.items()):
+        out.append("RULE_%s = const(%d)" % (name, value))
+    out += ["", "# commands"]
     for cmd in commands.COMMANDS:
         out.append("CMD_%s = const(0x%02X)" % (cmd.name, cmd.code))
     mut = ", ".join("CMD_%s" % cmd.name for cmd in commands.COMMANDS if cmd.mutating)

@@ -14,6 +14,16 @@ NO_DEADLINE_DAYS = const(0x7FFF)
 KEEPALIVE_INTERVAL_MS = const(250)
 CARD_MAC_TRIES = const(3)
 
+# rule thresholds (protocol/rules.py: each belongs to one rule, named in docs/RULES.md)
+RULE_CARD_MAC_TRIES = const(3)
+RULE_FM_FULL_PERMILLE = const(1000)
+RULE_SERVICE_LIFE_YEARS = const(5)
+RULE_SURCHARGE_PER_10K_PER_DAY = const(5)
+RULE_WARN_DEADLINE_DAYS = const(7)
+RULE_WARN_FM_PERMILLE = const(900)
+RULE_WARN_LIMIT_PERCENT = const(75)
+RULE_WARN_ROLL_INVOICES = const(20)
+
 # commands
 CMD_GET_INFO = const(0x01)
 CMD_GET_STATUS = const(0x02)
