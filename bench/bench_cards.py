@@ -25,11 +25,11 @@ sys.path.insert(0, str(ROOT))
 
 import cryptography  # noqa: E402
 
-from gateway import issuance as I  # noqa: E402
-from gateway import verify as V  # noqa: E402
-from hw_sim.cards import sequences as S  # noqa: E402
+from gateway import issuance  # noqa: E402
+from gateway import verify  # noqa: E402
+from hw_sim.cards import sequences  # noqa: E402
 from hw_sim.cards.demo import MACHINE_NO, CardRig  # noqa: E402
-from protocol import apdu as A  # noqa: E402
+from protocol import apdu  # noqa: E402
 from protocol import crypto  # noqa: E402
 
 from rates import best_rate  # noqa: E402
@@ -43,14 +43,14 @@ def main() -> None:
 
     # a fiscal card with a roll big enough for every round
     total_codes = n_code * rounds + 10
-    rig = CardRig(limits=I.Limits(20260131, 1_000_000, 4_000_000_000, 2_000_000))
+    rig = CardRig(limits=issuance.Limits(20260131, 1_000_000, 4_000_000_000, 2_000_000))
     rig.register().load_roll(1, total_codes)
     slot = rig.fiscal
     lines = [dict(item=1, amount=1000), dict(item=2, amount=200)] + [dict(item=0, amount=0)] * 4
     number = [1]
 
     def codes(n: int) -> None:
-        build, parse, transmit = A.Command.build, A.IssueInvoiceData.build, slot.transmit
+        build, parse, transmit = apdu.Command.build, apdu.IssueInvoiceData.build, slot.transmit
         k = number[0]
         for i in range(k, k + n):
             data = parse(dict(date=20260105, kind=1, number=i, lines=lines, total=1200))
@@ -61,18 +61,18 @@ def main() -> None:
 
     # one declaration record as the bureau reads it from a user card
     decl_rig = CardRig().register()
-    S.daily_close(decl_rig.fiscal, 20260105, S.period_sums((0, 0, 0), []))
-    data, resp = S.declare(decl_rig.fiscal, decl_rig.user, 20260101, 20260105, S.period_sums((0, 0, 0), []))
+    sequences.daily_close(decl_rig.fiscal, 20260105, sequences.period_sums((0, 0, 0), []))
+    data, resp = sequences.declare(decl_rig.fiscal, decl_rig.user, 20260101, 20260105, sequences.period_sums((0, 0, 0), []))
     record = decl_rig.cards.fiscal_data.card_no + data + resp
     ks = decl_rig.keystore
-    if not V.verify_declaration(ks, record, MACHINE_NO).ok:
+    if not verify.verify_declaration(ks, record, MACHINE_NO).ok:
         raise RuntimeError("the benchmark declaration does not verify")
     raw_key = crypto.load_public_key(decl_rig.cards.fiscal.public_key)
     raw_msg = crypto.signed_message(crypto.SigKind.DECLARATION, data[:-1] + resp[:9])
-    signature = A.DeclareDutyResponse.parse(resp).signature
+    signature = apdu.DeclareDutyResponse.parse(resp).signature
 
     def gateway(n: int) -> None:
-        v = V.verify_declaration
+        v = verify.verify_declaration
         for _ in range(n):
             v(ks, record, MACHINE_NO)
 

@@ -25,7 +25,7 @@ from datetime import date  # noqa: E402
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
 
-from protocol import crypto as c  # noqa: E402
+from protocol import crypto  # noqa: E402
 from protocol.crypto_golden import CARD_NO, MACHINE_NO, USER_CARD_NO  # noqa: E402
 
 from rates import best_rate  # noqa: E402
@@ -37,22 +37,22 @@ def main() -> None:
     quick = "--quick" in sys.argv
     n_code, n_ver, rounds = (2_000, 500, 3) if quick else (50_000, 5_000, 7)
 
-    keys = c.derive_fiscal_card_keys(c.TEST_MASTER_KEY, CARD_NO, USER_CARD_NO)
-    inv = c.pack_invoice_data(date(2024, 3, 15), 1, 1, [(1, 12345), (2, 500)], 12845)
+    keys = crypto.derive_fiscal_card_keys(crypto.TEST_MASTER_KEY, CARD_NO, USER_CARD_NO)
+    inv = crypto.pack_invoice_data(date(2024, 3, 15), 1, 1, [(1, 12345), (2, 500)], 12845)
     payload = bytes(i & 0xFF for i in range(DECLARATION_PAYLOAD_LEN))
-    sig = c.sign_record(keys, c.SigKind.DECLARATION, payload)
+    sig = crypto.sign_record(keys, crypto.SigKind.DECLARATION, payload)
     pub_bytes = keys.public_key
     raw_key = Ed25519PublicKey.from_public_bytes(pub_bytes)
-    raw_msg = c.signed_message(c.SigKind.DECLARATION, payload)
-    kind = c.SigKind.DECLARATION
+    raw_msg = crypto.signed_message(crypto.SigKind.DECLARATION, payload)
+    kind = crypto.SigKind.DECLARATION
 
     def codes(n: int) -> None:
-        f, k = c.fiscal_code, keys.invoice
+        f, k = crypto.fiscal_code, keys.invoice
         for _ in range(n):
             f(k, inv, CARD_NO, MACHINE_NO)
 
     def wrapper(n: int) -> None:
-        v = c.verify_record
+        v = crypto.verify_record
         for _ in range(n):
             v(pub_bytes, kind, payload, sig)
 
@@ -75,7 +75,7 @@ def main() -> None:
     ratio = w_best / r_best
 
     result = {
-        "suite": {"id": c.SUITE_ID, "name": c.SUITE_NAME},
+        "suite": {"id": crypto.SUITE_ID, "name": crypto.SUITE_NAME},
         "fiscal_codes_per_s": round(code_rate),
         "declaration_verify_per_s": {"wrapper": round(w_best), "raw_cryptography": round(r_best),
                                      "ratio": round(ratio, 3), "target_ratio": 0.8,

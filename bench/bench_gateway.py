@@ -35,12 +35,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
 
-from gateway import stations as G  # noqa: E402
+from gateway import stations  # noqa: E402
 from gateway.db import open_store  # noqa: E402
 from gateway.issuance import Limits, Taxpayer  # noqa: E402
 from gateway.keystore import KeyStore  # noqa: E402
 from gateway.stations.income import DeclaredIncome  # noqa: E402
-from protocol import apdu as A  # noqa: E402
+from protocol import apdu  # noqa: E402
 from protocol import crypto  # noqa: E402
 from protocol.crypto import SigKind  # noqa: E402
 
@@ -65,29 +65,29 @@ def declaration(ks: KeyStore, card_no: bytes, machine_no: str, start: int, end: 
     normal = [1000 * n, 500 * n, 0, 0, 0, 0]
     sums = dict(normal_count=2 * n, return_count=0, void_count=1, items=[1, 2, 0, 0, 0, 0], normal=normal,
                 returned=[0] * 6)
-    data = A.DeclareDutyData.build(dict(start=start, end=end, sums=sums))
+    data = apdu.DeclareDutyData.build(dict(start=start, end=end, sums=sums))
     payload = data[:-1] + sum(normal).to_bytes(4, "big") + bytes(4) + b"\x00"
     mac1 = crypto.declaration_mac(keys.decl_mac, payload, card_no, machine_no)
     sig = crypto.sign_record(keys, SigKind.DECLARATION, payload)
-    resp = A.DeclareDutyResponse.build(dict(normal_total=sum(normal), return_total=0, status=0, mac1=mac1, signature=sig))
+    resp = apdu.DeclareDutyResponse.build(dict(normal_total=sum(normal), return_total=0, status=0, mac1=mac1, signature=sig))
     return card_no + data + resp
 
 
 def populate(url: str, taxpayers: int, filings_each: int) -> list[list[tuple[str, bytes, int]]]:
     """Register taxpayers and machines; per taxpayer the filings (taxpayer_no, record, income) to make."""
-    st = G.Station(open_store(url), KeyStore.for_tests(), name="bench-setup", clock=lambda: 20300101)
+    st = stations.Station(open_store(url), KeyStore.for_tests(), name="bench-setup", clock=lambda: 20300101)
     work = []
     periods = -(-filings_each // MACHINES_PER_TAXPAYER)
     ends = month_ends(periods)
     for t in range(taxpayers):
         tp_no = "BENCH%014d" % t
-        G.register_taxpayer(st, Taxpayer(tp_no, "1%014d" % t, "bench %d" % t, "144010000000"), tax_items=ITEMS)
+        stations.register_taxpayer(st, Taxpayer(tp_no, "1%014d" % t, "bench %d" % t, "144010000000"), tax_items=ITEMS)
         mine = []
         for k in range(MACHINES_PER_TAXPAYER):
             machine = "9%03d%012d" % (t, k)
             fc, uc = "32%02x%012x" % (t, 2 * k), "32%02x%012x" % (t, 2 * k + 1)
-            G.register_machine(st, tp_no, machine, Limits(20260131, 10 ** 6, 10 ** 8, 10 ** 6))
-            G.issue_cards(st, tp_no, machine, fiscal_card_no=fc, user_card_no=uc, valid_from=20260101, valid_to=20401231)
+            stations.register_machine(st, tp_no, machine, Limits(20260131, 10 ** 6, 10 ** 8, 10 ** 6))
+            stations.issue_cards(st, tp_no, machine, fiscal_card_no=fc, user_card_no=uc, valid_from=20260101, valid_to=20401231)
             for i, end in enumerate(ends):
                 start = 20260101 if i == 0 else ends[i - 1] + 1 if ends[i - 1] % 100 < 28 else _next_day(ends[i - 1])
                 mine.append((tp_no, declaration(st.keystore, bytes.fromhex(fc), machine, start, end, i + 1), 1500 * (i + 1)))
@@ -122,10 +122,10 @@ def raw_verify_rate(records: list[bytes], seconds: float = 1.5) -> float:
 
 
 def run_filings(url: str, work: list[tuple[str, bytes, int]], name: str) -> tuple[int, float]:
-    st = G.Station(open_store(url, migrate_schema=False), KeyStore.for_tests(), name=name, clock=lambda: 20300101)
+    st = stations.Station(open_store(url, migrate_schema=False), KeyStore.for_tests(), name=name, clock=lambda: 20300101)
     t0 = time.perf_counter()
     for tp_no, record, income in work:
-        outcome, _ = G.decide(st, tp_no, DeclaredIncome(income), record=record)
+        outcome, _ = stations.decide(st, tp_no, DeclaredIncome(income), record=record)
         assert outcome.accepted
     dt_ = time.perf_counter() - t0
     st.store.close()
@@ -134,10 +134,10 @@ def run_filings(url: str, work: list[tuple[str, bytes, int]], name: str) -> tupl
 
 def run_batches(url: str, work: list[tuple[str, bytes, int]], name: str, batch: int) -> tuple[int, float]:
     """Group commit (gateway.stations.decide_batch): `batch` filings per durable commit."""
-    st = G.Station(open_store(url, migrate_schema=False), KeyStore.for_tests(), name=name, clock=lambda: 20300101)
+    st = stations.Station(open_store(url, migrate_schema=False), KeyStore.for_tests(), name=name, clock=lambda: 20300101)
     t0 = time.perf_counter()
     for i in range(0, len(work), batch):
-        results = G.decide_batch(st, [(tp, rec, DeclaredIncome(inc)) for tp, rec, inc in work[i:i + batch]])
+        results = stations.decide_batch(st, [(tp, rec, DeclaredIncome(inc)) for tp, rec, inc in work[i:i + batch]])
         assert all(not isinstance(r, Exception) and r[0].accepted for r in results), results
     dt_ = time.perf_counter() - t0
     st.store.close()

@@ -19,12 +19,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fiscal_till import link  # noqa: E402
 from fiscal_till.clock import day_number, from_day_number  # noqa: E402
 from protocol import commands  # noqa: E402
-from gateway import issuance as I  # noqa: E402
+from gateway import issuance  # noqa: E402
 from tillrig import TillRig  # noqa: E402
 
 
 def till_year(days=365, per_day=300):
-    big = I.Limits(deadline=20260131, single_limit=1_000_000, cumulative_limit=4_000_000_000,
+    big = issuance.Limits(deadline=20260131, single_limit=1_000_000, cumulative_limit=4_000_000_000,
                    return_limit=100_000_000)
     rig = TillRig(limits=big, flash_sectors=1024)  # 4 MiB partition
     rig.initialize()

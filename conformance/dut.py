@@ -26,14 +26,14 @@ import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protocol import commands as C
+from protocol import commands
 from protocol import frame
 from hw_sim.mains import Mains, stepped_board
 
 CAPABILITIES = ("reset", "power", "power_loss", "clock", "cards", "bureau", "flash", "boot_power_loss")
 HANG_GUARD_S = 600.0  # one exchange never waits longer, keep-alives or not
 VIRTUAL_STEP_MS = 10  # InProcessDut: the firmware's clock moves this much per HAL step (see there)
-_MUTATING = frozenset(c.code for c in C.COMMANDS if c.mutating)
+_MUTATING = frozenset(c.code for c in commands.COMMANDS if c.mutating)
 
 
 class DutError(Exception):
@@ -111,7 +111,7 @@ class Dut:
                     self.rid_floor = max(self.rid_floor, rid)
                 elif command == 0x02 and f["status"] == 0:
                     try:
-                        self.rid_floor = max(self.rid_floor, C.StatusReply.parse(f["payload"]).last_rid)
+                        self.rid_floor = max(self.rid_floor, commands.StatusReply.parse(f["payload"]).last_rid)
                     except Exception:  # noqa: BLE001 - a malformed status is the case's business
                         pass
                 return f
@@ -240,7 +240,7 @@ class _DemoCards:
         self.user = None  # the device's own user card, when it is not the demo set's (SimTillDut)
 
     def card(self, which: str):
-        from gateway import issuance as I
+        from gateway import issuance
         from hw_sim.cards.fiscal import FiscalCard
         from hw_sim.cards.management import ManagementCard
         from hw_sim.cards.user import UserCard
@@ -254,13 +254,13 @@ class _DemoCards:
         if which == "reissued_fiscal":  # the same card personalised again: not registered
             return FiscalCard.issued(s.fiscal_data)
         if which == "foreign_fiscal":
-            other = I.issue_fiscal_card(s.keystore, taxpayer=d.TAXPAYER, machine_no="9999999999999999",
+            other = issuance.issue_fiscal_card(s.keystore, taxpayer=d.TAXPAYER, machine_no="9999999999999999",
                                         card_no=bytes.fromhex("3201000000000099"), user_card_no=d.USER_CARD_NO,
                                         valid_from=d.VALID_FROM, valid_to=d.VALID_TO, limits=d.LIMITS,
                                         tax_items=d.TAX_ITEMS)
             return FiscalCard.issued(other)
         if which == "expired_management":  # genuine TEST-key card, valid only until the day before START
-            md = I.issue_management_card(s.keystore, card_no=bytes.fromhex("4401000000000077"),
+            md = issuance.issue_management_card(s.keystore, card_no=bytes.fromhex("4401000000000077"),
                                          inspector_no="440100000777", bureau_code=d.TAXPAYER.bureau_code,
                                          valid_from=20250101, valid_to=20260104, pin=None)
             return ManagementCard.issued(md)
@@ -270,12 +270,12 @@ class _DemoCards:
             from conformance.model import STALE_ROLL
             from conformance.runner import OTHER_FISCAL_CARD_NO
             user = s.user if self.user is None else self.user
-            user.state.last_roll = I.issue_roll(s.keystore, fiscal_card_no=OTHER_FISCAL_CARD_NO,
+            user.state.last_roll = issuance.issue_roll(s.keystore, fiscal_card_no=OTHER_FISCAL_CARD_NO,
                                                 machine_no=self.machine_no, code=demo_roll_code(),
                                                 start=STALE_ROLL[0], end=STALE_ROLL[1])
             return user
         if which == "foreign_user":
-            other = I.issue_user_card(s.keystore, taxpayer=I.Taxpayer(
+            other = issuance.issue_user_card(s.keystore, taxpayer=issuance.Taxpayer(
                 taxpayer_no="91110000XXXXXXXX9X", taxpayer_id="110000000000009", name="别家 (TEST)",
                 bureau_code="111000000000"), card_no=bytes.fromhex("1101100000000009"),
                 tills=[("8888888888888888", bytes.fromhex("1101000000000009"))],

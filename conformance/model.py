@@ -30,16 +30,16 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 
-import construct as c
+import construct as cs
 
-from protocol import commands as C
-from protocol import errors as E
-from protocol import status as S
+from protocol import commands
+from protocol import errors
+from protocol import status as status_table
 
-ERR = {e.name: e.code for e in E.TABLE}
+ERR = {e.name: e.code for e in errors.TABLE}
 OK = 0
-LOCK_BITS = {r.name: r.bit for r in S.LOCK_REASONS}
-WARN_BITS = {w.name: w.bit for w in S.WARNINGS}
+LOCK_BITS = {r.name: r.bit for r in status_table.LOCK_REASONS}
+WARN_BITS = {w.name: w.bit for w in status_table.WARNINGS}
 MODELLED_LOCKS = ("NOT_INITIALIZED", "DEADLINE", "CUMULATIVE_LIMIT", "RETURN_LIMIT", "NO_ROLL", "SERVICE_LIFE",
                   "CLOCK_FAULT")
 STALE_ROLL = (901, 1000)  # the roll for another fiscal card a damaged user card leaves in EF07 (card
@@ -47,10 +47,10 @@ STALE_ROLL = (901, 1000)  # the roll for another fiscal card a damaged user card
 MODELLED_WARNINGS = ("DEADLINE_NEAR", "AMOUNT_75", "RETURN_75", "ROLL_LOW", "DECLARATION_PENDING", "NON_FISCAL",
                      "MAC_LAST_TRY")
 MAC_TRIES = 3  # CARDS.md §1 MAC lock: 3 consecutive counted MAC failures lock the fiscal card for good
-CONFIRM_MAC = 1 << {name: bit for bit, name in S.REQUEST_FLAGS.items()}["CONFIRM_MAC"]
+CONFIRM_MAC = 1 << {name: bit for bit, name in status_table.REQUEST_FLAGS.items()}["CONFIRM_MAC"]
 LOCK_MASK = sum(1 << LOCK_BITS[n] for n in MODELLED_LOCKS)
 WARN_MASK = sum(1 << WARN_BITS[n] for n in MODELLED_WARNINGS)
-MAX_LINES = C.MAX_LINES
+MAX_LINES = commands.MAX_LINES
 U32 = 0xFFFFFFFF
 CARD_ANY = "CARD_ANY"  # any card error, or the lock error of a fiscal-card problem
 _CARD_LOCKS = {ERR[n] for n in ("LOCK_FISCAL_CARD_MISSING", "LOCK_FISCAL_CARD_UNREGISTERED",
@@ -67,7 +67,7 @@ def status_name(code) -> str:
         return "any refusal"
     if code == CARD_ANY:
         return "any card error"
-    row = E.BY_CODE.get(code)
+    row = errors.BY_CODE.get(code)
     return row.name if row else "0x%04X" % code
 
 
@@ -113,13 +113,13 @@ def zero_totals() -> dict:
 
 
 def add_invoice(t: dict, kind: int, items: dict, total: int) -> None:
-    if kind == S.INVOICE_VOID:
+    if kind == status_table.INVOICE_VOID:
         t["void_count"] += 1
         return
-    k = 0 if kind == S.INVOICE_NORMAL else 1
+    k = 0 if kind == status_table.INVOICE_NORMAL else 1
     for item, amount in items.items():
         t["items"].setdefault(item, [0, 0])[k] += amount
-    if kind == S.INVOICE_NORMAL:
+    if kind == status_table.INVOICE_NORMAL:
         t["normal_count"] += 1
         t["normal_total"] += total
     else:
@@ -258,7 +258,7 @@ class State:
 
     def days_to_deadline(self) -> int:
         if not self.initialized or as_date(self.date) is None:
-            return C.NO_DEADLINE_DAYS
+            return commands.NO_DEADLINE_DAYS
         return max(-0x8000, min(0x7FFE, days_between(self.date, self.controls[0])))
 
     def invoices_left(self) -> int:
@@ -270,7 +270,7 @@ class State:
         lock = sum(1 << LOCK_BITS[n] for n in self.locks())
         warn = sum(1 << WARN_BITS[n] for n in self.warnings())
         r = self.roll
-        return {"state": S.STATE_IN_SERVICE if init else S.STATE_NEW, "date": self.date,
+        return {"state": status_table.STATE_IN_SERVICE if init else status_table.STATE_NEW, "date": self.date,
                 "lock_reasons": lock, "warnings": warn, "deadline": ctl[0] if init else 0,
                 "days_to_deadline": self.days_to_deadline(), "single_limit": ctl[1] if init else 0,
                 "amount_left": max(0, ctl[2] - self.cum_normal) if init else 0,
@@ -287,13 +287,13 @@ class State:
             if k == "lock_reasons":
                 got, v = got & LOCK_MASK, v & LOCK_MASK
                 if got != v:
-                    out.append("locks %s, expected %s" % (S.mask_names(got, S.LOCK_REASONS),
-                                                          S.mask_names(v, S.LOCK_REASONS)))
+                    out.append("locks %s, expected %s" % (status_table.mask_names(got, status_table.LOCK_REASONS),
+                                                          status_table.mask_names(v, status_table.LOCK_REASONS)))
             elif k == "warnings":
                 got, v = got & WARN_MASK, v & WARN_MASK
                 if got != v:
-                    out.append("warnings %s, expected %s" % (S.mask_names(got, S.WARNINGS),
-                                                             S.mask_names(v, S.WARNINGS)))
+                    out.append("warnings %s, expected %s" % (status_table.mask_names(got, status_table.WARNINGS),
+                                                             status_table.mask_names(v, status_table.WARNINGS)))
             elif got != v:
                 out.append("%s %r, expected %r" % (k, got, v))
         return out
@@ -512,20 +512,20 @@ class Model:
 
 
 def _cmd_name(code: int) -> str:
-    row = C.BY_CODE.get(code)
+    row = commands.BY_CODE.get(code)
     return row.name if row else "command 0x%02X" % code
 
 
 def parse_reply(command: int, raw: bytes) -> dict:
     try:
-        return plain(C.BY_CODE[command].reply.parse(raw))
-    except (c.ConstructError, KeyError) as e:
+        return plain(commands.BY_CODE[command].reply.parse(raw))
+    except (cs.ConstructError, KeyError) as e:
         return {"_error": str(e)}
 
 
 def _after(s: State, o: Outcome | None, command, rid, payload, raw, cut=False) -> State:
     n = copy.deepcopy(s)
-    mutating = command in C.BY_CODE and C.BY_CODE[command].mutating
+    mutating = command in commands.BY_CODE and commands.BY_CODE[command].mutating
     if n.pull is not None:  # the card was pulled during this request
         slot, _executed = n.pull
         n.pull = None
@@ -554,7 +554,7 @@ def _after(s: State, o: Outcome | None, command, rid, payload, raw, cut=False) -
 
 # ---------------------------------------------------------------------------------------------- predict
 def predict(s: State, command: int, rid: int, payload: bytes) -> list[Outcome]:
-    cmd = C.BY_CODE.get(command)
+    cmd = commands.BY_CODE.get(command)
     if cmd is None:
         return [Outcome(ERR["LINK_UNKNOWN_COMMAND"])]
     if s.pull is not None:
@@ -608,14 +608,14 @@ def _pulled(s: State, command, rid, payload) -> list[Outcome]:
 
 
 def _parse(cmd, payload):
-    if not payload and cmd.request is C.FlagsRequest:
+    if not payload and cmd.request is commands.FlagsRequest:
         return {"flags": 0}  # protocol 1.0 hosts send no flags byte (commands.py FlagsRequest)
     try:
         r = cmd.request.parse(bytes(payload))
         if len(cmd.request.build(r)) != len(payload):
             return None  # trailing bytes
         return plain(r)
-    except (c.ConstructError, UnicodeError, ValueError):
+    except (cs.ConstructError, UnicodeError, ValueError):
         return None
 
 
@@ -648,7 +648,7 @@ def _clock_errors(s: State) -> set:
 
 # ---- GET_INFO / GET_STATUS ---------------------------------------------------------------------------
 def _get_info(s, req):
-    return [Outcome(OK, check=_checker(("machine_no", s.p.machine_no), ("protocol_version", C.PROTOCOL_VERSION),
+    return [Outcome(OK, check=_checker(("machine_no", s.p.machine_no), ("protocol_version", commands.PROTOCOL_VERSION),
                                        ("max_payload", 4096)))]
 
 
@@ -762,17 +762,17 @@ def invoice_input_errors(s, req) -> tuple[set, dict]:
     """Errors of the request itself, and the per-tax-item split of a valid one."""
     kind, lines, total, ref = req["kind"], req["lines"], req["total"], req["ref_number"]
     errs = set()
-    if kind == S.INVOICE_VOID:
+    if kind == status_table.INVOICE_VOID:
         if lines or total != 0:
             errs.add(ERR["INPUT_BAD_AMOUNT"])
         if ref != 0:  # the documents disagree on what a void may reference: any refusal is accepted
             errs.add("ANY_REFUSAL")
         return errs, {}
-    if kind not in (S.INVOICE_NORMAL, S.INVOICE_RETURN):
+    if kind not in (status_table.INVOICE_NORMAL, status_table.INVOICE_RETURN):
         return {ERR["INPUT_BAD_KIND"]}, {}
-    if kind == S.INVOICE_NORMAL and ref != 0:
+    if kind == status_table.INVOICE_NORMAL and ref != 0:
         errs.add(ERR["INPUT_BAD_REFERENCE"])
-    if kind == S.INVOICE_RETURN and ref == 0:
+    if kind == status_table.INVOICE_RETURN and ref == 0:
         errs.add(ERR["INPUT_BAD_REFERENCE"])
     if not lines:
         errs.add(ERR["INPUT_BAD_AMOUNT"])
@@ -785,7 +785,7 @@ def invoice_input_errors(s, req) -> tuple[set, dict]:
             errs.add(ERR["INPUT_BAD_AMOUNT"])
         if ln["tax_item"] not in s.p.tax_items:
             errs.add(ERR["INPUT_UNKNOWN_TAX_ITEM"])
-        exact = C.line_amount(ln["quantity"], ln["unit_price"])  # PROTOCOL.md, invoice lines
+        exact = commands.line_amount(ln["quantity"], ln["unit_price"])  # PROTOCOL.md, invoice lines
         if exact > U32:
             errs.add(ERR["INPUT_AMOUNT_OVERFLOW"])
         elif exact != ln["amount"] and ln["amount"] > 0 and ln["quantity"] > 0:
@@ -817,14 +817,14 @@ def _issue(s, req):
         deadline, single, cum, ret = s.controls
         if total > single:
             errs.add(ERR["LOCK_SINGLE_LIMIT"])
-        if kind == S.INVOICE_NORMAL and s.cum_normal + total > cum:
+        if kind == status_table.INVOICE_NORMAL and s.cum_normal + total > cum:
             errs.add(ERR["LOCK_CUMULATIVE_LIMIT"])
-        if kind == S.INVOICE_RETURN:
+        if kind == status_table.INVOICE_RETURN:
             if s.cum_return + total > ret:
                 errs.add(ERR["LOCK_RETURN_LIMIT"])
-            orig = next((i for i in reversed(s.invoices) if i["number"] == ref and i["kind"] == S.INVOICE_NORMAL
+            orig = next((i for i in reversed(s.invoices) if i["number"] == ref and i["kind"] == status_table.INVOICE_NORMAL
                          and i["code"] == (s.roll[0] if s.roll else None)), None)
-            returned = sum(i["total"] for i in s.invoices if i["kind"] == S.INVOICE_RETURN and i["ref"] == ref)
+            returned = sum(i["total"] for i in s.invoices if i["kind"] == status_table.INVOICE_RETURN and i["ref"] == ref)
             if orig is None or returned + total > orig["total"]:
                 errs.add(ERR["INPUT_BAD_REFERENCE"])
     if errs:
@@ -841,9 +841,9 @@ def _issue(s, req):
         n.roll[3] = number + 1
         n.invoices.append({"number": number, "kind": kind, "code": code, "total": total, "ref": ref,
                            "date": date, "items": dict(items), "time": n.time, "rid": REQ})
-        if kind == S.INVOICE_NORMAL:
+        if kind == status_table.INVOICE_NORMAL:
             n.cum_normal += total
-        elif kind == S.INVOICE_RETURN:
+        elif kind == status_table.INVOICE_RETURN:
             n.cum_return += total
         if n.day != date:
             n.day, n.day_totals = date, zero_totals()
@@ -852,9 +852,9 @@ def _issue(s, req):
         if number == n.roll[2]:  # the roll is used up: its usage summary (验旧)
             used = [i for i in n.invoices if i["code"] == code and n.roll[1] <= i["number"] <= n.roll[2]]
             n.history.append(("ROLL_USAGE", {"date": date, "code": code, "start": n.roll[1], "end": n.roll[2],
-                                             "normal": sum(i["kind"] == S.INVOICE_NORMAL for i in used),
-                                             "returned": sum(i["kind"] == S.INVOICE_RETURN for i in used),
-                                             "voided": sum(i["kind"] == S.INVOICE_VOID for i in used),
+                                             "normal": sum(i["kind"] == status_table.INVOICE_NORMAL for i in used),
+                                             "returned": sum(i["kind"] == status_table.INVOICE_RETURN for i in used),
+                                             "voided": sum(i["kind"] == status_table.INVOICE_VOID for i in used),
                                              "last_number": number}))
     return [Outcome(OK, apply=apply, durable=True,
                     check=_checker(("kind", kind), ("code", code), ("number", number), ("date", date),
@@ -1064,14 +1064,14 @@ def _report(s, req):
     if not s.initialized:
         return [Outcome(ERR["LOCK_NOT_INITIALIZED"])]
     kind = req["kind"]
-    if kind == S.REPORT_X:
+    if kind == status_table.REPORT_X:
         start = s.day or s.date
         return [Outcome(OK, check=_checker(("kind", kind), ("start", start), ("end", s.date),
                                            ("totals", s.day_totals)))]
-    if kind not in (S.REPORT_Z, S.REPORT_PERIOD):
+    if kind not in (status_table.REPORT_Z, status_table.REPORT_PERIOD):
         return [Outcome(ERR["INPUT_BAD_KIND"])]
     start = req["start"]
-    end = req["end"] if kind == S.REPORT_PERIOD else start
+    end = req["end"] if kind == status_table.REPORT_PERIOD else start
     if as_date(start) is None or as_date(end) is None:
         return [Outcome(ERR["INPUT_BAD_DATE"])]
     if end < start:

@@ -49,11 +49,11 @@ from pathlib import Path
 
 import yaml
 
-from protocol import commands as C
-from protocol import errors as E
+from protocol import commands
+from protocol import errors
 from protocol import journal_format as JF
-from protocol import records as R
-from protocol import status as S
+from protocol import records as record_types
+from protocol import status as status_table
 
 from .dut import DutError, PowerCut
 from .model import Model, parse_reply, plain
@@ -323,7 +323,7 @@ class Session:
 
     def build(self, st: dict) -> tuple[int, bytes, str]:
         name = st["send"]
-        cmd = C.BY_NAME.get(name)
+        cmd = commands.BY_NAME.get(name)
         code = st.get("command", cmd.code if cmd else None)
         if code is None:
             raise CaseError("unknown command %r" % name)
@@ -374,11 +374,11 @@ class Session:
         want = exp.get("status", "OK" if not cut else None)
         if want is not None:
             allowed = [want] if isinstance(want, str) else list(want)
-            codes = [E.BY_NAME[n].code for n in allowed]
+            codes = [errors.BY_NAME[n].code for n in allowed]
             if reply["status"] not in codes:
-                self.fail("%s (rid %d): status %s, expected %s" % (name, rid, E.describe(reply["status"]),
+                self.fail("%s (rid %d): status %s, expected %s" % (name, rid, errors.describe(reply["status"]),
                                                                    " or ".join(allowed)))
-        parsed = parse_reply(code, bytes(reply["payload"])) if reply["status"] == 0 and code in C.BY_CODE else {}
+        parsed = parse_reply(code, bytes(reply["payload"])) if reply["status"] == 0 and code in commands.BY_CODE else {}
         for path, value in (exp.get("reply") or {}).items():
             got = parsed
             for part in path.split("."):
@@ -395,7 +395,7 @@ class Session:
         if "save" in st:
             self.saved[st["save"]] = parsed
             self.saved["_raw_" + st["save"]] = bytes(reply["payload"])
-        if code in C.BY_CODE and C.BY_CODE[code].mutating and self.model:
+        if code in commands.BY_CODE and commands.BY_CODE[code].mutating and self.model:
             self.check_status()
         return reply
 
@@ -433,19 +433,19 @@ class Session:
         if len(frames) != want:
             self.fail("raw bytes: %d reply frames, expected %d" % (len(frames), want))
         for f, name in zip(frames, st.get("expect_status", [])):
-            if f["status"] != E.BY_NAME[name].code:
-                self.fail("raw bytes: status %s, expected %s" % (E.describe(f["status"]), name))
+            if f["status"] != errors.BY_NAME[name].code:
+                self.fail("raw bytes: status %s, expected %s" % (errors.describe(f["status"]), name))
         if st.get("check_status") and self.model:
             self.check_status()
 
     def bureau(self, st: dict) -> None:
-        from gateway import issuance as I
+        from gateway import issuance
         action = st["bureau"]
         p = self.dut.profile
         if action == "sell_roll":  # genuine: false: a roll made for another fiscal card (its MAC fails)
             code = st.get("code", p.roll_code)
             genuine = st.get("genuine", True)
-            record = I.issue_roll(self.dut.keystore(), fiscal_card_no=p.fiscal_card_no if genuine else
+            record = issuance.issue_roll(self.dut.keystore(), fiscal_card_no=p.fiscal_card_no if genuine else
                                   OTHER_FISCAL_CARD_NO, machine_no=p.machine_no, code=code, start=st["start"],
                                   end=st["end"])
             self.dut.bureau().add_roll(record)
@@ -459,7 +459,7 @@ class Session:
             recno, report = pending[0]
             if not report.ok:
                 self.fail("bureau: the declaration does not verify: %s" % (report.problems,))
-            limits = I.Limits(deadline=st["deadline"], single_limit=st.get("single_limit", p.single_limit),
+            limits = issuance.Limits(deadline=st["deadline"], single_limit=st.get("single_limit", p.single_limit),
                               cumulative_limit=st.get("cumulative_limit", p.cumulative_limit),
                               return_limit=st.get("return_limit", p.return_limit))
             s.clear(recno, report, limits)
@@ -471,9 +471,9 @@ class Session:
             recno = s.declarations()[-1][0]
             s.set_declaration_status(recno, 1)
             ((recno, report),) = [r for r in s.verify_pending() if r[0] == recno]
-            limits = I.Limits(deadline=st["deadline"], single_limit=p.single_limit,
+            limits = issuance.Limits(deadline=st["deadline"], single_limit=p.single_limit,
                               cumulative_limit=p.cumulative_limit, return_limit=p.return_limit)
-            record = bytearray(I.issue_controls(self.dut.keystore(), report, limits=limits))
+            record = bytearray(issuance.issue_controls(self.dut.keystore(), report, limits=limits))
             forgery = st.get("forgery", 0)
             if forgery:
                 record[-forgery] ^= 0x01  # one byte of MAC2 (the record's last 4 bytes)
@@ -517,8 +517,8 @@ class Session:
         self.rid += 1
         f = self.request(0x02, self.rid, b"", "GET_STATUS")
         if f["status"] != 0:
-            self.fail("GET_STATUS refused: %s" % E.describe(f["status"]))
-        return plain(C.StatusReply.parse(bytes(f["payload"])))
+            self.fail("GET_STATUS refused: %s" % errors.describe(f["status"]))
+        return plain(commands.StatusReply.parse(bytes(f["payload"])))
 
     def check_status(self) -> dict:
         st = self.get_status()
@@ -530,8 +530,8 @@ class Session:
 
     def expect_status(self, want: dict) -> None:
         st = self.check_status() if self.model else self.get_status()
-        locks = S.mask_names(st["lock_reasons"], S.LOCK_REASONS)
-        warns = S.mask_names(st["warnings"], S.WARNINGS)
+        locks = status_table.mask_names(st["lock_reasons"], status_table.LOCK_REASONS)
+        warns = status_table.mask_names(st["warnings"], status_table.WARNINGS)
         for k, v in want.items():
             v = self._value(v)
             if k == "locks":
@@ -557,12 +557,12 @@ class Session:
         total = None
         while total is None or len(data) < total:
             self.rid += 1
-            f = self.request(0x50, self.rid, C.ReadJournalRequest.build(dict(offset=len(data),
-                                                                            length=C.READ_JOURNAL_MAX)),
+            f = self.request(0x50, self.rid, commands.ReadJournalRequest.build(dict(offset=len(data),
+                                                                            length=commands.READ_JOURNAL_MAX)),
                              "READ_JOURNAL")
             if f["status"] != 0:
-                self.fail("READ_JOURNAL at %d: %s" % (len(data), E.describe(f["status"])))
-            r = C.ReadJournalReply.parse(bytes(f["payload"]))
+                self.fail("READ_JOURNAL at %d: %s" % (len(data), errors.describe(f["status"])))
+            r = commands.ReadJournalReply.parse(bytes(f["payload"]))
             total = r.total
             if not r.data and len(data) < total:
                 self.fail("READ_JOURNAL at %d returned no data before the end (%d)" % (len(data), total))
@@ -578,20 +578,20 @@ class Session:
             rep.chain_ok = True
         if rep.problems or not rep.chain_ok:
             self.fail("journal audit: %s" % (rep.problems[:5],))
-        names = {code: name for code, (name, _) in R.RECORDS.items()}
+        names = {code: name for code, (name, _) in record_types.RECORDS.items()}
         counts: dict[str, int] = {}
         events: dict[str, int] = {}
         event_args: dict[str, list] = {}  # event name -> the arg of each, in journal order
         numbers = []
         for _idx, t, body in rep.records:
             counts[names.get(t, str(t))] = counts.get(names.get(t, str(t)), 0) + 1
-            if t == R.REC_EVENT:
-                evr = R.EventRecord.parse(body)
-                ev = S.EVENTS.get(evr.event, "?")
+            if t == record_types.REC_EVENT:
+                evr = record_types.EventRecord.parse(body)
+                ev = status_table.EVENTS.get(evr.event, "?")
                 events[ev] = events.get(ev, 0) + 1
                 event_args.setdefault(ev, []).append(evr.arg)
-            if t == R.REC_INVOICE:
-                inv = R.InvoiceRecord.parse(body)
+            if t == record_types.REC_INVOICE:
+                inv = record_types.InvoiceRecord.parse(body)
                 numbers.append((inv.code, inv.number))
         if len(numbers) != len(set(numbers)):
             self.fail("journal: an invoice number is used twice: %s" % sorted(numbers))
@@ -645,13 +645,13 @@ def record_problems(records, state) -> list[str]:
     State.history and State.invoices), type by type in journal order.  Fields no model can predict
     (signatures, MACs, the 税控码, the control-data sequence) must be present (not all zero) and the
     sequence must increase.  An empty list: the read-out is what the model says."""
-    names = {code: name for code, (name, _) in R.RECORDS.items()}
+    names = {code: name for code, (name, _) in record_types.RECORDS.items()}
     got: dict[str, list] = {}
     for _idx, t, body in records:
         name = names.get(t, str(t))
-        rec = plain(R.RECORDS[t][1].parse(body)) if t in R.RECORDS else {}
+        rec = plain(record_types.RECORDS[t][1].parse(body)) if t in record_types.RECORDS else {}
         if name == "EVENT":
-            rec["event"] = S.EVENTS.get(rec["event"], rec["event"])
+            rec["event"] = status_table.EVENTS.get(rec["event"], rec["event"])
             if rec["event"] not in MODELLED_EVENTS:
                 continue
         got.setdefault(name, []).append(rec)
@@ -707,7 +707,7 @@ def record_problems(records, state) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- the run
 def _command_name(code: int) -> str:
-    row = C.BY_CODE.get(code)
+    row = commands.BY_CODE.get(code)
     return row.name if row else "command 0x%02X" % code
 
 
@@ -770,15 +770,15 @@ def device_identity(make_dut, limits: Limits | None = None) -> dict:
         f = dut.request(0x01, 1, b"", timeout=lim.reply)
         if f is None or f["status"] != 0:
             return {"error": "GET_INFO failed"}
-        info = plain(C.InfoReply.parse(bytes(f["payload"])))
+        info = plain(commands.InfoReply.parse(bytes(f["payload"])))
         info["fw_hash"] = info["fw_hash"].hex()
-        info["capabilities_names"] = [n for b, n in S.CAPABILITIES.items() if info["capabilities"] >> b & 1]
+        info["capabilities_names"] = [n for b, n in status_table.CAPABILITIES.items() if info["capabilities"] >> b & 1]
         info["dut"] = dut.name
         info["dut_capabilities"] = sorted(dut.capabilities)
         st = dut.request(0x02, 2, b"", timeout=lim.reply)
         if st is not None and st["status"] == 0:
-            warns = C.StatusReply.parse(bytes(st["payload"])).warnings
-            info["non_fiscal"] = "NON_FISCAL" in S.mask_names(warns, S.WARNINGS)
+            warns = commands.StatusReply.parse(bytes(st["payload"])).warnings
+            info["non_fiscal"] = "NON_FISCAL" in status_table.mask_names(warns, status_table.WARNINGS)
         keys = None
         if "bureau" in dut.capabilities:
             try:

@@ -128,8 +128,8 @@ def make_machine(make_dut, record: list):
             lr = self.m.last_req
             if lr is None:
                 return
-            from protocol import commands as C
-            name = C.BY_CODE[lr["cmd"]].name
+            from protocol import commands
+            name = commands.BY_CODE[lr["cmd"]].name
             self.do({"send": name, "payload": lr["payload"].hex(), "rid": lr["rid"], "expect": {"status": None}})
 
         @rule(slot_content=st.sampled_from(["management", "user"]))

@@ -26,11 +26,11 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from hw_sim.cards import FiscalCard, UserCard
-from hw_sim.cards import demo as D
+from hw_sim.cards import demo as demo_cards
 from hw_sim.sim import SimTill
 from protocol.status import LOCK_REASONS, mask_names
 
-from . import stations as G
+from . import stations
 from .db import open_store
 from .keystore import KeyStore
 from .link import StatusError, TillClient
@@ -47,8 +47,8 @@ class Demo:
         self.sim = SimTill(folder / "till", "cpython", cards="none")
         self.till = TillClient(self.sim.port, timeout=5, rid_dir=folder / "request-ids")  # beside bureau.db
         self.store = open_store("sqlite:///%s" % (folder / "bureau.db"))
-        self.st = G.Station(self.store, KeyStore.for_tests(), name="hall-window-1", clock=lambda: self.sim.rtc.date)
-        self.tp = D.TAXPAYER.taxpayer_no
+        self.st = stations.Station(self.store, KeyStore.for_tests(), name="hall-window-1", clock=lambda: self.sim.rtc.date)
+        self.tp = demo_cards.TAXPAYER.taxpayer_no
         self.machine = self.sim.config["machine_no"]
         self.step_no = 0
 
@@ -89,27 +89,27 @@ class Demo:
         st, sim = self.st, self.sim
         sim.rtc.set(20260105, 90000)
         self.step("Registration desk: taxpayer, machine, cards")
-        G.register_taxpayer(st, D.TAXPAYER, tax_items=D.TAX_ITEMS, roll_quota=2)
-        G.register_machine(st, self.tp, self.machine, D.LIMITS)
+        stations.register_taxpayer(st, demo_cards.TAXPAYER, tax_items=demo_cards.TAX_ITEMS, roll_quota=2)
+        stations.register_machine(st, self.tp, self.machine, demo_cards.LIMITS)
 
         def personalise(fd, ud):
             sim.fiscal_slot.insert(FiscalCard.issued(fd))
             sim.user_slot.insert(UserCard.issued(ud))
-        fd, ud = G.issue_cards(st, self.tp, self.machine, fiscal_card_no=D.FISCAL_CARD_NO, user_card_no=D.USER_CARD_NO,
-                               valid_from=D.VALID_FROM, valid_to=D.VALID_TO, personalise=personalise)
-        self.table("registered", {"taxpayer": "%s %s" % (self.tp, D.TAXPAYER.name), "machine": self.machine,
+        fd, ud = stations.issue_cards(st, self.tp, self.machine, fiscal_card_no=demo_cards.FISCAL_CARD_NO, user_card_no=demo_cards.USER_CARD_NO,
+                               valid_from=demo_cards.VALID_FROM, valid_to=demo_cards.VALID_TO, personalise=personalise)
+        self.table("registered", {"taxpayer": "%s %s" % (self.tp, demo_cards.TAXPAYER.name), "machine": self.machine,
                                   "fiscal card": fd.card_no.hex(), "user card": ud.card_no.hex(),
                                   "keys": "TEST master key 0x%02X (NON-FISCAL)" % ud.key_id,
-                                  "first deadline": iso(D.LIMITS.deadline), "roll quota": "2 per period"})
+                                  "first deadline": iso(demo_cards.LIMITS.deadline), "roll quota": "2 per period"})
 
         self.step("Initialization over the serial line (%s)" % sim.port)
         self.say("locks before: %s" % ", ".join(self.locks()))
-        init = G.initialize_till(st, self.till, self.machine, date=20260105, time=90000)
+        init = stations.initialize_till(st, self.till, self.machine, date=20260105, time=90000)
         self.say("INITIALIZE: machine %s bound to fiscal card %s of taxpayer %s" % (
             init["machine_no"], init["fiscal_card_no"], init["taxpayer_no"]))
 
         self.step("Invoice sales: the first roll, loaded by the till")
-        sold = G.sell_roll(st, self.hall(), self.tp, self.machine, code=ROLL_CODE, start=1, end=100)
+        sold = stations.sell_roll(st, self.hall(), self.tp, self.machine, code=ROLL_CODE, start=1, end=100)
         roll = self.till.call_ok("LOAD_ROLL")
         self.say("sold roll #%d %s no. %d-%d; LOAD_ROLL took %s %d-%d; locks: %s" % (
             sold["roll_id"], ROLL_CODE, 1, 100, roll.code, roll.start, roll.end, ", ".join(self.locks()) or "none"))
@@ -142,23 +142,23 @@ class Demo:
 
         self.step("The filing window (一窗式), 2026-02-20: five days after the filing deadline")
         sim.rtc.set(20260220, 93000)
-        reading = G.read_card(st, self.hall(), self.tp)
+        reading = stations.read_card(st, self.hall(), self.tp)
         p = reading.pending[0]
         self.table("user card %s: pending declaration (verified: MAC1 + signature)" % reading.user_card_no, {
             "machine": p.machine_no, "period": "%s .. %s" % (iso(p.report.start), iso(p.report.end)),
             "invoices": "%d normal, %d returns, %d void" % p.report.counts,
             "recorded income": yuan(p.report.income)})
-        short = G.file(st, self.hall(), self.tp, G.typed(yuan(p.report.income - 5000)))
+        short = stations.file(st, self.hall(), self.tp, stations.typed(yuan(p.report.income - 5000)))
         self.say("declared %s < recorded %s: [bold red]refused[/], shortfall %s; the taxpayer is asked to correct it" % (
             yuan(short.declared.income), yuan(short.recorded), yuan(short.shortfall)))
-        ok = G.file(st, self.hall(), self.tp, G.typed(yuan(p.report.income)))
+        ok = stations.file(st, self.hall(), self.tp, stations.typed(yuan(p.report.income)))
         a = ok.assessment
         self.table("corrected filing (attempt %d): [bold green]accepted[/]" % ok.attempt, {
             "filing deadline": iso(a.filing_deadline), "filed": iso(a.filed_on), "days late": a.days,
             "base (tax due)": yuan(a.base) + " yuan", "surcharge 0.05 %/day": yuan(a.amount) + " yuan",
             "clear-unlock": "new deadline %s, sequence %d" % (iso(ok.clear_unlock["deadline"]), ok.clear_unlock["sequence"])})
         try:
-            G.file(st, self.hall(), self.tp, G.typed(yuan(p.report.income)))
+            stations.file(st, self.hall(), self.tp, stations.typed(yuan(p.report.income)))
         except Refused as e:
             self.say("the same filing again: refused (%s): %s" % (e.reason, e))
 
@@ -168,10 +168,10 @@ class Demo:
             iso(cleared.period_end), iso(cleared.controls.deadline), ", ".join(self.locks()) or "none"))
 
         self.step("验旧售新: account for the old roll, sell a new one")
-        acc = G.check_old(st, self.hall(), self.tp, self.machine)
+        acc = stations.check_old(st, self.hall(), self.tp, self.machine)
         self.say("验旧 (%s): %d numbers distributed, %d used, %d voided, %d remaining: %s" % (
             acc.source, acc.distributed, acc.used, acc.voided, acc.remaining, "ok" if acc.ok else acc.problems))
-        sold = G.sell_roll(st, self.hall(), self.tp, self.machine, code=ROLL_CODE, start=101, end=200)
+        sold = stations.sell_roll(st, self.hall(), self.tp, self.machine, code=ROLL_CODE, start=101, end=200)
         self.say("售新: roll #%d %s no. 101-200 onto the user card (slot %d of %d this period)" % (
             sold["roll_id"], ROLL_CODE, sold["slot"], sold["quota"]))
 
@@ -185,7 +185,7 @@ class Demo:
         with Progress("   [progress.description]{task.description}", BarColumn(), DownloadColumn(),
                       TransferSpeedColumn(), console=self.out, transient=True) as bar:
             task = bar.add_task("READ_JOURNAL", total=None)
-            result = G.audit_till(st, self.till, self.machine, partial=self.folder / "journal.part",
+            result = stations.audit_till(st, self.till, self.machine, partial=self.folder / "journal.part",
                                   progress=lambda done, tot: bar.update(task, completed=done, total=tot))
         (self.folder / "audit.json").write_text(json.dumps(result.as_dict(), indent=1, ensure_ascii=False) + "\n")
         s = result.findings.summary
@@ -197,7 +197,7 @@ class Demo:
             self.say("[red]%s %s: %s" % (p["kind"], p["where"], p["detail"]))
 
         self.step("一户式: the taxpayer's whole record")
-        doc = G.export_taxpayer(st, self.tp)
+        doc = stations.export_taxpayer(st, self.tp)
         path = self.folder / "taxpayer.json"
         path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         self.say("%s: %d declarations, %d comparisons, %d rolls, %d audits, %d events" % (

@@ -27,8 +27,8 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from protocol import apdu as A
-from protocol import cardfiles as F
+from protocol import apdu
+from protocol import cardfiles
 from protocol import crypto
 from protocol.crypto import FiscalCardKeys
 
@@ -46,7 +46,7 @@ class Taxpayer:
     taxpayer_id: str  # registration / identification number
     name: str  # up to 40 bytes of UTF-8
     bureau_code: str  # up to 12 digits
-    filing_mode: int = F.FILING_MONTHLY
+    filing_mode: int = cardfiles.FILING_MONTHLY
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ def _identity(taxpayer: Taxpayer, card_no: bytes, machine_no: str, valid_from, v
     vf, vt = day(valid_from, "valid_from"), day(valid_to, "valid_to")
     if vf > vt:
         raise IssuanceError("valid_from %d is after valid_to %d" % (vf, vt))
-    if taxpayer.filing_mode not in (F.FILING_MONTHLY, F.FILING_QUARTERLY):
+    if taxpayer.filing_mode not in (cardfiles.FILING_MONTHLY, cardfiles.FILING_QUARTERLY):
         raise IssuanceError("filing_mode must be FILING_MONTHLY or FILING_QUARTERLY")
     return dict(card_no=card_no, machine_no=machine_no,
                 taxpayer_no=_text(taxpayer.taxpayer_no, 20, "taxpayer_no", True),
@@ -262,14 +262,14 @@ def issue_cards(keystore: KeyStore, *, taxpayer: Taxpayer, machine_no: str, fisc
 
 
 def issue_management_card(keystore: KeyStore, *, card_no: bytes | str, inspector_no: str, bureau_code: str,
-                          valid_from, valid_to, rights: int = A.RIGHT_INSPECT | A.RIGHT_CLOCK,
+                          valid_from, valid_to, rights: int = apdu.RIGHT_INSPECT | apdu.RIGHT_CLOCK,
                           pin: str | None) -> ManagementCardData:
     """An inspector's card: rights RIGHT_INSPECT and/or RIGHT_CLOCK; pin 4-8 digits (None: no PIN)."""
     card_no = card_number(card_no, "management card number")
     vf, vt = day(valid_from, "valid_from"), day(valid_to, "valid_to")
     if vf > vt:
         raise IssuanceError("valid_from %d is after valid_to %d" % (vf, vt))
-    if not rights or rights & ~(A.RIGHT_INSPECT | A.RIGHT_CLOCK):
+    if not rights or rights & ~(apdu.RIGHT_INSPECT | apdu.RIGHT_CLOCK):
         raise IssuanceError("rights must be RIGHT_INSPECT and/or RIGHT_CLOCK")
     if pin is not None and not (isinstance(pin, str) and pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 8):
         raise IssuanceError("an inspector PIN is 4 to 8 digits")
@@ -298,7 +298,7 @@ def issue_roll(keystore: KeyStore, *, fiscal_card_no: bytes | str, machine_no: s
         raise IssuanceError("a roll needs 1 <= start <= end <= %d, got %r-%r" % (U32, start, end))
     key = crypto.derive_key(keystore.master(key_id), crypto.Purpose.ROLL_MAC, fiscal_card_no)
     mac = crypto.roll_mac(key, code, start, end, fiscal_card_no, machine_no)
-    return F.UserRoll.build(dict(machine_no=machine_no, roll=dict(code=code, start=start, end=end, mac=mac)))
+    return cardfiles.UserRoll.build(dict(machine_no=machine_no, roll=dict(code=code, start=start, end=end, mac=mac)))
 
 
 def issue_controls(keystore: KeyStore, report, *, limits: Limits, seq: int | None = None) -> bytes:
@@ -319,5 +319,5 @@ def issue_controls(keystore: KeyStore, report, *, limits: Limits, seq: int | Non
     controls = crypto.ControlData(_as_date(values["deadline"]), values["single_limit"], values["cumulative_limit"],
                                   values["return_limit"], _as_date(report.end), seq)
     blob = crypto.seal_controls(keys, report.machine_no, controls)
-    return F.UserControls.build(dict(machine_no=report.machine_no, key_id=blob[0], ciphertext=blob[1:25],
+    return cardfiles.UserControls.build(dict(machine_no=report.machine_no, key_id=blob[0], ciphertext=blob[1:25],
                                      mac2=blob[25:]))

@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import construct as c
+import construct as cs
 import serial
 
 from protocol import frame
@@ -256,7 +256,7 @@ class TillClient:
             return status, None
         try:
             return status, cmd.reply.parse(payload)
-        except c.ConstructError as e:
+        except cs.ConstructError as e:
             raise WrongDeviceError("the reply to %s does not have its layout (%s); is this till speaking "
                                    "another protocol version?" % (name, e)) from None
 

@@ -15,7 +15,7 @@ PC/SC backend needs pyscard (the `dev` extra; it builds against libpcsclite) and
 
 from __future__ import annotations
 
-from protocol import apdu as A
+from protocol import apdu as apdu_layouts
 
 from .bureau_errors import CardStatusError, ReaderError
 
@@ -54,9 +54,9 @@ class Reader:
         raise NotImplementedError
 
     def send(self, cla: int, ins: int, p1: int = 0, p2: int = 0, data: bytes = b"", le: int | None = None, *,
-             ok: tuple[int, ...] = (A.SW_OK,), what: str = "") -> bytes:
+             ok: tuple[int, ...] = (apdu_layouts.SW_OK,), what: str = "") -> bytes:
         """Send one command; the response data, or CardStatusError if the status word is not in `ok`."""
-        raw = self.transmit(A.Command.build(dict(cla=cla, ins=ins, p1=p1, p2=p2, data=bytes(data), le=le)))
+        raw = self.transmit(apdu_layouts.Command.build(dict(cla=cla, ins=ins, p1=p1, p2=p2, data=bytes(data), le=le)))
         if len(raw) < 2:
             raise ReaderError("%s: response of %d bytes has no status word" % (self.name, len(raw)))
         sw = raw[-2] << 8 | raw[-1]
@@ -66,27 +66,27 @@ class Reader:
 
     # ISO conveniences
     def select(self, df_name: bytes) -> None:
-        self.send(A.CLA_ISO, A.INS_SELECT, 0x04, 0x00, df_name, what="SELECT %s" % df_name.decode(errors="replace"))
+        self.send(apdu_layouts.CLA_ISO, apdu_layouts.INS_SELECT, 0x04, 0x00, df_name, what="SELECT %s" % df_name.decode(errors="replace"))
 
     def read_binary(self, fid: int, length: int | None = None) -> bytes:
-        return self.send(A.CLA_ISO, A.INS_READ_BINARY, 0x80 | (fid & 0x1F), 0, le=length or 256,
+        return self.send(apdu_layouts.CLA_ISO, apdu_layouts.INS_READ_BINARY, 0x80 | (fid & 0x1F), 0, le=length or 256,
                          what="READ BINARY %04X" % fid)
 
     def read_records(self, fid: int) -> list[bytes]:
         """Every record of a record file, from 1 until the card answers 6A82."""
         out = []
         while True:
-            raw = self.transmit(A.Command.build(dict(cla=A.CLA_ISO, ins=A.INS_READ_RECORD, p1=len(out) + 1,
+            raw = self.transmit(apdu_layouts.Command.build(dict(cla=apdu_layouts.CLA_ISO, ins=apdu_layouts.INS_READ_RECORD, p1=len(out) + 1,
                                                      p2=(fid & 0x1F) << 3 | 4, data=b"", le=256)))
             sw = raw[-2] << 8 | raw[-1]
             if sw == 0x6A82:
                 return out
-            if sw != A.SW_OK:
-                raise CardStatusError(sw, A.INS_READ_RECORD, "READ RECORD %04X/%d" % (fid, len(out) + 1))
+            if sw != apdu_layouts.SW_OK:
+                raise CardStatusError(sw, apdu_layouts.INS_READ_RECORD, "READ RECORD %04X/%d" % (fid, len(out) + 1))
             out.append(raw[:-2])
 
     def update_record(self, fid: int, number: int, data: bytes) -> None:
-        self.send(A.CLA_ISO, A.INS_UPDATE_RECORD, number, (fid & 0x1F) << 3 | 4, data,
+        self.send(apdu_layouts.CLA_ISO, apdu_layouts.INS_UPDATE_RECORD, number, (fid & 0x1F) << 3 | 4, data,
                   what="UPDATE RECORD %04X/%d" % (fid, number))
 
 

@@ -14,8 +14,8 @@ it).  Every refusal raises a gateway.bureau_errors exception.
 
 from __future__ import annotations
 
-from protocol import apdu as A
-from protocol import cardfiles as F
+from protocol import apdu
+from protocol import cardfiles
 
 from protocol import cardauth
 from . import issuance, verify
@@ -41,21 +41,21 @@ class UserCardSession:
         """Select the user card application and read its identity (EF02)."""
         if self.reader.atr is None:
             self.reader.connect()
-        self.reader.select(A.DF_USER)
-        self.identity = dict(F.UserIdentity.parse(self.reader.read_binary(F.USER_EF_IDENTITY)))
+        self.reader.select(apdu.DF_USER)
+        self.identity = dict(cardfiles.UserIdentity.parse(self.reader.read_binary(cardfiles.USER_EF_IDENTITY)))
         self.identity.pop("_io", None)
         return self.identity
 
     def authenticate(self) -> None:
-        challenge = self.reader.send(A.CLA_ISO, A.INS_GET_CHALLENGE, le=A.CHALLENGE_LEN, what="GET CHALLENGE")
+        challenge = self.reader.send(apdu.CLA_ISO, apdu.INS_GET_CHALLENGE, le=apdu.CHALLENGE_LEN, what="GET CHALLENGE")
         key = cardauth.user_admin_key(self.keystore.master(self.key_id), self.card_no)
-        self.reader.send(A.CLA_ISO, A.INS_EXTERNAL_AUTHENTICATE, 0, A.KEYREF_BUREAU,
+        self.reader.send(apdu.CLA_ISO, apdu.INS_EXTERNAL_AUTHENTICATE, 0, apdu.KEYREF_BUREAU,
                          cardauth.bureau_cryptogram(key, challenge, self.card_no), what="EXTERNAL AUTHENTICATE")
 
     def tills(self) -> list[tuple[int, str, bytes]]:
         """(record number, machine no., fiscal card no.) of every till the card serves (EF06)."""
         return [(i + 1, t.machine_no, t.card_no)
-                for i, t in enumerate(F.UserTill.parse(r) for r in self.reader.read_records(F.USER_EF_TILLS))]
+                for i, t in enumerate(cardfiles.UserTill.parse(r) for r in self.reader.read_records(cardfiles.USER_EF_TILLS))]
 
     def machine_of(self, fiscal_card_no: bytes) -> str:
         for _, machine, card in self.tills():
@@ -65,32 +65,32 @@ class UserCardSession:
 
     def declarations(self) -> list[tuple[int, int, bytes]]:
         """(record number, status DECL_*, record bytes) of EF04."""
-        return [(i + 1, r[0], r) for i, r in enumerate(self.reader.read_records(F.USER_EF_DECLARATIONS))]
+        return [(i + 1, r[0], r) for i, r in enumerate(self.reader.read_records(cardfiles.USER_EF_DECLARATIONS))]
 
     def verify_pending(self) -> list[tuple[int, verify.DeclarationReport]]:
         """Verify every PENDING declaration; (record number, report) for each, problems included."""
         out = []
         for recno, status, record in self.declarations():
-            if status == F.DECL_SIGNED:
+            if status == cardfiles.DECL_SIGNED:
                 machine = self.machine_of(record[1:9])
                 out.append((recno, verify.verify_declaration(self.keystore, record, machine)))
         return out
 
     def set_declaration_status(self, recno: int, status: int) -> None:
-        record = self.reader.read_records(F.USER_EF_DECLARATIONS)[recno - 1]
-        self.reader.update_record(F.USER_EF_DECLARATIONS, recno, bytes([status]) + record[1:])
+        record = self.reader.read_records(cardfiles.USER_EF_DECLARATIONS)[recno - 1]
+        self.reader.update_record(cardfiles.USER_EF_DECLARATIONS, recno, bytes([status]) + record[1:])
 
     def put_controls(self, record: bytes) -> int:
         """Write a UserControls record over the one of the same machine, or append it; its record number."""
-        records = self.reader.read_records(F.USER_EF_CONTROLS)
+        records = self.reader.read_records(cardfiles.USER_EF_CONTROLS)
         recno = next((i + 1 for i, r in enumerate(records) if r[:16] == record[:16]), len(records) + 1)
-        self.reader.update_record(F.USER_EF_CONTROLS, recno, record)
+        self.reader.update_record(cardfiles.USER_EF_CONTROLS, recno, record)
         return recno
 
     def add_roll(self, record: bytes) -> int:
         """Append a UserRoll record (gateway.issuance.issue_roll); its record number."""
-        recno = len(self.reader.read_records(F.USER_EF_ROLLS)) + 1
-        self.reader.update_record(F.USER_EF_ROLLS, recno, record)
+        recno = len(self.reader.read_records(cardfiles.USER_EF_ROLLS)) + 1
+        self.reader.update_record(cardfiles.USER_EF_ROLLS, recno, record)
         return recno
 
     def clear(self, recno: int, report: verify.DeclarationReport, limits: issuance.Limits,
@@ -99,5 +99,5 @@ class UserCardSession:
         DeclarationRejected (nothing written) unless `report` verified."""
         record = issuance.issue_controls(self.keystore, report, limits=limits, seq=seq)
         self.put_controls(record)
-        self.set_declaration_status(recno, F.DECL_CLEARED)
+        self.set_declaration_status(recno, cardfiles.DECL_CLEARED)
         return record

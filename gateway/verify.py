@@ -35,13 +35,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import algorithms
 
-from protocol import apdu as A
+from protocol import apdu
 from protocol import crypto
 from protocol.crypto import MasterKey, SigKind
 
 from .bureau_errors import DeclarationRejected, VerificationError
 
-RECORD_LEN = A.DataCollectData.sizeof()  # 161
+RECORD_LEN = apdu.DataCollectData.sizeof()  # 161
 _DECL = struct.Struct(">4s4sIII6B6I6I")  # start end counts items normal returned (74) + xor
 _RESP = struct.Struct(">IIB4s64s")  # normal_total return_total status mac1 signature (77) + xor
 _DAILY_HEAD = bytes([crypto.SUITE_ID, SigKind.DAILY])
@@ -190,7 +190,7 @@ def daily_signed_bytes(date: int, totals: dict) -> bytes:
     sums = dict(normal_count=totals["normal_count"], return_count=totals["return_count"],
                 void_count=totals["void_count"], items=[ln["item"] for ln in lines],
                 normal=[ln["normal"] for ln in lines], returned=[ln["returned"] for ln in lines])
-    return A.DailyCollectSignData.build(dict(date=date, sums=sums))[:-1]
+    return apdu.DailyCollectSignData.build(dict(date=date, sums=sums))[:-1]
 
 
 def verify_daily_record(public_key: bytes, record: dict) -> list[str]:

@@ -210,15 +210,15 @@ def issue_demo_cards(machine_no: str):
     """The demo card set (hw_sim.cards.demo's taxpayer, numbers and limits, TEST keys) for `machine_no`."""
     if machine_no == demo_cards.MACHINE_NO:
         return demo_cards.demo_cards(seed=int.from_bytes(os.urandom(4), "big"))
-    from gateway import issuance as I
+    from gateway import issuance
 
     from .cards import FiscalCard, ManagementCard, UserCard
     ks = KeyStore.for_tests()
-    fd, ud = I.issue_cards(ks, taxpayer=demo_cards.TAXPAYER, machine_no=machine_no,
+    fd, ud = issuance.issue_cards(ks, taxpayer=demo_cards.TAXPAYER, machine_no=machine_no,
                            fiscal_card_no=demo_cards.FISCAL_CARD_NO, user_card_no=demo_cards.USER_CARD_NO,
                            valid_from=demo_cards.VALID_FROM, valid_to=demo_cards.VALID_TO,
                            limits=demo_cards.LIMITS, tax_items=demo_cards.TAX_ITEMS)
-    md = I.issue_management_card(ks, card_no=demo_cards.MANAGEMENT_CARD_NO, inspector_no="440100000123",
+    md = issuance.issue_management_card(ks, card_no=demo_cards.MANAGEMENT_CARD_NO, inspector_no="440100000123",
                                  bureau_code=demo_cards.TAXPAYER.bureau_code, valid_from=demo_cards.VALID_FROM,
                                  valid_to=20281231, pin=demo_cards.INSPECTOR_PIN)
     return demo_cards.DemoCards(ks, fd, ud, md, FiscalCard.issued(fd), UserCard.issued(ud),

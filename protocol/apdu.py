@@ -18,7 +18,7 @@ signatures, 8-byte 税控码).  Command data that carries amounts ends with the 
 
 from __future__ import annotations
 
-import construct as c
+import construct as cs
 
 from .rules import THRESHOLDS
 
@@ -28,13 +28,13 @@ from .types import (
 )
 
 
-class CommandApdu(c.Construct):  # type: ignore[misc]
+class CommandApdu(cs.Construct):  # type: ignore[misc]
     """ISO 7816-4 command APDU, short and extended lengths, all four cases.  Consumes the whole input."""
 
     def _parse(self, stream, context, path):
-        raw = c.stream_read_entire(stream, path)
+        raw = cs.stream_read_entire(stream, path)
         if len(raw) < 4:
-            raise c.StreamError("APDU shorter than its header", path=path)
+            raise cs.StreamError("APDU shorter than its header", path=path)
         cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
         body = raw[4:]
         data, le = b"", None
@@ -44,31 +44,31 @@ class CommandApdu(c.Construct):  # type: ignore[misc]
         elif n >= 2 and body[0] != 0:
             lc = body[0]
             if n not in (1 + lc, 2 + lc):
-                raise c.StreamError("Lc %d does not match %d body bytes" % (lc, n), path=path)
+                raise cs.StreamError("Lc %d does not match %d body bytes" % (lc, n), path=path)
             data = body[1:1 + lc]
             if n == 2 + lc:
                 le = body[-1] or 256
         elif n == 2:
-            raise c.StreamError("Lc of 0 in a short APDU", path=path)
+            raise cs.StreamError("Lc of 0 in a short APDU", path=path)
         elif n == 3:
             le = (body[1] << 8 | body[2]) or 65536
         elif n > 3:
             lc = body[1] << 8 | body[2]
             if lc == 0 or n not in (3 + lc, 5 + lc):
-                raise c.StreamError("extended Lc %d does not match %d body bytes" % (lc, n), path=path)
+                raise cs.StreamError("extended Lc %d does not match %d body bytes" % (lc, n), path=path)
             data = body[3:3 + lc]
             if n == 5 + lc:
                 le = (body[-2] << 8 | body[-1]) or 65536
-        return c.Container(cla=cla, ins=ins, p1=p1, p2=p2, data=data, le=le)
+        return cs.Container(cla=cla, ins=ins, p1=p1, p2=p2, data=data, le=le)
 
     def _build(self, obj, stream, context, path):
         data = bytes(obj.get("data") or b"")
         le = obj.get("le")
         for k in ("cla", "ins", "p1", "p2"):
             if not 0 <= obj[k] <= 0xFF:
-                raise c.ValidationError("%s out of range" % k, path=path)
+                raise cs.ValidationError("%s out of range" % k, path=path)
         if len(data) > 65535 or le is not None and not 1 <= le <= 65536:
-            raise c.ValidationError("Lc or Le out of range", path=path)
+            raise cs.ValidationError("Lc or Le out of range", path=path)
         extended = len(data) > 255 or le is not None and le > 256
         out = bytearray([obj["cla"], obj["ins"], obj["p1"], obj["p2"]])
         if extended:
@@ -83,31 +83,31 @@ class CommandApdu(c.Construct):  # type: ignore[misc]
                 out += data
             if le is not None:
                 out.append(le & 0xFF)
-        c.stream_write(stream, bytes(out), len(out), path)
+        cs.stream_write(stream, bytes(out), len(out), path)
         return obj
 
     def _sizeof(self, context, path):
-        raise c.SizeofError("APDUs are variable-size", path=path)
+        raise cs.SizeofError("APDUs are variable-size", path=path)
 
 
-class ResponseApdu(c.Construct):  # type: ignore[misc]
+class ResponseApdu(cs.Construct):  # type: ignore[misc]
     """Response APDU: data then SW1 SW2; parsed as dict(data=..., sw=0x9000)."""
 
     def _parse(self, stream, context, path):
-        raw = c.stream_read_entire(stream, path)
+        raw = cs.stream_read_entire(stream, path)
         if len(raw) < 2:
-            raise c.StreamError("response shorter than its status word", path=path)
-        return c.Container(data=raw[:-2], sw=raw[-2] << 8 | raw[-1])
+            raise cs.StreamError("response shorter than its status word", path=path)
+        return cs.Container(data=raw[:-2], sw=raw[-2] << 8 | raw[-1])
 
     def _build(self, obj, stream, context, path):
         if not 0 <= obj["sw"] <= 0xFFFF:
-            raise c.ValidationError("sw out of range", path=path)
+            raise cs.ValidationError("sw out of range", path=path)
         out = bytes(obj.get("data") or b"") + obj["sw"].to_bytes(2, "big")
-        c.stream_write(stream, out, len(out), path)
+        cs.stream_write(stream, out, len(out), path)
         return obj
 
     def _sizeof(self, context, path):
-        raise c.SizeofError("responses are variable-size", path=path)
+        raise cs.SizeofError("responses are variable-size", path=path)
 
 
 Command = CommandApdu()
@@ -152,64 +152,64 @@ SW_OK = 0x9000
 MAC_TRIES = THRESHOLDS["CARD_MAC_TRIES"]  # R-LOCK-MAC
 
 # GET_REGISTER_NB response == REGISTER_SIGN command data
-RegisterNb = c.Struct("random" / c.Bytes(4), "card_no" / c.Bytes(CARD_NO_LEN), "mac1" / c.Bytes(MAC_LEN))
-RegisterSignResponse = c.Struct("mac2" / c.Bytes(MAC_LEN))
-TerminalRegisterData = c.Struct("mac2" / c.Bytes(MAC_LEN))
-TerminalRegisterResponse = c.Struct("pin" / c.Bytes(PIN_LEN))
+RegisterNb = cs.Struct("random" / cs.Bytes(4), "card_no" / cs.Bytes(CARD_NO_LEN), "mac1" / cs.Bytes(MAC_LEN))
+RegisterSignResponse = cs.Struct("mac2" / cs.Bytes(MAC_LEN))
+TerminalRegisterData = cs.Struct("mac2" / cs.Bytes(MAC_LEN))
+TerminalRegisterResponse = cs.Struct("pin" / cs.Bytes(PIN_LEN))
 
-IssueInvoiceData = XorGuarded(c.Struct(
+IssueInvoiceData = XorGuarded(cs.Struct(
     "date" / BcdDate,
-    "kind" / c.Int8ub,  # 01 normal, 02 return, 03 void
-    "number" / c.Int32ub,
-    "lines" / c.Array(TAX_ITEMS, TaxAmount),
+    "kind" / cs.Int8ub,  # 01 normal, 02 return, 03 void
+    "number" / cs.Int32ub,
+    "lines" / cs.Array(TAX_ITEMS, TaxAmount),
     "total" / Amount,
 ))
-IssueInvoiceResponse = c.Struct("fiscal_code" / c.Bytes(FISCAL_CODE_LEN))
+IssueInvoiceResponse = cs.Struct("fiscal_code" / cs.Bytes(FISCAL_CODE_LEN))
 
 # The period summary DECLARE_DUTY and DAILY_COLLECT_SIGN take: items, normal and return amounts as
 # three arrays (the vendor layout), not as Totals' per-item triples.
-PeriodSums = c.Struct(
-    "normal_count" / c.Int32ub,
-    "return_count" / c.Int32ub,
-    "void_count" / c.Int32ub,
-    "items" / c.Array(TAX_ITEMS, c.Int8ub),
-    "normal" / c.Array(TAX_ITEMS, Amount),
-    "returned" / c.Array(TAX_ITEMS, Amount),
+PeriodSums = cs.Struct(
+    "normal_count" / cs.Int32ub,
+    "return_count" / cs.Int32ub,
+    "void_count" / cs.Int32ub,
+    "items" / cs.Array(TAX_ITEMS, cs.Int8ub),
+    "normal" / cs.Array(TAX_ITEMS, Amount),
+    "returned" / cs.Array(TAX_ITEMS, Amount),
 )
-DeclareDutyData = XorGuarded(c.Struct("start" / BcdDate, "end" / BcdDate, "sums" / PeriodSums))
-DeclareDutyResponse = XorGuarded(c.Struct(
+DeclareDutyData = XorGuarded(cs.Struct("start" / BcdDate, "end" / BcdDate, "sums" / PeriodSums))
+DeclareDutyResponse = XorGuarded(cs.Struct(
     "normal_total" / Amount,
     "return_total" / Amount,
-    "status" / c.Int8ub,  # 0 ok
-    "mac1" / c.Bytes(MAC_LEN),
-    "signature" / c.Bytes(SIGNATURE_LEN),
+    "status" / cs.Int8ub,  # 0 ok
+    "mac1" / cs.Bytes(MAC_LEN),
+    "signature" / cs.Bytes(SIGNATURE_LEN),
 ))
-DailyCollectSignData = XorGuarded(c.Struct("date" / BcdDate, "sums" / PeriodSums))
-DailyCollectSignResponse = c.Struct("signature" / c.Bytes(SIGNATURE_LEN))
+DailyCollectSignData = XorGuarded(cs.Struct("date" / BcdDate, "sums" / PeriodSums))
+DailyCollectSignResponse = cs.Struct("signature" / cs.Bytes(SIGNATURE_LEN))
 
 CONTROL_CIPHERTEXT_LEN = 24
-UpdateControlsData = c.Struct(
-    "key_id" / c.Int8ub,
-    "ciphertext" / c.Bytes(CONTROL_CIPHERTEXT_LEN),
-    "mac2" / c.Bytes(MAC_LEN),
+UpdateControlsData = cs.Struct(
+    "key_id" / cs.Int8ub,
+    "ciphertext" / cs.Bytes(CONTROL_CIPHERTEXT_LEN),
+    "mac2" / cs.Bytes(MAC_LEN),
 )
 
-RollData = c.Struct(
+RollData = cs.Struct(
     "code" / Digits(INVOICE_CODE_LEN),
-    "start" / c.Int32ub,
-    "end" / c.Int32ub,
-    "mac" / c.Bytes(MAC_LEN),
+    "start" / cs.Int32ub,
+    "end" / cs.Int32ub,
+    "mac" / cs.Bytes(MAC_LEN),
 )
 InputInvoiceNbData = RollData
 DistributeInvoiceNbResponse = RollData
 
-VerifyPinData = c.Struct("pin" / c.Bytes(PIN_LEN))
-VerifyPinResponse = c.Struct("new_pin" / c.Bytes(PIN_LEN))
+VerifyPinData = cs.Struct("pin" / cs.Bytes(PIN_LEN))
+VerifyPinResponse = cs.Struct("new_pin" / cs.Bytes(PIN_LEN))
 
 # DATA_COLLECT: the fiscal card's number, its DECLARE_DUTY input and response, onto the user card.
 # (The vendor codebases carry 220 bytes with a 128-byte RSA signature; ours is 8 + 75 + 78 = 161.)
-DataCollectData = c.Struct(
-    "fiscal_card_no" / c.Bytes(CARD_NO_LEN),
+DataCollectData = cs.Struct(
+    "fiscal_card_no" / cs.Bytes(CARD_NO_LEN),
     "declaration" / DeclareDutyData,
     "response" / DeclareDutyResponse,
 )
@@ -226,15 +226,15 @@ KEYREF_BUREAU = 0x01  # EXTERNAL AUTHENTICATE P2: the bureau's administration ke
 KEYREF_INSPECTOR = 0x02  # EXTERNAL AUTHENTICATE P2: an inspector's proof (fiscal card)
 RIGHT_INSPECT = 0x01  # ManagementCertificate.rights: read the till out for audit
 RIGHT_CLOCK = 0x02  # ... authorise a clock change
-ManagementCertificate = c.Struct(
-    "card_no" / c.Bytes(CARD_NO_LEN),
+ManagementCertificate = cs.Struct(
+    "card_no" / cs.Bytes(CARD_NO_LEN),
     "inspector_no" / Digits(INSPECTOR_NO_LEN),
     "bureau_code" / Digits(BUREAU_CODE_LEN),
     "valid_from" / BcdDate,
     "valid_to" / BcdDate,
-    "rights" / c.Int8ub,  # RIGHT_*
-    "key_id" / c.Int8ub,  # master-key generation of the bureau key that signed
-    "public_key" / c.Bytes(PUBLIC_KEY_LEN),  # the management card's Ed25519 key
-    "signature" / c.Bytes(SIGNATURE_LEN),  # bureau signature over the bytes above
+    "rights" / cs.Int8ub,  # RIGHT_*
+    "key_id" / cs.Int8ub,  # master-key generation of the bureau key that signed
+    "public_key" / cs.Bytes(PUBLIC_KEY_LEN),  # the management card's Ed25519 key
+    "signature" / cs.Bytes(SIGNATURE_LEN),  # bureau signature over the bytes above
 )
-InspectorProof = c.Struct("certificate" / ManagementCertificate, "signature" / c.Bytes(SIGNATURE_LEN))
+InspectorProof = cs.Struct("certificate" / ManagementCertificate, "signature" / cs.Bytes(SIGNATURE_LEN))

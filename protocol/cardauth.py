@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hmac
 
-import construct as c
+import construct as cs
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -121,7 +121,7 @@ def verify_proof(ca_public: bytes, proof: bytes, challenge: bytes):
         raise ValueError("inspector proof must be %d bytes" % PROOF_LEN)
     try:
         parsed = apdu.InspectorProof.parse(proof)
-    except (c.ConstructError, UnicodeError) as e:
+    except (cs.ConstructError, UnicodeError) as e:
         raise ValueError("malformed inspector proof: %s" % e) from None
     cert = parsed.certificate
     body = bytes(proof[:CERT_BODY_LEN])

@@ -7,7 +7,7 @@ issue may extend these; every layout lives here.
 
 from __future__ import annotations
 
-import construct as c
+import construct as cs
 
 from .apdu import CONTROL_CIPHERTEXT_LEN, DataCollectData, ManagementCertificate, RollData
 from .types import (
@@ -22,36 +22,36 @@ FISCAL_EF_TODAY = 0xEF03
 FISCAL_EF_DECLARATION = 0xEF04
 FISCAL_EF_ROLL = 0xEF05
 
-FiscalControls = c.Struct(
+FiscalControls = cs.Struct(
     "controls" / Controls,
-    "tax_items" / c.Array(TAX_ITEMS, TaxItem),
+    "tax_items" / cs.Array(TAX_ITEMS, TaxItem),
     "period_end" / BcdDate,  # end of the declared period the last UPDATE_CONTROLS cleared (0: none yet)
-    "sequence" / c.Int32ub,  # sequence number of that control data (0: as issued)
+    "sequence" / cs.Int32ub,  # sequence number of that control data (0: as issued)
 )
 
 FILING_MONTHLY = 1
 FILING_QUARTERLY = 2
-FiscalIdentity = c.Struct(
-    "card_no" / c.Bytes(CARD_NO_LEN),
+FiscalIdentity = cs.Struct(
+    "card_no" / cs.Bytes(CARD_NO_LEN),
     "machine_no" / Digits(MACHINE_NO_LEN),
     "taxpayer_no" / Digits(TAXPAYER_NO_LEN),  # 纳税人识别号
     "taxpayer_id" / Digits(TAXPAYER_NO_LEN),  # registration / identification number
     "taxpayer_name" / Text(TAXPAYER_NAME_LEN),
     "bureau_code" / Digits(BUREAU_CODE_LEN),
-    "filing_mode" / c.Int8ub,  # FILING_*
+    "filing_mode" / cs.Int8ub,  # FILING_*
     "valid_from" / BcdDate,
     "valid_to" / BcdDate,
 )
 
-FiscalToday = c.Struct(
+FiscalToday = cs.Struct(
     "date" / BcdDate,
-    "normal_count" / c.Int32ub,
-    "return_count" / c.Int32ub,
-    "void_count" / c.Int32ub,
+    "normal_count" / cs.Int32ub,
+    "return_count" / cs.Int32ub,
+    "void_count" / cs.Int32ub,
     "normal_total" / Amount,
     "return_total" / Amount,
-    "last_number" / c.Int32ub,
-    "last_fiscal_code" / c.Bytes(FISCAL_CODE_LEN),
+    "last_number" / cs.Int32ub,
+    "last_fiscal_code" / cs.Bytes(FISCAL_CODE_LEN),
     "closed_date" / BcdDate,  # last day signed by DAILY_COLLECT_SIGN (0: none)
     "cumulative_normal" / Amount,  # since the last clear-unlock: what the cumulative limit applies to
     "cumulative_return" / Amount,  # ... and the return limit
@@ -60,20 +60,20 @@ FiscalToday = c.Struct(
 DECL_NONE = 0
 DECL_SIGNED = 1  # DECLARE_DUTY done, waiting for the bureau's clear-unlock
 DECL_CLEARED = 2
-FiscalDeclaration = c.Struct(
-    "status" / c.Int8ub,  # DECL_*
+FiscalDeclaration = cs.Struct(
+    "status" / cs.Int8ub,  # DECL_*
     "start" / BcdDate,
     "end" / BcdDate,
     "totals" / Totals,
-    "mac" / c.Bytes(MAC_LEN),
-    "signature" / c.Bytes(SIGNATURE_LEN),
+    "mac" / cs.Bytes(MAC_LEN),
+    "signature" / cs.Bytes(SIGNATURE_LEN),
 )
 
-FiscalRoll = c.Struct(
+FiscalRoll = cs.Struct(
     "code" / Digits(INVOICE_CODE_LEN),  # empty: no roll loaded
-    "start" / c.Int32ub,
-    "end" / c.Int32ub,
-    "next" / c.Int32ub,
+    "start" / cs.Int32ub,
+    "end" / cs.Int32ub,
+    "next" / cs.Int32ub,
 )
 
 # ---- user card (用户卡), DF TID01 ------------------------------------------------------------------
@@ -85,17 +85,17 @@ USER_EF_ROLLS = 0xEF05  # record file: rolls bought, not yet distributed
 USER_EF_TILLS = 0xEF06  # record file
 USER_EF_LAST_ROLL = 0xEF07  # the last distributed roll, for power-fail recovery
 
-UserControls = c.Struct(
+UserControls = cs.Struct(
     "machine_no" / Digits(MACHINE_NO_LEN),
-    "key_id" / c.Int8ub,
-    "ciphertext" / c.Bytes(CONTROL_CIPHERTEXT_LEN),
-    "mac2" / c.Bytes(MAC_LEN),
+    "key_id" / cs.Int8ub,
+    "ciphertext" / cs.Bytes(CONTROL_CIPHERTEXT_LEN),
+    "mac2" / cs.Bytes(MAC_LEN),
 )
 UserIdentity = FiscalIdentity
-UserTaxItems = c.Struct("tax_items" / c.Array(TAX_ITEMS, TaxItem))
-UserDeclaration = c.Struct("status" / c.Int8ub, "record" / DataCollectData)  # DECL_* as on the fiscal card
-UserRoll = c.Struct("machine_no" / Digits(MACHINE_NO_LEN), "roll" / RollData)  # the till the roll's MAC is for
-UserTill = c.Struct("machine_no" / Digits(MACHINE_NO_LEN), "card_no" / c.Bytes(CARD_NO_LEN))
+UserTaxItems = cs.Struct("tax_items" / cs.Array(TAX_ITEMS, TaxItem))
+UserDeclaration = cs.Struct("status" / cs.Int8ub, "record" / DataCollectData)  # DECL_* as on the fiscal card
+UserRoll = cs.Struct("machine_no" / Digits(MACHINE_NO_LEN), "roll" / RollData)  # the till the roll's MAC is for
+UserTill = cs.Struct("machine_no" / Digits(MACHINE_NO_LEN), "card_no" / cs.Bytes(CARD_NO_LEN))
 UserLastRoll = UserRoll  # empty (all zero) until the first DISTRIBUTE_INVOICE_NB
 
 # ---- management card (税务管理卡), DF CHECK01 ------------------------------------------------------

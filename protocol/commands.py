@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import construct as c
+import construct as cs
 
 from .frame import MAX_PAYLOAD
 from .records import DeclarationRecord, InvoiceRecord
@@ -53,70 +53,70 @@ from .types import (
 PROTOCOL_VERSION = 0x0101  # major.minor in the high and low byte
 MAX_LINES = 32  # invoice lines per ISSUE_INVOICE
 
-Empty = c.Struct()
+Empty = cs.Struct()
 
 # --- GET_INFO --------------------------------------------------------------------------------------
-InfoReply = c.Struct(
+InfoReply = cs.Struct(
     "model" / ShortText,
     "machine_no" / Digits(MACHINE_NO_LEN),
     "fw_version" / ShortText,
-    "fw_hash" / c.Bytes(HASH_LEN),  # SHA-256 over the firmware's modules (docs/PROTOCOL.md)
-    "protocol_version" / c.Int16ub,
-    "capabilities" / c.Int32ub,  # protocol.status.CAPABILITIES bits
-    "max_payload" / c.Int16ub,
+    "fw_hash" / cs.Bytes(HASH_LEN),  # SHA-256 over the firmware's modules (docs/PROTOCOL.md)
+    "protocol_version" / cs.Int16ub,
+    "capabilities" / cs.Int32ub,  # protocol.status.CAPABILITIES bits
+    "max_payload" / cs.Int16ub,
 )
 
 # --- GET_STATUS ------------------------------------------------------------------------------------
-StatusReply = c.Struct(
-    "state" / c.Int8ub,  # protocol.status STATE_*
+StatusReply = cs.Struct(
+    "state" / cs.Int8ub,  # protocol.status STATE_*
     "date" / BcdDate,  # the till's clock
     "time" / BcdTime,
-    "lock_reasons" / c.Int32ub,  # protocol.status.LOCK_REASONS bits
-    "warnings" / c.Int32ub,  # protocol.status.WARNINGS bits
+    "lock_reasons" / cs.Int32ub,  # protocol.status.LOCK_REASONS bits
+    "warnings" / cs.Int32ub,  # protocol.status.WARNINGS bits
     "deadline" / BcdDate,
-    "days_to_deadline" / c.Int16sb,  # negative once past; 0x7FFF when there is no deadline
+    "days_to_deadline" / cs.Int16sb,  # negative once past; 0x7FFF when there is no deadline
     "single_limit" / Amount,
     "amount_left" / Amount,  # cumulative limit minus cumulative normal amount
     "return_left" / Amount,  # return limit minus cumulative returns
     "roll_code" / Digits(INVOICE_CODE_LEN),  # empty when no roll is loaded
-    "roll_next" / c.Int32ub,
-    "roll_end" / c.Int32ub,
-    "invoices_left" / c.Int32ub,
-    "journal_permille" / c.Int16ub,  # fullest fiscal class, in 1/1000
-    "last_number" / c.Int32ub,  # last invoice number issued, 0 if none
+    "roll_next" / cs.Int32ub,
+    "roll_end" / cs.Int32ub,
+    "invoices_left" / cs.Int32ub,
+    "journal_permille" / cs.Int16ub,  # fullest fiscal class, in 1/1000
+    "last_number" / cs.Int32ub,  # last invoice number issued, 0 if none
     "last_declared_end" / BcdDate,  # end of the last declared period, 0 if none
-    "last_rid" / c.Int32ub,  # request id of the last mutating request executed, 0 if none
-    "damage_kind" / c.Int8ub,  # protocol.status.DAMAGE_KINDS: the first damage found, 0 if none
-    "damage_sector" / c.Int16ub,  # its flash sector, 0xFFFF if not known
-    "damage_offset" / c.Int32ub,  # its byte offset in the sector, 0xFFFFFFFF if not known
-    "damage_index" / c.Int32ub,  # the record index nearest to it, 0xFFFFFFFF if not known
+    "last_rid" / cs.Int32ub,  # request id of the last mutating request executed, 0 if none
+    "damage_kind" / cs.Int8ub,  # protocol.status.DAMAGE_KINDS: the first damage found, 0 if none
+    "damage_sector" / cs.Int16ub,  # its flash sector, 0xFFFF if not known
+    "damage_offset" / cs.Int32ub,  # its byte offset in the sector, 0xFFFFFFFF if not known
+    "damage_index" / cs.Int32ub,  # the record index nearest to it, 0xFFFFFFFF if not known
 )
 NO_DEADLINE_DAYS = 0x7FFF
 
 # --- SET_TIME (needs the management card) ----------------------------------------------------------
-SetTimeRequest = c.Struct("date" / BcdDate, "time" / BcdTime)
+SetTimeRequest = cs.Struct("date" / BcdDate, "time" / BcdTime)
 
 # --- INITIALIZE (bureau; fiscal card in the SAM slot, user card in the slot) -------------------------
-InitializeRequest = c.Struct("date" / BcdDate, "time" / BcdTime)  # the bureau station's clock
-InitializeReply = c.Struct(
+InitializeRequest = cs.Struct("date" / BcdDate, "time" / BcdTime)  # the bureau station's clock
+InitializeReply = cs.Struct(
     "machine_no" / Digits(MACHINE_NO_LEN),
-    "fiscal_card_no" / c.Bytes(CARD_NO_LEN),
+    "fiscal_card_no" / cs.Bytes(CARD_NO_LEN),
     "taxpayer_no" / Digits(TAXPAYER_NO_LEN),
-    "record" / c.Int32ub,  # index of the initialization record
+    "record" / cs.Int32ub,  # index of the initialization record
 )
 
 # --- LOAD_ROLL (from the user card) and CLEAR_UNLOCK: a flags byte --------------------------------
 # bit 0 CONFIRM_MAC (protocol.status.REQUEST_FLAGS): hand MAC-bearing data to a fiscal card that has one
 # MAC try left.  An empty payload is read as flags 0 (hosts of protocol 1.0).
-FlagsRequest = c.Struct("flags" / c.Default(c.Int8ub, 0))
+FlagsRequest = cs.Struct("flags" / cs.Default(cs.Int8ub, 0))
 LoadRollRequest = FlagsRequest
 ClearUnlockRequest = FlagsRequest
-LoadRollReply = c.Struct("code" / Digits(INVOICE_CODE_LEN), "start" / c.Int32ub, "end" / c.Int32ub)
+LoadRollReply = cs.Struct("code" / Digits(INVOICE_CODE_LEN), "start" / cs.Int32ub, "end" / cs.Int32ub)
 
 # --- ISSUE_INVOICE ---------------------------------------------------------------------------------
-InvoiceLine = c.Struct(
-    "tax_item" / c.Int8ub,
-    "quantity" / c.Int32ub,  # thousandths of a unit
+InvoiceLine = cs.Struct(
+    "tax_item" / cs.Int8ub,
+    "quantity" / cs.Int32ub,  # thousandths of a unit
     "unit_price" / Amount,  # fen per unit
     "amount" / Amount,  # exactly line_amount(quantity, unit_price), else INPUT_LINE_MISMATCH
     "name" / ShortText,
@@ -127,66 +127,66 @@ def line_amount(quantity: int, unit_price: int) -> int:
     """The one rule of an invoice line's amount, in fen: quantity (thousandths) x unit price, rounded half
     up once, exact.  A result above 0xFFFFFFFF cannot be carried (INPUT_AMOUNT_OVERFLOW)."""
     return (quantity * unit_price + 500) // 1000
-IssueInvoiceRequest = c.Struct(
-    "kind" / c.Int8ub,  # protocol.status INVOICE_*
-    "ref_number" / c.Int32ub,  # the original invoice of a return (红票); 0 for normal and void (废票: a spoiled form)
+IssueInvoiceRequest = cs.Struct(
+    "kind" / cs.Int8ub,  # protocol.status INVOICE_*
+    "ref_number" / cs.Int32ub,  # the original invoice of a return (红票); 0 for normal and void (废票: a spoiled form)
     "cashier" / ShortText,
     "payer" / ShortText,
     "total" / Amount,
-    "lines" / c.PrefixedArray(c.Int8ub, InvoiceLine),
+    "lines" / cs.PrefixedArray(cs.Int8ub, InvoiceLine),
 )
 IssueInvoiceReply = InvoiceRecord
 
 # --- GET_DOCUMENT ----------------------------------------------------------------------------------
-GetDocumentRequest = c.Struct("number" / c.Int32ub)  # 0: the last invoice issued
+GetDocumentRequest = cs.Struct("number" / cs.Int32ub)  # 0: the last invoice issued
 GetDocumentReply = InvoiceRecord
 
 # --- DAILY_CLOSE -----------------------------------------------------------------------------------
-DailyCloseReply = c.Struct("first" / BcdDate, "last" / BcdDate, "count" / c.Int16ub)
+DailyCloseReply = cs.Struct("first" / BcdDate, "last" / BcdDate, "count" / cs.Int16ub)
 
 # --- DECLARE ---------------------------------------------------------------------------------------
-DeclareRequest = c.Struct("end" / BcdDate)  # last day to declare; 0: the last closed day
+DeclareRequest = cs.Struct("end" / BcdDate)  # last day to declare; 0: the last closed day
 DeclareReply = DeclarationRecord
 
 # --- CLEAR_UNLOCK ----------------------------------------------------------------------------------
-ClearUnlockReply = c.Struct("period_end" / BcdDate, "controls" / Controls)
+ClearUnlockReply = cs.Struct("period_end" / BcdDate, "controls" / Controls)
 
 # --- READ_JOURNAL ----------------------------------------------------------------------------------
-ReadJournalRequest = c.Struct("offset" / c.Int32ub, "length" / c.Int16ub)
-ReadJournalReply = c.Struct(
-    "offset" / c.Int32ub,
-    "total" / c.Int32ub,  # bytes in the read-out stream now
-    "data" / c.GreedyBytes,
+ReadJournalRequest = cs.Struct("offset" / cs.Int32ub, "length" / cs.Int16ub)
+ReadJournalReply = cs.Struct(
+    "offset" / cs.Int32ub,
+    "total" / cs.Int32ub,  # bytes in the read-out stream now
+    "data" / cs.GreedyBytes,
 )
 READ_JOURNAL_MAX = MAX_PAYLOAD - 8  # data bytes in one maximum-size reply (after offset and total)
 
 # --- INSPECT (needs the management card) -----------------------------------------------------------
-InspectReply = c.Struct(
+InspectReply = cs.Struct(
     "machine_no" / Digits(MACHINE_NO_LEN),
-    "fiscal_card_no" / c.Bytes(CARD_NO_LEN),
+    "fiscal_card_no" / cs.Bytes(CARD_NO_LEN),
     "taxpayer_no" / Digits(TAXPAYER_NO_LEN),
     "taxpayer_name" / Text(TAXPAYER_NAME_LEN),
     "init_date" / BcdDate,
     "first_date" / BcdDate,
     "last_date" / BcdDate,
-    "daily_count" / c.Int32ub,
-    "declaration_count" / c.Int32ub,
-    "invoice_count" / c.Int32ub,
-    "journal_bytes" / c.Int32ub,
-    "chain_head" / c.Bytes(HASH_LEN),
+    "daily_count" / cs.Int32ub,
+    "declaration_count" / cs.Int32ub,
+    "invoice_count" / cs.Int32ub,
+    "journal_bytes" / cs.Int32ub,
+    "chain_head" / cs.Bytes(HASH_LEN),
 )
 
 # --- REPORT ----------------------------------------------------------------------------------------
-ReportRequest = c.Struct("kind" / c.Int8ub, "start" / BcdDate, "end" / BcdDate)
-ReportReply = c.Struct("kind" / c.Int8ub, "start" / BcdDate, "end" / BcdDate, "totals" / Totals)
+ReportRequest = cs.Struct("kind" / cs.Int8ub, "start" / BcdDate, "end" / BcdDate)
+ReportReply = cs.Struct("kind" / cs.Int8ub, "start" / BcdDate, "end" / BcdDate, "totals" / Totals)
 
 
 class Command(NamedTuple):
     code: int
     name: str
     mutating: bool
-    request: c.Construct
-    reply: c.Construct
+    request: cs.Construct
+    reply: cs.Construct
     doc: str
 
 

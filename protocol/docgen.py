@@ -10,7 +10,7 @@ import inspect
 import sys
 from pathlib import Path
 
-import construct as c
+import construct as cs
 
 import protocol
 
@@ -25,7 +25,7 @@ def _named() -> dict[int, str]:
     names: dict[int, str] = {}
     for module in (types, records, commands, apdu, cardfiles):
         for n, v in vars(module).items():
-            if isinstance(v, c.Construct) and n[:1].isupper() and not n.isupper() and id(v) not in names:
+            if isinstance(v, cs.Construct) and n[:1].isupper() and not n.isupper() and id(v) not in names:
                 names[id(v)] = n
     return names
 
@@ -33,48 +33,48 @@ def _named() -> dict[int, str]:
 NAMED = _named()
 
 
-def describe(sc: c.Construct, top: bool = False) -> str:
+def describe(sc: cs.Construct, top: bool = False) -> str:
     """A short type description of a Construct field."""
-    if not top and id(sc) in NAMED and isinstance(sc, (c.Struct, types.XorGuarded)):
+    if not top and id(sc) in NAMED and isinstance(sc, (cs.Struct, types.XorGuarded)):
         return "%s (%d B)" % (NAMED[id(sc)], sc.sizeof()) if _fixed(sc) else NAMED[id(sc)]
-    if isinstance(sc, c.Renamed):
+    if isinstance(sc, cs.Renamed):
         return describe(sc.subcon)
     if isinstance(sc, types.BcdAdapter):
         return "BCD date CCYYMMDD (4 B)" if sc.nbytes == 4 else "BCD time hhmmss (3 B)"
-    if isinstance(sc, c.FormatField):
+    if isinstance(sc, cs.FormatField):
         return _FMT.get(sc.fmtstr, sc.fmtstr)
-    if isinstance(sc, c.StringEncoded):
-        if isinstance(sc.subcon, c.FixedSized):
+    if isinstance(sc, cs.StringEncoded):
+        if isinstance(sc.subcon, cs.FixedSized):
             return "%s text, %d B NUL-padded" % (sc.encoding.upper(), sc.subcon.length)
         return "%s text, u8 length prefix" % sc.encoding.upper()
-    if isinstance(sc, c.Bytes):
+    if isinstance(sc, cs.Bytes):
         return "bytes[%d]" % sc.length if isinstance(sc.length, int) else "bytes"
-    if sc is c.GreedyBytes:
+    if sc is cs.GreedyBytes:
         return "bytes, to the end"
-    if isinstance(sc, c.Array):
+    if isinstance(sc, cs.Array):
         return "%d × %s" % (sc.count, describe(sc.subcon))
-    if isinstance(sc, c.FocusedSeq):  # PrefixedArray
+    if isinstance(sc, cs.FocusedSeq):  # PrefixedArray
         return "u8 count, then that many × %s" % describe(sc.subcons[1].subcon.subcon)
     if isinstance(sc, types.XorGuarded):
         return describe(sc.subcon, top=True) + ", then XOR check byte"
-    if isinstance(sc, c.Struct):
+    if isinstance(sc, cs.Struct):
         return "struct"
-    if isinstance(sc, c.Checksum):
+    if isinstance(sc, cs.Checksum):
         return "checksum"
     return type(sc).__name__
 
 
-def _fixed(sc: c.Construct) -> bool:
+def _fixed(sc: cs.Construct) -> bool:
     try:
         sc.sizeof()
         return True
-    except c.SizeofError:
+    except cs.SizeofError:
         return False
 
 
-def table(st: c.Construct) -> list[str]:
+def table(st: cs.Construct) -> list[str]:
     inner = st.subcon if isinstance(st, types.XorGuarded) else st
-    if not isinstance(inner, c.Struct) or not inner.subcons:
+    if not isinstance(inner, cs.Struct) or not inner.subcons:
         return ["(empty)", ""]
     rows = ["| offset | field | type |", "|---|---|---|"]
     off: int | None = 0

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import zlib
 
-import construct as c
+import construct as cs
 
 SOF = 0xA5
 KIND_REQUEST = 0x51
@@ -77,22 +77,22 @@ def crc32(data: bytes) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
 
-HeaderFields = c.Struct(
-    "sof" / c.Const(bytes([SOF])),
-    "kind" / c.OneOf(c.Int8ub, list(KINDS)),
-    "command" / c.Int8ub,
-    "rid" / c.Int32ub,
-    "status" / c.Int16ub,
-    "length" / c.Int16ub,
+HeaderFields = cs.Struct(
+    "sof" / cs.Const(bytes([SOF])),
+    "kind" / cs.OneOf(cs.Int8ub, list(KINDS)),
+    "command" / cs.Int8ub,
+    "rid" / cs.Int32ub,
+    "status" / cs.Int16ub,
+    "length" / cs.Int16ub,
 )
 
-Frame = c.Struct(
-    "header" / c.RawCopy(HeaderFields),
-    c.Check(c.this.header.value.length <= MAX_PAYLOAD),
-    "hcrc" / c.Checksum(c.Int8ub, crc8, c.this.header.data),
-    "payload" / c.Bytes(c.this.header.value.length),
-    "crc" / c.Checksum(
-        c.Int32ub, crc32, lambda ctx: ctx.header.data + bytes([ctx.hcrc]) + ctx.payload
+Frame = cs.Struct(
+    "header" / cs.RawCopy(HeaderFields),
+    cs.Check(cs.this.header.value.length <= MAX_PAYLOAD),
+    "hcrc" / cs.Checksum(cs.Int8ub, crc8, cs.this.header.data),
+    "payload" / cs.Bytes(cs.this.header.value.length),
+    "crc" / cs.Checksum(
+        cs.Int32ub, crc32, lambda ctx: ctx.header.data + bytes([ctx.hcrc]) + ctx.payload
     ),
 )
 
@@ -110,7 +110,7 @@ def parse_frame(data: bytes) -> dict:
     f = Frame.parse(data)
     h = f.header.value
     if len(data) != HEADER_LEN + h.length + TRAILER_LEN:
-        raise c.StreamError("trailing bytes after frame")
+        raise cs.StreamError("trailing bytes after frame")
     return dict(kind=h.kind, command=h.command, rid=h.rid, status=h.status, payload=f.payload)
 
 
@@ -148,7 +148,7 @@ def _decode(buf: bytes | bytearray) -> tuple[int, dict | None, str]:
         return 0, None, ""
     try:
         return total, parse_frame(bytes(buf[:total])), ""
-    except (c.ConstructError, ValueError):
+    except (cs.ConstructError, ValueError):
         return 1, None, "crc"
 
 

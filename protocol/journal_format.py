@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 
-import construct as c
+import construct as cs
 
 VERSION = 1
 AREA_FISCAL = 0x46
@@ -27,89 +27,89 @@ DAILY = 0x02
 RING_MAX_BODY = 254
 COMMIT_MAX_BITS = 3  # a commit byte with at most 3 bits still set counts as committed
 
-FiscalSectorHeader = c.Struct(
-    "magic" / c.Const(b"FJ"),
-    "version" / c.Int8ul,
-    "area" / c.Const(AREA_FISCAL, c.Int8ul),
-    "device_id" / c.Bytes(8),
-    "format_id" / c.Bytes(4),
-    "fiscal_sectors" / c.Int16ul,
-    "ring_sectors" / c.Int16ul,
-    "seq" / c.Int32ul,  # == sector number in the fiscal area
-    "erase_count" / c.Int32ul,
-    "first_ordinal" / c.Int32ul,  # fiscal ordinal of the first record in this sector
-    "first_index" / c.Int32ul,  # lower bound of the indexes of the records in this sector
-    "covered" / c.Int32ul,  # invoices covered by a DAILY when the sector was opened
-    "anchor_index" / c.Int32ul,  # last fiscal record before this sector, NO_INDEX if none
-    "anchor_head" / c.Bytes(32),  # chain head right after it (genesis if none)
-    "counts" / c.Array(7, c.Int32ul),  # per fiscal class, in FISCAL_TYPES order, at open
-    "quotas" / c.Array(7, c.Int16ul),
-    "max_body" / c.Array(7, c.Int16ul),
-    "crc" / c.Int32ul,  # CRC-32 of the 132 bytes before it
+FiscalSectorHeader = cs.Struct(
+    "magic" / cs.Const(b"FJ"),
+    "version" / cs.Int8ul,
+    "area" / cs.Const(AREA_FISCAL, cs.Int8ul),
+    "device_id" / cs.Bytes(8),
+    "format_id" / cs.Bytes(4),
+    "fiscal_sectors" / cs.Int16ul,
+    "ring_sectors" / cs.Int16ul,
+    "seq" / cs.Int32ul,  # == sector number in the fiscal area
+    "erase_count" / cs.Int32ul,
+    "first_ordinal" / cs.Int32ul,  # fiscal ordinal of the first record in this sector
+    "first_index" / cs.Int32ul,  # lower bound of the indexes of the records in this sector
+    "covered" / cs.Int32ul,  # invoices covered by a DAILY when the sector was opened
+    "anchor_index" / cs.Int32ul,  # last fiscal record before this sector, NO_INDEX if none
+    "anchor_head" / cs.Bytes(32),  # chain head right after it (genesis if none)
+    "counts" / cs.Array(7, cs.Int32ul),  # per fiscal class, in FISCAL_TYPES order, at open
+    "quotas" / cs.Array(7, cs.Int16ul),
+    "max_body" / cs.Array(7, cs.Int16ul),
+    "crc" / cs.Int32ul,  # CRC-32 of the 132 bytes before it
 )
 FISCAL_HDR_SIZE = 136
 
-RingSectorHeader = c.Struct(
-    "magic" / c.Const(b"FJ"),
-    "version" / c.Int8ul,
-    "area" / c.Const(AREA_RING, c.Int8ul),
-    "device_id" / c.Bytes(8),
-    "format_id" / c.Bytes(4),
-    "fiscal_sectors" / c.Int16ul,
-    "ring_sectors" / c.Int16ul,
-    "seq" / c.Int32ul,  # increases by one per ring sector opened
-    "erase_count" / c.Int32ul,
-    "first_ordinal" / c.Int32ul,  # invoice ordinal of the first record
-    "first_index" / c.Int32ul,  # its index
-    "head" / c.Bytes(32),  # chain head before it
-    "crc" / c.Int32ul,  # CRC-32 of the 68 bytes before it
-    "successor" / c.Int8ul,  # 0xFF; 0x00 once the next ring sector's reclaim began
+RingSectorHeader = cs.Struct(
+    "magic" / cs.Const(b"FJ"),
+    "version" / cs.Int8ul,
+    "area" / cs.Const(AREA_RING, cs.Int8ul),
+    "device_id" / cs.Bytes(8),
+    "format_id" / cs.Bytes(4),
+    "fiscal_sectors" / cs.Int16ul,
+    "ring_sectors" / cs.Int16ul,
+    "seq" / cs.Int32ul,  # increases by one per ring sector opened
+    "erase_count" / cs.Int32ul,
+    "first_ordinal" / cs.Int32ul,  # invoice ordinal of the first record
+    "first_index" / cs.Int32ul,  # its index
+    "head" / cs.Bytes(32),  # chain head before it
+    "crc" / cs.Int32ul,  # CRC-32 of the 68 bytes before it
+    "successor" / cs.Int8ul,  # 0xFF; 0x00 once the next ring sector's reclaim began
 )
 RING_HDR_SIZE = 73
 
-FiscalRecord = c.Struct(
-    "type" / c.Int8ul,
-    "length" / c.Int16ul,
-    "index" / c.Int32ul,
-    "prev_head" / c.Bytes(32),
-    "body" / c.Bytes(c.this.length),
-    "crc" / c.Int32ul,  # CRC-32 of type..body
-    "commit" / c.Int8ul,  # programmed to 0x00 after the rest reads back correctly
+FiscalRecord = cs.Struct(
+    "type" / cs.Int8ul,
+    "length" / cs.Int16ul,
+    "index" / cs.Int32ul,
+    "prev_head" / cs.Bytes(32),
+    "body" / cs.Bytes(cs.this.length),
+    "crc" / cs.Int32ul,  # CRC-32 of type..body
+    "commit" / cs.Int8ul,  # programmed to 0x00 after the rest reads back correctly
 )
 FISCAL_REC_OVERHEAD = 44
 
-RingRecord = c.Struct(
-    "type" / c.Int8ul,  # always INVOICE
-    "length" / c.Int8ul,
-    "body" / c.Bytes(c.this.length),
-    "crc" / c.Int32ul,  # CRC-32 of type..body
-    "commit" / c.Int8ul,
+RingRecord = cs.Struct(
+    "type" / cs.Int8ul,  # always INVOICE
+    "length" / cs.Int8ul,
+    "body" / cs.Bytes(cs.this.length),
+    "crc" / cs.Int32ul,  # CRC-32 of type..body
+    "commit" / cs.Int8ul,
 )
 RING_REC_OVERHEAD = 7
 
 # What one chain step hashes after the previous head.
-ChainInput = c.Struct(
-    "index" / c.Int32ul,
-    "type" / c.Int8ul,
-    "length" / c.Int16ul,
-    "body" / c.Bytes(c.this.length),
+ChainInput = cs.Struct(
+    "index" / cs.Int32ul,
+    "type" / cs.Int8ul,
+    "length" / cs.Int16ul,
+    "body" / cs.Bytes(cs.this.length),
 )
 
-StreamHeader = c.Struct(
-    "magic" / c.Const(b"FJRS"),
-    "version" / c.Int8ul,
-    "flags" / c.Int8ul,  # bit 0: the till reports damage
-    "sector_size" / c.Int16ul,
-    "device_id" / c.Bytes(8),
-    "format_id" / c.Bytes(4),
-    "fiscal_images" / c.Int16ul,  # fiscal sector images that follow, sector 0 first
-    "ring_images" / c.Int16ul,  # then ring sector images, oldest first
-    "next_index" / c.Int32ul,
-    "fiscal_records" / c.Int32ul,
-    "invoices" / c.Int32ul,
-    "covered" / c.Int32ul,
-    "chain_head" / c.Bytes(32),
-    "crc" / c.Int32ul,  # CRC-32 of the 72 bytes before it
+StreamHeader = cs.Struct(
+    "magic" / cs.Const(b"FJRS"),
+    "version" / cs.Int8ul,
+    "flags" / cs.Int8ul,  # bit 0: the till reports damage
+    "sector_size" / cs.Int16ul,
+    "device_id" / cs.Bytes(8),
+    "format_id" / cs.Bytes(4),
+    "fiscal_images" / cs.Int16ul,  # fiscal sector images that follow, sector 0 first
+    "ring_images" / cs.Int16ul,  # then ring sector images, oldest first
+    "next_index" / cs.Int32ul,
+    "fiscal_records" / cs.Int32ul,
+    "invoices" / cs.Int32ul,
+    "covered" / cs.Int32ul,
+    "chain_head" / cs.Bytes(32),
+    "crc" / cs.Int32ul,  # CRC-32 of the 72 bytes before it
 )
 STREAM_HDR_SIZE = 76
 
@@ -134,7 +134,7 @@ class AuditReport:
     records reaches the announced head."""
 
     def __init__(self) -> None:
-        self.header: c.Container | None = None
+        self.header: cs.Container | None = None
         self.records: list[tuple[int, int, bytes]] = []
         self.problems: list[tuple[str, object, str]] = []
         self.chain_ok = False
@@ -144,7 +144,7 @@ class AuditReport:
 
 
 def _parse_image(img: bytes, area: int, max_body: dict[int, int], where: str,
-                 problems: list) -> list[tuple[str, c.Container, int]]:
+                 problems: list) -> list[tuple[str, cs.Container, int]]:
     """Committed envelopes of one sector image: list of ('good'|'bad', record, offset)."""
     hdr = FISCAL_HDR_SIZE if area == AREA_FISCAL else RING_HDR_SIZE
     rec_t = FiscalRecord if area == AREA_FISCAL else RingRecord
@@ -154,7 +154,7 @@ def _parse_image(img: bytes, area: int, max_body: dict[int, int], where: str,
     def at(off: int):
         try:
             r = rec_t.parse(img[off:])
-        except c.ConstructError:
+        except cs.ConstructError:
             return None
         if area == AREA_RING and r.type != INVOICE:
             return None
@@ -193,7 +193,7 @@ def audit_stream(data: bytes) -> AuditReport:
     rep = AuditReport()
     try:
         sh = StreamHeader.parse(data)
-    except c.ConstructError as e:
+    except cs.ConstructError as e:
         rep.problems.append(("stream-header", 0, str(e)))
         return rep
     rep.header = sh
@@ -206,13 +206,13 @@ def audit_stream(data: bytes) -> AuditReport:
     images = [data[STREAM_HDR_SIZE + i * ss:STREAM_HDR_SIZE + (i + 1) * ss]
               for i in range(sh.fiscal_images + sh.ring_images)]
 
-    fiscal: list[tuple[str, c.Container]] = []  # in fiscal ordinal order
+    fiscal: list[tuple[str, cs.Container]] = []  # in fiscal ordinal order
     max_body: dict[int, int] = {}
     for i in range(sh.fiscal_images):
         img = images[i]
         try:
             h = FiscalSectorHeader.parse(img)
-        except c.ConstructError:
+        except cs.ConstructError:
             rep.problems.append(("sector-header", f"fiscal {i}", "not a fiscal sector header"))
             continue
         if zlib.crc32(img[:132]) != h.crc:
@@ -230,7 +230,7 @@ def audit_stream(data: bytes) -> AuditReport:
                 rep.problems.append(("record-crc", f"fiscal {i}+{off}", f"fiscal ordinal {len(fiscal)}"))
             fiscal.append((state, r))
 
-    invoices: list[tuple[int, str, c.Container]] = []  # (ordinal, state, record)
+    invoices: list[tuple[int, str, cs.Container]] = []  # (ordinal, state, record)
     ring_heads: dict[int, bytes] = {}  # first ordinal -> head before it
     for k in range(sh.ring_images):
         img = images[sh.fiscal_images + k]
@@ -238,8 +238,8 @@ def audit_stream(data: bytes) -> AuditReport:
         try:
             h = RingSectorHeader.parse(img)
             if zlib.crc32(img[:68]) != h.crc or (h.device_id, h.format_id) != (sh.device_id, sh.format_id):
-                raise c.ConstructError("crc or identity")
-        except c.ConstructError:
+                raise cs.ConstructError("crc or identity")
+        except cs.ConstructError:
             rep.problems.append(("sector-header", where, "ring header unreadable: its records are lost"))
             continue
         n = h.first_ordinal

@@ -8,7 +8,7 @@ All bodies are fixed-size, so a reader can index them without parsing.
 
 from __future__ import annotations
 
-import construct as c
+import construct as cs
 
 from .types import (
     FISCAL_CODE_LEN, HASH_LEN, MAC_LEN, SIGNATURE_LEN, TAX_ITEMS, Amount, BcdDate, BcdTime, Controls, Digits,
@@ -30,99 +30,99 @@ REC_EVENT = 0x08
 # boot events) carry rid 0.  Because the tag is inside the record, "executed" and "remembered" are one
 # flash write: after a power cut a retried request either finds its record (and gets the same reply
 # rebuilt from it) or finds nothing and runs.
-RequestTag = c.Struct("rid" / c.Int32ub, "digest" / c.Int32ub)
+RequestTag = cs.Struct("rid" / cs.Int32ub, "digest" / cs.Int32ub)
 
 # 税控初始化: written once, after TERMINAL_REGISTER succeeded.
-InitRecord = c.Struct(
+InitRecord = cs.Struct(
     "request" / RequestTag,
     "date" / BcdDate,
     "time" / BcdTime,
     "machine_no" / Digits(MACHINE_NO_LEN),
-    "fiscal_card_no" / c.Bytes(CARD_NO_LEN),
-    "user_card_no" / c.Bytes(CARD_NO_LEN),
+    "fiscal_card_no" / cs.Bytes(CARD_NO_LEN),
+    "user_card_no" / cs.Bytes(CARD_NO_LEN),
     "taxpayer_no" / Digits(TAXPAYER_NO_LEN),
     "taxpayer_name" / Text(TAXPAYER_NAME_LEN),
     "bureau_code" / Digits(BUREAU_CODE_LEN),
     "valid_from" / BcdDate,
     "valid_to" / BcdDate,
     "controls" / Controls,
-    "tax_items" / c.Array(TAX_ITEMS, TaxItem),
+    "tax_items" / cs.Array(TAX_ITEMS, TaxItem),
 )
 
 # One calendar day, zero days included, signed by the fiscal card (DAILY_COLLECT_SIGN).
-DailyRecord = c.Struct(
+DailyRecord = cs.Struct(
     "request" / RequestTag,
     "date" / BcdDate,
     "totals" / Totals,
-    "signature" / c.Bytes(SIGNATURE_LEN),
+    "signature" / cs.Bytes(SIGNATURE_LEN),
 )
 
 # 申报: the days since the previous declaration, signed by the fiscal card (DECLARE_DUTY).
-DeclarationRecord = c.Struct(
+DeclarationRecord = cs.Struct(
     "request" / RequestTag,
     "date" / BcdDate,  # when declared
     "time" / BcdTime,
     "start" / BcdDate,  # first day of the period
     "end" / BcdDate,  # last day of the period
     "totals" / Totals,
-    "mac" / c.Bytes(MAC_LEN),
-    "signature" / c.Bytes(SIGNATURE_LEN),
+    "mac" / cs.Bytes(MAC_LEN),
+    "signature" / cs.Bytes(SIGNATURE_LEN),
 )
 
 # 清零解锁: control data from the bureau applied by the fiscal card (UPDATE_CONTROLS).
-ClearUnlockRecord = c.Struct(
+ClearUnlockRecord = cs.Struct(
     "request" / RequestTag,
     "date" / BcdDate,
     "time" / BcdTime,
     "period_end" / BcdDate,  # the declared period this clears
-    "sequence" / c.Int32ub,  # control-data sequence number (strictly increasing per card)
+    "sequence" / cs.Int32ub,  # control-data sequence number (strictly increasing per card)
     "controls" / Controls,
 )
 
-RollLoadRecord = c.Struct(
+RollLoadRecord = cs.Struct(
     "request" / RequestTag,
     "date" / BcdDate,
     "time" / BcdTime,
     "code" / Digits(INVOICE_CODE_LEN),
-    "start" / c.Int32ub,
-    "end" / c.Int32ub,
+    "start" / cs.Int32ub,
+    "end" / cs.Int32ub,
 )
 
 # Written when a roll is used up (or replaced): what the bureau checks at 验旧.
-RollUsageRecord = c.Struct(
+RollUsageRecord = cs.Struct(
     "date" / BcdDate,
     "code" / Digits(INVOICE_CODE_LEN),
-    "start" / c.Int32ub,
-    "end" / c.Int32ub,
-    "normal" / c.Int32ub,
-    "returned" / c.Int32ub,
-    "voided" / c.Int32ub,
-    "last_number" / c.Int32ub,
+    "start" / cs.Int32ub,
+    "end" / cs.Int32ub,
+    "normal" / cs.Int32ub,
+    "returned" / cs.Int32ub,
+    "voided" / cs.Int32ub,
+    "last_number" / cs.Int32ub,
 )
 
 # Invoice detail; also the payload of ISSUE_INVOICE and GET_DOCUMENT replies.
-InvoiceRecord = c.Struct(
+InvoiceRecord = cs.Struct(
     "request" / RequestTag,
-    "kind" / c.Int8ub,  # protocol.status INVOICE_*
+    "kind" / cs.Int8ub,  # protocol.status INVOICE_*
     "code" / Digits(INVOICE_CODE_LEN),
-    "number" / c.Int32ub,
+    "number" / cs.Int32ub,
     "date" / BcdDate,
     "time" / BcdTime,
-    "ref_number" / c.Int32ub,  # the original invoice of a return (红票); 0 for normal and void
+    "ref_number" / cs.Int32ub,  # the original invoice of a return (红票); 0 for normal and void
     "total" / Amount,
-    "lines" / c.Array(TAX_ITEMS, TaxAmount),
-    "fiscal_code" / c.Bytes(FISCAL_CODE_LEN),
+    "lines" / cs.Array(TAX_ITEMS, TaxAmount),
+    "fiscal_code" / cs.Bytes(FISCAL_CODE_LEN),
 )
 
-EventRecord = c.Struct(
+EventRecord = cs.Struct(
     "request" / RequestTag,
     "date" / BcdDate,
     "time" / BcdTime,
-    "event" / c.Int16ub,  # protocol.status.EVENTS
-    "arg" / c.Int32ub,
+    "event" / cs.Int16ub,  # protocol.status.EVENTS
+    "arg" / cs.Int32ub,
 )
 
-RECORDS: dict[int, tuple[str, c.Construct]] = {
+RECORDS: dict[int, tuple[str, cs.Construct]] = {
     REC_INIT: ("INIT", InitRecord),
     REC_DAILY: ("DAILY", DailyRecord),
     REC_DECLARATION: ("DECLARATION", DeclarationRecord),

@@ -12,7 +12,7 @@ Rules that hold everywhere:
 
 from __future__ import annotations
 
-import construct as c
+import construct as cs
 
 AMOUNT_MAX = 0xFFFFFFFF
 MACHINE_NO_LEN = 16  # 16-digit machine number (domain §2 EF02)
@@ -29,11 +29,11 @@ PIN_LEN = 8
 HASH_LEN = 32  # SHA-256 chain head / firmware hash
 
 
-class BcdAdapter(c.Adapter):  # type: ignore[misc]
+class BcdAdapter(cs.Adapter):  # type: ignore[misc]
     """n bytes of packed BCD <-> a non-negative integer of 2n digits."""
 
     def __init__(self, nbytes: int):
-        super().__init__(c.Bytes(nbytes))
+        super().__init__(cs.Bytes(nbytes))
         self.nbytes = nbytes
 
     def _decode(self, obj: bytes, context, path) -> int:
@@ -41,13 +41,13 @@ class BcdAdapter(c.Adapter):  # type: ignore[misc]
         for b in obj:
             hi, lo = b >> 4, b & 0x0F
             if hi > 9 or lo > 9:
-                raise c.ValidationError("not BCD: %s" % obj.hex(), path=path)
+                raise cs.ValidationError("not BCD: %s" % obj.hex(), path=path)
             value = value * 100 + hi * 10 + lo
         return value
 
     def _encode(self, obj: int, context, path) -> bytes:
         if not isinstance(obj, int) or obj < 0 or obj >= 10 ** (2 * self.nbytes):
-            raise c.ValidationError("BCD value out of range: %r" % (obj,), path=path)
+            raise cs.ValidationError("BCD value out of range: %r" % (obj,), path=path)
         out = bytearray(self.nbytes)
         for i in range(self.nbytes - 1, -1, -1):
             two = obj % 100
@@ -58,20 +58,20 @@ class BcdAdapter(c.Adapter):  # type: ignore[misc]
 
 BcdDate = BcdAdapter(4)
 BcdTime = BcdAdapter(3)
-Amount = c.Int32ub
+Amount = cs.Int32ub
 
 
-def Digits(n: int) -> c.Construct:
+def Digits(n: int) -> cs.Construct:
     """A fixed field of ASCII digits/letters, NUL-padded (machine numbers, invoice codes, taxpayer ids)."""
-    return c.PaddedString(n, "ascii")
+    return cs.PaddedString(n, "ascii")
 
 
-def Text(n: int) -> c.Construct:
+def Text(n: int) -> cs.Construct:
     """A fixed UTF-8 field of n bytes, NUL-padded."""
-    return c.PaddedString(n, "utf8")
+    return cs.PaddedString(n, "utf8")
 
 
-ShortText = c.PascalString(c.Int8ub, "utf8")  # host-link variable text, at most 255 bytes
+ShortText = cs.PascalString(cs.Int8ub, "utf8")  # host-link variable text, at most 255 bytes
 
 
 def xor8(data: bytes) -> int:
@@ -82,7 +82,7 @@ def xor8(data: bytes) -> int:
     return x
 
 
-class XorGuarded(c.Subconstruct):  # type: ignore[misc]
+class XorGuarded(cs.Subconstruct):  # type: ignore[misc]
     """`subcon` (fixed size) followed by one check byte, the XOR of the subcon's bytes (domain §2).
 
     Parsing uses Construct's compiled form of `subcon` when it compiles: the card simulator parses these on
@@ -104,15 +104,15 @@ class XorGuarded(c.Subconstruct):  # type: ignore[misc]
     def _parse(self, stream, context, path):
         if self._size is None:
             self._size = self.subcon.sizeof()
-        raw = c.stream_read(stream, self._size, path)
-        check = c.stream_read(stream, 1, path)[0]
+        raw = cs.stream_read(stream, self._size, path)
+        check = cs.stream_read(stream, 1, path)[0]
         if check != xor8(raw):
-            raise c.ChecksumError("check byte %02X, expected %02X" % (check, xor8(raw)), path=path)
+            raise cs.ChecksumError("check byte %02X, expected %02X" % (check, xor8(raw)), path=path)
         return self._fast().parse(raw)
 
     def _build(self, obj, stream, context, path):
         raw = self.subcon.build(obj, **context)
-        c.stream_write(stream, raw + bytes([xor8(raw)]), len(raw) + 1, path)
+        cs.stream_write(stream, raw + bytes([xor8(raw)]), len(raw) + 1, path)
         return obj
 
     def _sizeof(self, context, path):
@@ -120,7 +120,7 @@ class XorGuarded(c.Subconstruct):  # type: ignore[misc]
 
 
 # Control data: the deadline and limits the bureau sets (fiscal card EF01; decrypted UPDATE_CONTROLS).
-Controls = c.Struct(
+Controls = cs.Struct(
     "deadline" / BcdDate,  # 开票截止日期
     "single_limit" / Amount,  # 单张发票开票金额限额
     "cumulative_limit" / Amount,  # 发票累计金额限额
@@ -128,24 +128,24 @@ Controls = c.Struct(
 )
 
 # One authorised tax item (税种税目).  index 0 marks an unused slot.
-TaxItem = c.Struct(
-    "index" / c.Int8ub,
-    "rate" / c.Int16ub,  # basis points: 300 = 3 %
+TaxItem = cs.Struct(
+    "index" / cs.Int8ub,
+    "rate" / cs.Int16ub,  # basis points: 300 = 3 %
     "code" / Digits(8),
     "name" / Text(24),
 )
 
 # Totals of a day, a declaration period or a report.  `lines` keeps per-tax-item amounts; a slot whose
 # item is 0 is unused.  normal_total = sum of normal amounts; return_total = sum of return amounts.
-TaxLineTotals = c.Struct("item" / c.Int8ub, "normal" / Amount, "returned" / Amount)
-Totals = c.Struct(
-    "normal_count" / c.Int32ub,
-    "return_count" / c.Int32ub,
-    "void_count" / c.Int32ub,
+TaxLineTotals = cs.Struct("item" / cs.Int8ub, "normal" / Amount, "returned" / Amount)
+Totals = cs.Struct(
+    "normal_count" / cs.Int32ub,
+    "return_count" / cs.Int32ub,
+    "void_count" / cs.Int32ub,
     "normal_total" / Amount,
     "return_total" / Amount,
-    "lines" / c.Array(TAX_ITEMS, TaxLineTotals),
+    "lines" / cs.Array(TAX_ITEMS, TaxLineTotals),
 )
 
 # Per-tax-item amount of one invoice (6 slots, item 0 unused), as the fiscal card's ISSUE_INVOICE takes it.
-TaxAmount = c.Struct("item" / c.Int8ub, "amount" / Amount)
+TaxAmount = cs.Struct("item" / cs.Int8ub, "amount" / Amount)

@@ -6,11 +6,11 @@ A rig offers: ok(name, **fields), refused(name, error, **fields), status(), rtc.
 bureau_sells_roll(start, end), bureau_clears(deadline), invoice(*amounts, ...), initialize().
 """
 
-from protocol import status as S
+from protocol import status
 
 
 def locks(rig):
-    return S.mask_names(rig.status().lock_reasons, S.LOCK_REASONS)
+    return status.mask_names(rig.status().lock_reasons, status.LOCK_REASONS)
 
 
 def run(rig, say=lambda *a: None):
@@ -48,7 +48,7 @@ def run(rig, say=lambda *a: None):
     decl = rig.ok("DECLARE", end=20260131)
     assert (decl.start, decl.end) == (20260105, 20260131)
     assert decl.totals.normal_count == 50 and decl.totals.normal_total == total
-    assert "DECLARATION_PENDING" in S.mask_names(rig.status().warnings, S.WARNINGS)
+    assert "DECLARATION_PENDING" in status.mask_names(rig.status().warnings, status.WARNINGS)
     # before the bureau has seen it, clear-unlock says: complete it at the tax bureau
     rig.refused("CLEAR_UNLOCK", "STATE_DECLARATION_PENDING")
     say("declared", decl.start, "-", decl.end)

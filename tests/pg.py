@@ -213,36 +213,36 @@ class Hall:
 
     @property
     def taxpayer_no(self) -> str:
-        from hw_sim.cards import demo as D
-        return D.TAXPAYER.taxpayer_no
+        from hw_sim.cards import demo
+        return demo.TAXPAYER.taxpayer_no
 
     @property
     def machine_no(self) -> str:
-        from hw_sim.cards import demo as D
-        return D.MACHINE_NO
+        from hw_sim.cards import demo
+        return demo.MACHINE_NO
 
     def reader(self):
         from gateway.readers import SimReader
         return SimReader(self.rig.user_slot)
 
     def register(self) -> "Hall":
-        from gateway import stations as G
-        from hw_sim.cards import demo as D
-        G.register_taxpayer(self.st, D.TAXPAYER, tax_items=D.TAX_ITEMS, roll_quota=self.roll_quota)
-        G.register_machine(self.st, D.TAXPAYER.taxpayer_no, D.MACHINE_NO, D.LIMITS)
-        G.issue_cards(self.st, D.TAXPAYER.taxpayer_no, D.MACHINE_NO, fiscal_card_no=D.FISCAL_CARD_NO,
-                      user_card_no=D.USER_CARD_NO, valid_from=D.VALID_FROM, valid_to=D.VALID_TO)
+        from gateway import stations
+        from hw_sim.cards import demo
+        stations.register_taxpayer(self.st, demo.TAXPAYER, tax_items=demo.TAX_ITEMS, roll_quota=self.roll_quota)
+        stations.register_machine(self.st, demo.TAXPAYER.taxpayer_no, demo.MACHINE_NO, demo.LIMITS)
+        stations.issue_cards(self.st, demo.TAXPAYER.taxpayer_no, demo.MACHINE_NO, fiscal_card_no=demo.FISCAL_CARD_NO,
+                      user_card_no=demo.USER_CARD_NO, valid_from=demo.VALID_FROM, valid_to=demo.VALID_TO)
         return self
 
     def initialize(self) -> "Hall":
-        from gateway import stations as G
+        from gateway import stations
         self.rig.rtc.set(20260105, 90000)
-        G.initialize_till(self.st, self.client, self.machine_no, date=20260105, time=90000)
+        stations.initialize_till(self.st, self.client, self.machine_no, date=20260105, time=90000)
         return self
 
     def sell(self, start: int = 1, end: int = 100, code: str = "1440012345") -> dict:
-        from gateway import stations as G
-        return G.sell_roll(self.st, self.reader(), self.taxpayer_no, self.machine_no, code=code, start=start, end=end)
+        from gateway import stations
+        return stations.sell_roll(self.st, self.reader(), self.taxpayer_no, self.machine_no, code=code, start=start, end=end)
 
     def trade(self, days=((20260105, 4), (20260106, 3), (20260107, 3))) -> int:
         """Invoices over `days` ((date, count), ...), item 1 and 2 alternating; the total (fen)."""

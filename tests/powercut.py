@@ -29,7 +29,7 @@ from hw_sim.mains import Mains, stepped_board
 from hw_sim.nor_flash import PowerLoss
 from protocol import commands, frame
 from protocol import journal_format as JF
-from protocol import records as R
+from protocol import records
 from tillrig import TillRig
 
 RID = 0x5EED
@@ -160,7 +160,7 @@ def _records(rig) -> list:
     assert not rep.problems and rep.chain_ok, rep.problems[:3]
     out = []
     for _idx, t, body in rep.records:
-        if t == R.REC_EVENT and R.EventRecord.parse(body).event == 1:  # EV_POWER_ON
+        if t == records.REC_EVENT and records.EventRecord.parse(body).event == 1:  # EV_POWER_ON
             continue
         out.append((t, bytes(body)))
     return out

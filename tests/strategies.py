@@ -1,7 +1,7 @@
 """Hypothesis strategies for any firmware layout (fiscal_till.schema kinds), and value normalisation
 so Construct containers and firmware dicts compare equal."""
 
-import construct as c
+import construct as cs
 from hypothesis import strategies as st
 
 _INT = {"B": (0, 0xFF), "H": (0, 0xFFFF), "I": (0, 0xFFFFFFFF), "h": (-0x8000, 0x7FFF),
@@ -53,7 +53,7 @@ def plain(v):
     """Construct containers -> dicts and lists, without Construct's private keys."""
     if isinstance(v, dict):
         return {k: plain(x) for k, x in v.items() if not k.startswith("_")}
-    if isinstance(v, (list, c.ListContainer)):
+    if isinstance(v, (list, cs.ListContainer)):
         return [plain(x) for x in v]
     return v
 

@@ -16,21 +16,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hw_sim.cards import sequences as S
+from hw_sim.cards import sequences
 from hw_sim.cards.demo import INSPECTOR_PIN, CardRig, seeded_rng
-from gateway import issuance as I
+from gateway import issuance
 from gateway.readers import SimReader
 from gateway.usercard import UserCardSession
-from protocol import apdu as A
+from protocol import apdu as apdu_layouts
 
 ALLOWED_SW = {0x9000, 0x6700, 0x6901, 0x6982, 0x6983, 0x6985, 0x6A80, 0x6A82, 0x9302, 0x9303, 0x9401, 0x6D00,
               0x6E00, 0x63C0, 0x63C1, 0x63C2, 0x63C3}
-ISO_INS = [A.INS_SELECT, A.INS_READ_BINARY, A.INS_UPDATE_BINARY, A.INS_READ_RECORD, A.INS_UPDATE_RECORD,
-           A.INS_GET_CHALLENGE, A.INS_INTERNAL_AUTHENTICATE, A.INS_EXTERNAL_AUTHENTICATE, A.INS_VERIFY,
-           A.INS_GET_RESPONSE]
-GB_INS = [A.INS_GET_REGISTER_NB, A.INS_REGISTER_SIGN, A.INS_TERMINAL_REGISTER, A.INS_ISSUE_INVOICE,
-          A.INS_DECLARE_DUTY, A.INS_UPDATE_CONTROLS, A.INS_INPUT_INVOICE_NB, A.INS_VERIFY_FISCAL_PIN,
-          A.INS_DAILY_COLLECT_SIGN, A.INS_DATA_COLLECT, A.INS_DISTRIBUTE_INVOICE_NB]
+ISO_INS = [apdu_layouts.INS_SELECT, apdu_layouts.INS_READ_BINARY, apdu_layouts.INS_UPDATE_BINARY, apdu_layouts.INS_READ_RECORD, apdu_layouts.INS_UPDATE_RECORD,
+           apdu_layouts.INS_GET_CHALLENGE, apdu_layouts.INS_INTERNAL_AUTHENTICATE, apdu_layouts.INS_EXTERNAL_AUTHENTICATE, apdu_layouts.INS_VERIFY,
+           apdu_layouts.INS_GET_RESPONSE]
+GB_INS = [apdu_layouts.INS_GET_REGISTER_NB, apdu_layouts.INS_REGISTER_SIGN, apdu_layouts.INS_TERMINAL_REGISTER, apdu_layouts.INS_ISSUE_INVOICE,
+          apdu_layouts.INS_DECLARE_DUTY, apdu_layouts.INS_UPDATE_CONTROLS, apdu_layouts.INS_INPUT_INVOICE_NB, apdu_layouts.INS_VERIFY_FISCAL_PIN,
+          apdu_layouts.INS_DAILY_COLLECT_SIGN, apdu_layouts.INS_DATA_COLLECT, apdu_layouts.INS_DISTRIBUTE_INVOICE_NB]
 DATA_LENS = [0, 2, 4, 5, 6, 7, 8, 16, 22, 29, 38, 44, 45, 71, 75, 161, 162, 202, 210]
 
 
@@ -62,38 +62,38 @@ def _lifecycle():
     f, u, m = (Recorder(s, log) for s in (rig.fiscal, rig.user, rig.management))
     states = {"fiscal-fresh": rig.cards.fiscal, "management": rig.cards.management}
     states = {k: (type(v), copy.deepcopy(v.state), copy.deepcopy(v.session)) for k, v in states.items()}
-    pin = S.verify_pin(f, S.initialize(f, u))
-    _bureau(rig, u).add_roll(I.issue_roll(rig.keystore, fiscal_card_no=rig.cards.fiscal_data.card_no,
+    pin = sequences.verify_pin(f, sequences.initialize(f, u))
+    _bureau(rig, u).add_roll(issuance.issue_roll(rig.keystore, fiscal_card_no=rig.cards.fiscal_data.card_no,
                                           machine_no="1234567890123456", code="1440012345", start=1, end=50))
     rig.user.power_on()
-    S.load_roll(f, u, 1)
+    sequences.load_roll(f, u, 1)
     for n, (date, lines, kind) in enumerate([(20260105, [(1, 1000), (2, 20)], 1), (20260105, [(2, 5)], 2),
                                              (20260105, [], 3)], 1):
-        S.issue(f, date, kind, n, lines, sum(a for _, a in lines))
-    S.send(f, 0x00, A.INS_GET_CHALLENGE, le=8)
+        sequences.issue(f, date, kind, n, lines, sum(a for _, a in lines))
+    sequences.send(f, 0x00, apdu_layouts.INS_GET_CHALLENGE, le=8)
     states["fiscal-issuing"] = (type(rig.cards.fiscal), copy.deepcopy(rig.cards.fiscal.state),
                                 copy.deepcopy(rig.cards.fiscal.session))
-    sums = S.period_sums((1, 1, 1), [(1, 1000, 0), (2, 20, 5)])
-    S.daily_close(f, 20260105, sums)
-    S.declare(f, u, 20260101, 20260105, sums)
+    sums = sequences.period_sums((1, 1, 1), [(1, 1000, 0), (2, 20, 5)])
+    sequences.daily_close(f, 20260105, sums)
+    sequences.declare(f, u, 20260101, 20260105, sums)
     session = _bureau(rig, u)
     (recno, report), = session.verify_pending()
-    session.clear(recno, report, I.Limits(20260228, 1_000_000, 50_000_000, 2_000_000))
-    session.add_roll(I.issue_roll(rig.keystore, fiscal_card_no=rig.cards.fiscal_data.card_no,
+    session.clear(recno, report, issuance.Limits(20260228, 1_000_000, 50_000_000, 2_000_000))
+    session.add_roll(issuance.issue_roll(rig.keystore, fiscal_card_no=rig.cards.fiscal_data.card_no,
                                   machine_no="1234567890123456", code="1440012345", start=51, end=60))
     rig.user.power_on()
     states["fiscal-declared"] = (type(rig.cards.fiscal), copy.deepcopy(rig.cards.fiscal.state),
                                  copy.deepcopy(rig.cards.fiscal.session))
     states["user"] = (type(rig.cards.user), copy.deepcopy(rig.cards.user.state), copy.deepcopy(rig.cards.user.session))
-    S.read_records(u, 0xEF01)
-    S.clear_unlock(f, u, "1234567890123456")
-    S.verify_pin(f, pin)
+    sequences.read_records(u, 0xEF01)
+    sequences.clear_unlock(f, u, "1234567890123456")
+    sequences.verify_pin(f, pin)
     _bureau(rig, u)
     states["user-bureau"] = (type(rig.cards.user), copy.deepcopy(rig.cards.user.state),
                              copy.deepcopy(rig.cards.user.session))
-    S.authenticate_inspector(f, m, I.pin_block(INSPECTOR_PIN))
+    sequences.authenticate_inspector(f, m, issuance.pin_block(INSPECTOR_PIN))
     for fid in (0xEF01, 0xEF02, 0xEF03, 0xEF04, 0xEF05):
-        S.read_binary(f, fid)
+        sequences.read_binary(f, fid)
     return states, log
 
 
@@ -118,7 +118,7 @@ def structured(draw):
     n = draw(st.sampled_from(DATA_LENS) | st.integers(0, 300))
     data = draw(st.binary(min_size=n, max_size=n))
     le = draw(st.none() | st.sampled_from([8, 16, 22, 64, 78, 256]) | st.integers(1, 65536))
-    return A.Command.build(dict(cla=cla, ins=ins, p1=p1, p2=p2, data=data, le=le))
+    return apdu_layouts.Command.build(dict(cla=cla, ins=ins, p1=p1, p2=p2, data=data, le=le))
 
 
 @st.composite
@@ -145,10 +145,10 @@ _MOVES = {
     ("state", "pin_tries"): lambda b, a, sw, ins: a < b and (sw & 0xFFF0 == 0x63C0 or sw == 0x6983),
     ("state", "mac_failures"): lambda b, a, sw, ins: a == b + 1 and sw in (0x9302, 0x9303),
     ("state", "locked"): lambda b, a, sw, ins: a and sw == 0x9303,
-    ("session", "pin_ok"): lambda b, a, sw, ins: not a and ins in (A.INS_VERIFY_FISCAL_PIN, A.INS_VERIFY),
-    ("session", "challenge"): lambda b, a, sw, ins: a is None and ins == A.INS_EXTERNAL_AUTHENTICATE,
-    ("session", "bureau"): lambda b, a, sw, ins: not a and ins == A.INS_EXTERNAL_AUTHENTICATE,
-    ("session", "reg_random"): lambda b, a, sw, ins: a is None and ins == A.INS_TERMINAL_REGISTER,
+    ("session", "pin_ok"): lambda b, a, sw, ins: not a and ins in (apdu_layouts.INS_VERIFY_FISCAL_PIN, apdu_layouts.INS_VERIFY),
+    ("session", "challenge"): lambda b, a, sw, ins: a is None and ins == apdu_layouts.INS_EXTERNAL_AUTHENTICATE,
+    ("session", "bureau"): lambda b, a, sw, ins: not a and ins == apdu_layouts.INS_EXTERNAL_AUTHENTICATE,
+    ("session", "reg_random"): lambda b, a, sw, ins: a is None and ins == apdu_layouts.INS_TERMINAL_REGISTER,
 }
 
 
@@ -180,7 +180,7 @@ def run_sequence(setup, apdus, counter=None):
 
 
 def test_the_corpus_holds_every_card_command():
-    assert {a[1] for a in CORPUS} >= set(GB_INS) | set(ISO_INS) - {A.INS_GET_RESPONSE, A.INS_UPDATE_BINARY}
+    assert {a[1] for a in CORPUS} >= set(GB_INS) | set(ISO_INS) - {apdu_layouts.INS_GET_RESPONSE, apdu_layouts.INS_UPDATE_BINARY}
 
 
 @pytest.mark.parametrize("setup", SETUPS)

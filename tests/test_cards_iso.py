@@ -9,7 +9,7 @@ import pytest
 from hw_sim.cards import CardAbsentError, CardFileError, CardMuteError, CardSlot, load_card, save_card, store
 from hw_sim.cards.demo import CardRig, demo_cards
 from hw_sim.cards.iso import make_atr
-from protocol import cardfiles as F
+from protocol import cardfiles
 from protocol import errors
 
 
@@ -66,7 +66,7 @@ def test_select_ef_by_file_id_then_read_binary_with_offset(cards):
     f = cards.fiscal
     assert f.process(bytes.fromhex("00a4020c02ef02")) == b"\x90\x00"
     whole = f.process(bytes.fromhex("00b0000000"))
-    assert sw(whole) == 0x9000 and len(whole) - 2 == F.FiscalIdentity.sizeof()
+    assert sw(whole) == 0x9000 and len(whole) - 2 == cardfiles.FiscalIdentity.sizeof()
     assert whole[:8] == bytes.fromhex("3201000000000001")  # card no. first
     assert f.process(bytes.fromhex("00b0000808"))[:-2] == b"12345678"  # offset 8, 8 bytes of the machine no.
 
@@ -80,8 +80,8 @@ def test_select_unknown_ef_is_6a82_and_bad_p1_6a80(cards):
 def test_read_binary_by_sfi_selects_the_file(cards):
     f = cards.fiscal
     r = f.process(bytes.fromhex("00b0850000"))  # SFI 5: EF05 the roll
-    assert sw(r) == 0x9000 and F.FiscalRoll.parse(r[:-2]).code == ""
-    assert f.session.ef == F.FISCAL_EF_ROLL
+    assert sw(r) == 0x9000 and cardfiles.FiscalRoll.parse(r[:-2]).code == ""
+    assert f.session.ef == cardfiles.FISCAL_EF_ROLL
 
 
 def test_read_binary_without_current_ef_or_on_a_record_file_is_6985(cards):
@@ -100,7 +100,7 @@ def test_update_binary_on_the_fiscal_card_is_never_allowed(cards):
 def test_read_record_numbers_from_one(cards):
     u = cards.user
     r = u.process(bytes.fromhex("00b2013400"))  # record 1 of SFI 6 (EF06)
-    till = F.UserTill.parse(r[:-2])
+    till = cardfiles.UserTill.parse(r[:-2])
     assert sw(r) == 0x9000 and till.machine_no == "1234567890123456"
     assert u.process(bytes.fromhex("00b2023400")) == b"\x6a\x82"  # no record 2
     assert u.process(bytes.fromhex("00b2003400")) == b"\x6a\x80"  # record 0
@@ -126,7 +126,7 @@ def test_t0_mode_holds_response_data_for_get_response(cards):
     part = f.process(bytes.fromhex("00c0000010"))
     assert part[-2:] == b"\x61\x06" and len(part) == 18
     rest = f.process(bytes.fromhex("00c0000000"))
-    assert rest[-2:] == b"\x90\x00" and F.FiscalRoll.parse(part[:-2] + rest[:-2]).code == ""
+    assert rest[-2:] == b"\x90\x00" and cardfiles.FiscalRoll.parse(part[:-2] + rest[:-2]).code == ""
     assert f.process(bytes.fromhex("00c0000000")) == b"\x69\x85"
 
 
@@ -212,7 +212,7 @@ def test_pull_after_the_command_loses_the_reply_but_keeps_its_effect():
     assert rig.cards.fiscal.state.today["normal_count"] == 2 and not rig.fiscal.present()
     rig.fiscal.insert(rig.cards.fiscal)
     rig.fiscal.power_on()
-    today = F.FiscalToday.parse(rig.fiscal.transmit(bytes.fromhex("00b0830000"))[:-2])
+    today = cardfiles.FiscalToday.parse(rig.fiscal.transmit(bytes.fromhex("00b0830000"))[:-2])
     assert today.last_number == 2  # the till recovers the lost 税控码 from EF03
     assert today.last_fiscal_code == rig.cards.fiscal.state.today["last_fiscal_code"]
 

@@ -1,7 +1,7 @@
 """The firmware's struct codec and the Construct definitions agree byte for byte, in both directions,
 for every layout (tests/layout_pairs.py), and reject the same malformed inputs."""
 
-import construct as c
+import construct as cs
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -37,13 +37,13 @@ def test_construct_parses_what_firmware_encodes(name, construct, fw_name, data):
 def _construct_parse(construct, raw):
     try:
         value = plain(construct.parse(raw))
-    except (c.ConstructError, UnicodeDecodeError):
+    except (cs.ConstructError, UnicodeDecodeError):
         return "rejected"
     # Construct ignores bytes after a fixed layout; the firmware refuses them.  Compare like for like.
     try:
         if len(construct.build(value)) != len(raw):
             return "rejected"
-    except (c.ConstructError, UnicodeEncodeError):
+    except (cs.ConstructError, UnicodeEncodeError):
         return "rejected"
     return value
 
@@ -89,13 +89,13 @@ def test_amount_overflowing_32_bits_is_an_error_on_both_sides():
     value = {"deadline": 20261231, "single_limit": 1 << 32, "cumulative_limit": 0, "return_limit": 0}
     with pytest.raises(ValueError):
         schema.encode(layouts.CONTROLS, value)
-    with pytest.raises(c.ConstructError):
+    with pytest.raises(cs.ConstructError):
         types.Controls.build(value)
 
 
 def _public_constructs(module):
     return {n for n, v in vars(module).items()
-            if isinstance(v, c.Construct) and n[:1].isupper() and not n.isupper()}
+            if isinstance(v, cs.Construct) and n[:1].isupper() and not n.isupper()}
 
 
 def test_every_layout_is_paired():

@@ -232,22 +232,22 @@ def test_docs_catalogue_matches_the_case_files():
 
 def test_the_record_case_compares_every_field_of_every_record_type_with_the_model():
     from protocol import journal_format as JF
-    from protocol import records as R
+    from protocol import records as record_types
     case = runner.select(CASES, ["FC-JRNL-020"])[0]
     d = dut.dut_factory("sim")()
     sess = runner.Session(d, case)
     sess.run()
     records = JF.audit_stream(sess.read_journal()).records
-    assert {R.RECORDS[t][0] for _i, t, _b in records} == {name for name, _ in R.RECORDS.values()}
+    assert {record_types.RECORDS[t][0] for _i, t, _b in records} == {name for name, _ in record_types.RECORDS.values()}
     state = sess.model.state
     assert not runner.record_problems(records, state)
     modelled = {name for name, _ in state.history} | {"INVOICE"}
-    assert modelled == {name for name, _ in R.RECORDS.values()}
+    assert modelled == {name for name, _ in record_types.RECORDS.values()}
     # one field changed anywhere is found: here the last invoice's total
-    *head, (idx, t, body) = [r for r in records if r[1] == R.REC_INVOICE]
-    inv = R.InvoiceRecord.parse(body)
+    *head, (idx, t, body) = [r for r in records if r[1] == record_types.REC_INVOICE]
+    inv = record_types.InvoiceRecord.parse(body)
     inv.total += 1
-    changed = [(i, tt, R.InvoiceRecord.build(inv) if i == idx else b) for i, tt, b in records]
+    changed = [(i, tt, record_types.InvoiceRecord.build(inv) if i == idx else b) for i, tt, b in records]
     assert any("INVOICE #5" in p and "total" in p for p in runner.record_problems(changed, state))
 
 
@@ -292,9 +292,9 @@ def test_model_based_run_catches_a_mutant_and_writes_a_replayable_scenario(tmp_p
 
 def test_the_model_accepts_only_what_the_documents_allow():
     from conformance.dut import Profile
-    from protocol import commands as C
+    from protocol import commands
     m = Model(Profile())
-    issue = C.BY_NAME["ISSUE_INVOICE"]
+    issue = commands.BY_NAME["ISSUE_INVOICE"]
     payload = issue.request.build(runner.invoice_fields([100]))
     assert m.expected(issue.code, 1, payload) == ["LOCK_NOT_INITIALIZED"]
     assert m.expected(issue.code, 0, payload) == ["LINK_RID_MISSING"]

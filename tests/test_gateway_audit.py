@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from gateway import stations as G
+from gateway import stations
 from gateway.db.models import Audit
 from gateway.issuance import Limits, Taxpayer
 from gateway.stations.audit import analyse, expected, read_journal
@@ -16,7 +16,7 @@ from pg import hall, pg_server, pg_url, store  # noqa: F401  (fixtures)
 
 def filed(hall):
     hall.ready_to_file()
-    G.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income))
+    stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income))
     hall.rig.ok("CLEAR_UNLOCK")
     return hall
 
@@ -24,7 +24,7 @@ def filed(hall):
 def test_an_audit_of_the_whole_lifecycle_verifies_and_is_stored(hall):
     filed(hall)
     seen = []
-    r = G.audit_till(hall.st, hall.client, hall.machine_no, progress=lambda d, t: seen.append((d, t)))
+    r = stations.audit_till(hall.st, hall.client, hall.machine_no, progress=lambda d, t: seen.append((d, t)))
     assert r.ok, r.findings.problems
     s = r.findings.summary
     assert s["chain_ok"] and s["records"]["INVOICE"] == 10 and s["records"]["DECLARATION"] == 1
@@ -34,7 +34,7 @@ def test_an_audit_of_the_whole_lifecycle_verifies_and_is_stored(hall):
         a = sess.execute(select(Audit)).scalar_one()
         assert a.ok and a.journal_sha256 == r.journal_sha256
     # the next 验旧 uses the till's own figures
-    acc = G.check_old(hall.st, hall.reader(), hall.taxpayer_no, hall.machine_no)
+    acc = stations.check_old(hall.st, hall.reader(), hall.taxpayer_no, hall.machine_no)
     assert acc.source.startswith("till read-out") and acc.used == 10
 
 
@@ -70,25 +70,25 @@ def test_a_daily_record_under_a_wrong_key_is_found(hall):
 
 def test_the_audit_refuses_a_till_that_is_not_the_registered_one(hall):
     filed(hall)
-    G.register_taxpayer(hall.st, Taxpayer("91440101OTHER00001", "440101000000099", "另一家", "144010000000"),
+    stations.register_taxpayer(hall.st, Taxpayer("91440101OTHER00001", "440101000000099", "另一家", "144010000000"),
                         tax_items=[{"index": 1, "rate": 300, "code": "10101", "name": "x"}])
-    G.register_machine(hall.st, "91440101OTHER00001", "9999999999999999", Limits(20260131, 100, 1000, 10))
-    G.issue_cards(hall.st, "91440101OTHER00001", "9999999999999999", fiscal_card_no="3201000000000099",
+    stations.register_machine(hall.st, "91440101OTHER00001", "9999999999999999", Limits(20260131, 100, 1000, 10))
+    stations.issue_cards(hall.st, "91440101OTHER00001", "9999999999999999", fiscal_card_no="3201000000000099",
                   user_card_no="3201100000000099", valid_from=20260101, valid_to=20301231)
     before = hall.counts()
     with pytest.raises(Refused) as e:
-        G.audit_till(hall.st, hall.client, "9999999999999999")
+        stations.audit_till(hall.st, hall.client, "9999999999999999")
     assert e.value.reason == "foreign-till" and "is machine 1234567890123456" in str(e.value)
     assert "READ_JOURNAL" not in hall.client.calls and hall.counts() == before
 
 
 def test_initialization_refuses_a_till_that_is_not_the_registered_one(hall):
     hall.register()
-    G.register_machine(hall.st, hall.taxpayer_no, "9999999999999999", Limits(20260131, 100, 1000, 10))
-    G.issue_cards(hall.st, hall.taxpayer_no, "9999999999999999", fiscal_card_no="3201000000000099",
+    stations.register_machine(hall.st, hall.taxpayer_no, "9999999999999999", Limits(20260131, 100, 1000, 10))
+    stations.issue_cards(hall.st, hall.taxpayer_no, "9999999999999999", fiscal_card_no="3201000000000099",
                   user_card_no="3201100000000099", valid_from=20260101, valid_to=20301231)
     with pytest.raises(Refused) as e:
-        G.initialize_till(hall.st, hall.client, "9999999999999999", date=20260105, time=90000)
+        stations.initialize_till(hall.st, hall.client, "9999999999999999", date=20260105, time=90000)
     assert e.value.reason == "foreign-till" and "INITIALIZE" not in hall.client.calls
     hall.initialize()
     with pytest.raises(Refused) as e:

@@ -21,21 +21,21 @@ PROCS = 6
 
 def _window(url: str, card_path: str, what: str, arg: int, today: int, barrier, results, name: str) -> None:
     """One station process: open the database, wait for the others, then act."""
-    from gateway import stations as G
+    from gateway import stations
     from gateway.db import open_store
     from gateway.keystore import KeyStore
     from gateway.readers import SimReader
-    from hw_sim.cards import CardSlot, demo as D, load_card
-    st = G.Station(open_store(url, migrate_schema=False), KeyStore.for_tests(), name=name, clock=lambda: today)
+    from hw_sim.cards import CardSlot, demo, load_card
+    st = stations.Station(open_store(url, migrate_schema=False), KeyStore.for_tests(), name=name, clock=lambda: today)
     reader = SimReader(CardSlot(load_card(card_path), path=card_path))
     barrier.wait()
     try:
         if what == "file":
-            G.file(st, reader, D.TAXPAYER.taxpayer_no, DeclaredIncome(arg))
+            stations.file(st, reader, demo.TAXPAYER.taxpayer_no, DeclaredIncome(arg))
         else:
-            G.sell_roll(st, reader, D.TAXPAYER.taxpayer_no, D.MACHINE_NO, code="1440012345", start=arg, end=arg + 99)
+            stations.sell_roll(st, reader, demo.TAXPAYER.taxpayer_no, demo.MACHINE_NO, code="1440012345", start=arg, end=arg + 99)
         results.put((name, "ok"))
-    except G.Refused as e:
+    except stations.Refused as e:
         results.put((name, e.reason))
     except Exception as e:  # noqa: BLE001 - reported to the test
         results.put((name, "error: %r" % e))
@@ -119,13 +119,13 @@ def _appender(url: str, n: int, barrier, results, name: str) -> None:
     """One station process appending `n` events, one transaction each, every other one under the taxpayer's lock."""
     from gateway.db import open_store
     from gateway.stations.common import Station, lock_taxpayer, log
-    from hw_sim.cards import demo as D
+    from hw_sim.cards import demo
     st = Station(open_store(url, migrate_schema=False), KeyStore.for_tests(), name=name)
     barrier.wait()
     try:
         for i in range(n):
             with st.store.transaction() as s:
-                tp = lock_taxpayer(s, D.TAXPAYER.taxpayer_no) if i % 2 else None
+                tp = lock_taxpayer(s, demo.TAXPAYER.taxpayer_no) if i % 2 else None
                 log(s, st, "test.append", tp, i=i)
         results.put((name, "ok"))
     except Exception as e:  # noqa: BLE001 - reported to the test

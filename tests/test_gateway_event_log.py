@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from gateway import stations as G
+from gateway import stations
 from gateway.cli import EXIT_TAMPERED, main
 from gateway.db import eventlog, open_store
 from gateway.db.engine import make_engine, migrate
@@ -185,10 +185,10 @@ def test_postgresql_truncate_by_the_owner_is_found(pg_url):
 
 def test_the_audit_reports_a_tampered_event_log(hall):
     hall.ready_to_file()
-    G.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income))
+    stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income))
     hall.rig.ok("CLEAR_UNLOCK")
     tamper(hall.store, "UPDATE events SET data = '{}' WHERE seq = 5")
-    r = G.audit_till(hall.st, hall.client, hall.machine_no)
+    r = stations.audit_till(hall.st, hall.client, hall.machine_no)
     events = [p for p in r.findings.problems if p["kind"] == "events"]
     assert events and events[0]["where"] == "event 5" and "changed" in events[0]["detail"]
     assert r.findings.summary["event_log"]["first_bad_seq"] == 5
@@ -196,7 +196,7 @@ def test_the_audit_reports_a_tampered_event_log(hall):
 
 def test_a_clean_audit_carries_the_verified_head_of_the_log(hall):
     hall.register().initialize()
-    r = G.audit_till(hall.st, hall.client, hall.machine_no)
+    r = stations.audit_till(hall.st, hall.client, hall.machine_no)
     log_summary = r.findings.summary["event_log"]
     assert log_summary["ok"] and log_summary["head_seq"] == 4 and log_summary["authenticated_through"] == 4
 
@@ -264,7 +264,7 @@ def test_the_station_role_is_refused_every_change_to_the_event_log_but_insert(st
 def test_the_stations_do_all_their_work_as_the_station_role(station_url):
     store = open_store(station_url)
     h = Hall(store).ready_to_file()
-    o = G.file(h.st, h.reader(), h.taxpayer_no, DeclaredIncome(h.income))
+    o = stations.file(h.st, h.reader(), h.taxpayer_no, DeclaredIncome(h.income))
     assert o.accepted
     rep = check(store)
     assert rep.ok and rep.rows > 8, rep.problems

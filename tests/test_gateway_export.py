@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from gateway import stations as G
+from gateway import stations
 from gateway.stations.income import DeclaredIncome
 from gateway.verify import verify_declaration
 from protocol.crypto import TEST_MASTER_KEYS
@@ -12,11 +12,11 @@ from pg import hall, pg_server, pg_url, store  # noqa: F401  (fixtures)
 
 def test_the_export_holds_the_whole_record_and_can_be_checked_on_its_own(hall):
     hall.ready_to_file()
-    G.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income - 1), explanation="typo")
-    G.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income))
+    stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income - 1), explanation="typo")
+    stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income))
     hall.rig.ok("CLEAR_UNLOCK")
-    G.audit_till(hall.st, hall.client, hall.machine_no)
-    doc = json.loads(json.dumps(G.export_taxpayer(hall.st, hall.taxpayer_no), ensure_ascii=False))
+    stations.audit_till(hall.st, hall.client, hall.machine_no)
+    doc = json.loads(json.dumps(stations.export_taxpayer(hall.st, hall.taxpayer_no), ensure_ascii=False))
     assert (doc["format"], doc["version"]) == ("ftk-taxpayer", 1)
     assert doc["taxpayer"]["taxpayer_no"] == hall.taxpayer_no and len(doc["tax_items"]) == 2
     (m,) = doc["machines"]
@@ -40,4 +40,4 @@ def test_an_unknown_taxpayer_is_refused(hall):
     import pytest
     from gateway.stations.common import Refused
     with pytest.raises(Refused, match="no taxpayer"):
-        G.export_taxpayer(hall.st, "NOPE")
+        stations.export_taxpayer(hall.st, "NOPE")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import stations as G
+from gateway import stations
 from gateway.issuance import issue_roll
 from gateway.stations.common import Refused
 from gateway.stations.income import DeclaredIncome
@@ -27,9 +27,9 @@ def test_no_new_roll_until_the_period_is_filed_and_cleared(hall):
     hall.ready_to_file()
     e = refused("order", hall.sell, 101, 200)
     assert "not yet accepted" in str(e)
-    G.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income - 1))  # shortfall: still not cleared
+    stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income - 1))  # shortfall: still not cleared
     assert "not yet accepted" in str(refused("order", hall.sell, 101, 200))
-    G.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income))
+    stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income))
     sold = hall.sell(101, 200)
     assert sold["sales_period"] == 20260131 and sold["slot"] == 1
     assert sold["checked"]["used"] == 10 and sold["checked"]["remaining"] == 90
@@ -63,15 +63,15 @@ def test_a_roll_is_never_sold_twice(hall):
 
 def test_check_old_accounts_for_every_roll_and_flags_a_roll_not_sold_here(hall):
     hall.ready_to_file()
-    G.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income))
-    acc = G.check_old(hall.st, hall.reader(), hall.taxpayer_no, hall.machine_no)
+    stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income))
+    acc = stations.check_old(hall.st, hall.reader(), hall.taxpayer_no, hall.machine_no)
     assert acc.ok and (acc.distributed, acc.used, acc.voided, acc.remaining) == (100, 10, 0, 90)
     assert acc.rolls[0]["where"] == "distributed" and acc.rolls[0]["consumed"] == 10
     # a roll on the card the bureau never sold (made with the keys, not through the station)
     stray = issue_roll(hall.st.keystore, fiscal_card_no=bytes.fromhex("3201000000000001"), machine_no=hall.machine_no,
                        code="1440099999", start=1, end=50)
     hall.rig.bureau_session().add_roll(stray)
-    acc = G.check_old(hall.st, hall.reader(), hall.taxpayer_no, hall.machine_no)
+    acc = stations.check_old(hall.st, hall.reader(), hall.taxpayer_no, hall.machine_no)
     assert not acc.ok and "1440099999 1-50 on the user card was not sold" in acc.problems[0]
     e = refused("order", hall.sell, 101, 200)
     assert "验旧 failed" in str(e) and e.problems
@@ -85,7 +85,7 @@ def test_a_sold_roll_whose_card_write_failed_is_finished_not_sold_again(hall):
     def fail(*a):
         raise ReaderError("pulled out")
     reader.update_record = fail
-    assert "present the card again" in str(refused("card", G.sell_roll, hall.st, reader, hall.taxpayer_no,
+    assert "present the card again" in str(refused("card", stations.sell_roll, hall.st, reader, hall.taxpayer_no,
                                                    hall.machine_no, code="1440012345", start=1, end=100))
     sold = hall.sell(101, 200)  # the next visit writes roll #1 first, then sells #2
     assert sold["roll_id"] == 2

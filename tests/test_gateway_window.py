@@ -5,43 +5,43 @@ import json
 
 import pytest
 
-from gateway import stations as G
-from gateway.stations import surcharge as S
+from gateway import stations
+from gateway.stations import surcharge
 from gateway.stations.common import Refused
 from gateway.stations.income import DeclaredIncome, load, parse_yuan, typed
 from hw_sim.cards import store as card_store
-from protocol import cardfiles as F
+from protocol import cardfiles
 from protocol.status import LOCK_REASONS, mask_names
 from pg import hall, pg_server, pg_url, store  # noqa: F401  (fixtures)
 
 
 def test_reading_the_card_verifies_the_declaration_and_shows_the_period(hall):
     hall.ready_to_file()
-    reading = G.read_card(hall.st, hall.reader(), hall.taxpayer_no)
+    reading = stations.read_card(hall.st, hall.reader(), hall.taxpayer_no)
     (p,) = reading.pending
     d = p.as_dict()
     assert (d["period_start"], d["period_end"]) == (20260105, 20260131)
     assert d["normal_count"] == 10 and d["recorded_income_fen"] == hall.income
     assert {x["item"] for x in d["lines"]} == {1, 2}
     # reading twice is the same declaration on record, not a second one
-    assert G.read_card(hall.st, hall.reader(), hall.taxpayer_no).pending[0].declaration_id == p.declaration_id
+    assert stations.read_card(hall.st, hall.reader(), hall.taxpayer_no).pending[0].declaration_id == p.declaration_id
 
 
 def test_shortfall_is_refused_then_a_corrected_filing_is_accepted_with_a_late_surcharge(hall):
     hall.ready_to_file(window_day=20260220)
-    short = G.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income - 1))
+    short = stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income - 1))
     assert short.outcome == "shortfall" and short.shortfall == 1 and short.clear_unlock is None
-    assert hall.rig.bureau_session().declarations()[0][1] == F.DECL_SIGNED  # nothing written to the card
-    ok = G.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income + 10000))
+    assert hall.rig.bureau_session().declarations()[0][1] == cardfiles.DECL_SIGNED  # nothing written to the card
+    ok = stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income + 10000))
     assert ok.accepted and ok.attempt == 2
     a = ok.assessment
     assert (a.filing_deadline, a.filed_on, a.days) == (20260215, 20260220, 5)
     rates = {1: 300, 2: 500}
-    assert a.base == S.tax_due(rates, [(ln.item, ln.normal, ln.returned) for ln in hall.declaration.totals.lines],
+    assert a.base == surcharge.tax_due(rates, [(ln.item, ln.normal, ln.returned) for ln in hall.declaration.totals.lines],
                                hall.income + 10000, None)
-    assert a.amount == S.round_half_up(a.base * 5 * 5, 10000)
+    assert a.amount == surcharge.round_half_up(a.base * 5 * 5, 10000)
     assert ok.clear_unlock["deadline"] == 20260228 and ok.clear_unlock["sequence"] == 2026013100
-    assert hall.rig.bureau_session().declarations()[0][1] == F.DECL_CLEARED
+    assert hall.rig.bureau_session().declarations()[0][1] == cardfiles.DECL_CLEARED
     # the till takes the clear-unlock: unlocked, new deadline
     cleared = hall.rig.ok("CLEAR_UNLOCK")
     assert cleared.period_end == 20260131 and cleared.controls.deadline == 20260228
@@ -50,30 +50,30 @@ def test_shortfall_is_refused_then_a_corrected_filing_is_accepted_with_a_late_su
 
 def test_a_shortfall_with_an_explanation_opens_a_referral_that_is_assigned_and_closed(hall):
     hall.ready_to_file()
-    o = G.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income - 500),
+    o = stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income - 500),
                explanation="two invoices cancelled by phone; paper copies attached")
     assert o.outcome == "shortfall" and o.referral_id
-    (r,) = G.list_referrals(hall.st, state="open")
+    (r,) = stations.list_referrals(hall.st, state="open")
     assert r["referral_id"] == o.referral_id and "cancelled" in r["explanation"]
-    assert G.assign(hall.st, o.referral_id, "税源管理科 王")["state"] == "assigned"
-    assert G.close(hall.st, o.referral_id, "confirmed by visit")["state"] == "closed"
+    assert stations.assign(hall.st, o.referral_id, "税源管理科 王")["state"] == "assigned"
+    assert stations.close(hall.st, o.referral_id, "confirmed by visit")["state"] == "closed"
     with pytest.raises(Refused) as e:
-        G.close(hall.st, o.referral_id, "again")
+        stations.close(hall.st, o.referral_id, "again")
     assert e.value.reason == "order"
-    assert G.list_referrals(hall.st, state="open") == []
+    assert stations.list_referrals(hall.st, state="open") == []
     # the taxpayer may still correct it afterwards
-    assert G.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income)).accepted
+    assert stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income)).accepted
 
 
 def test_a_card_of_another_taxpayer_is_refused_and_nothing_is_written(hall):
     hall.ready_to_file()
-    from hw_sim.cards import demo as D
+    from hw_sim.cards import demo
     from gateway.issuance import Taxpayer
-    G.register_taxpayer(hall.st, Taxpayer("91440101OTHER00001", "440101000000099", "另一家公司", "144010000000"),
-                        tax_items=D.TAX_ITEMS)
+    stations.register_taxpayer(hall.st, Taxpayer("91440101OTHER00001", "440101000000099", "另一家公司", "144010000000"),
+                        tax_items=demo.TAX_ITEMS)
     before = hall.counts()
     with pytest.raises(Refused) as e:
-        G.file(hall.st, hall.reader(), "91440101OTHER00001", DeclaredIncome(hall.income))
+        stations.file(hall.st, hall.reader(), "91440101OTHER00001", DeclaredIncome(hall.income))
     assert e.value.reason == "foreign-card" and "belongs to taxpayer " + hall.taxpayer_no in str(e.value)
     assert hall.counts() == before
 
@@ -85,21 +85,21 @@ def test_a_declaration_with_one_byte_flipped_is_refused_with_every_reason(hall, 
     records[0] = records[0][:offset] + bytes([records[0][offset] ^ 0x01]) + records[0][offset + 1:]
     before = hall.counts()
     with pytest.raises(Refused) as e:
-        G.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income))
+        stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income))
     assert e.value.reason == "tampered" and e.value.problems
     assert any("check byte" in p or "MAC1" in p or "signature" in p for p in e.value.problems)
     assert hall.counts() == before
-    assert hall.rig.bureau_session().declarations()[0][1] == F.DECL_SIGNED
+    assert hall.rig.bureau_session().declarations()[0][1] == cardfiles.DECL_SIGNED
 
 
 def test_a_replayed_card_cannot_clear_unlock_a_period_twice(hall):
     hall.ready_to_file()
     copy = card_store.loads(card_store.dumps(hall.rig.cards.user))  # the card as it was before the window
-    assert G.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income)).accepted
+    assert stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income)).accepted
     before = hall.counts()
     from gateway.readers import SimReader
     with pytest.raises(Refused) as e:
-        G.file(hall.st, SimReader(copy), hall.taxpayer_no, DeclaredIncome(hall.income))
+        stations.file(hall.st, SimReader(copy), hall.taxpayer_no, DeclaredIncome(hall.income))
     assert e.value.reason == "replayed" and "replayed or restored card" in str(e.value)
     assert hall.counts() == before
 
@@ -110,10 +110,10 @@ def test_a_clear_unlock_whose_card_write_failed_is_finished_on_the_next_visit(ha
     real_update = reader.update_record
     reader.update_record = lambda *a: (_ for _ in ()).throw(__import__("gateway").bureau_errors.ReaderError("pulled"))
     with pytest.raises(Refused) as e:
-        G.file(hall.st, reader, hall.taxpayer_no, DeclaredIncome(hall.income))
+        stations.file(hall.st, reader, hall.taxpayer_no, DeclaredIncome(hall.income))
     assert e.value.reason == "card" and "present the card again" in str(e.value)
     reader.update_record = real_update
-    reading = G.read_card(hall.st, hall.reader(), hall.taxpayer_no)
+    reading = stations.read_card(hall.st, hall.reader(), hall.taxpayer_no)
     assert reading.pending == [] and reading.finished[0]["period_end"] == 20260131
     assert hall.rig.ok("CLEAR_UNLOCK").period_end == 20260131
 
@@ -123,14 +123,14 @@ def test_a_filing_file_for_another_period_or_taxpayer_is_refused(hall, tmp_path)
     f = tmp_path / "filing.json"
     f.write_text(json.dumps({"taxpayer_no": hall.taxpayer_no, "period_end": "2026-02-28", "income": "1.00"}))
     with pytest.raises(Refused, match="period ending 20260228"):
-        G.file(hall.st, hall.reader(), hall.taxpayer_no, load(f))
+        stations.file(hall.st, hall.reader(), hall.taxpayer_no, load(f))
     f.write_text(json.dumps({"income": yuan_text(hall.income), "items": {"9": yuan_text(hall.income)}}))
     with pytest.raises(Refused, match="tax item.s. 9 are not items"):
-        G.file(hall.st, hall.reader(), hall.taxpayer_no, load(f))
+        stations.file(hall.st, hall.reader(), hall.taxpayer_no, load(f))
     f = tmp_path / "filing.csv"
     f.write_text("taxpayer_no,period_end,income,item_1,item_2\n%s,2026-01-31,%s,%s,0\n" % (
         hall.taxpayer_no, yuan_text(hall.income), yuan_text(hall.income)))
-    o = G.file(hall.st, hall.reader(), hall.taxpayer_no, load(f))
+    o = stations.file(hall.st, hall.reader(), hall.taxpayer_no, load(f))
     assert o.accepted and o.declared.items == {1: hall.income, 2: 0} and o.declared.source == "file:filing.csv"
 
 
@@ -140,22 +140,22 @@ def yuan_text(fen: int) -> str:
 
 # ---- the money rules ---------------------------------------------------------------------------------------------
 def test_filing_deadline_days_late_and_next_deadline():
-    assert S.filing_deadline(20260131) == 20260215 and S.filing_deadline(20261231) == 20270115
-    assert S.days_late(20260131, 20260215) == 0 and S.days_late(20260131, 20260216) == 1
-    assert S.next_deadline(20260131, 20260220, F.FILING_MONTHLY) == 20260228
-    assert S.next_deadline(20260131, 20260131, F.FILING_MONTHLY) == 20260228
-    assert S.next_deadline(20260331, 20260410, F.FILING_QUARTERLY) == 20260630
+    assert surcharge.filing_deadline(20260131) == 20260215 and surcharge.filing_deadline(20261231) == 20270115
+    assert surcharge.days_late(20260131, 20260215) == 0 and surcharge.days_late(20260131, 20260216) == 1
+    assert surcharge.next_deadline(20260131, 20260220, cardfiles.FILING_MONTHLY) == 20260228
+    assert surcharge.next_deadline(20260131, 20260131, cardfiles.FILING_MONTHLY) == 20260228
+    assert surcharge.next_deadline(20260331, 20260410, cardfiles.FILING_QUARTERLY) == 20260630
 
 
 def test_tax_due_and_surcharge_round_half_up_in_fen():
-    assert S.round_half_up(5, 10) == 1 and S.round_half_up(4, 10) == 0 and S.round_half_up(-5, 10) == -1
+    assert surcharge.round_half_up(5, 10) == 1 and surcharge.round_half_up(4, 10) == 0 and surcharge.round_half_up(-5, 10) == -1
     rates = {1: 300, 2: 500}
     # recorded per item at its rate, the excess at the highest rate
-    assert S.tax_due(rates, [(1, 10000, 0), (2, 10000, 2000)], 19000, None) == 300 + 400 + 50
-    assert S.tax_due(rates, [], 0, {1: 1, 2: 1}) == 0  # 0.03 + 0.05 fen rounds to 0 per line
-    a = S.assess(20260131, 20260220, 3257)
+    assert surcharge.tax_due(rates, [(1, 10000, 0), (2, 10000, 2000)], 19000, None) == 300 + 400 + 50
+    assert surcharge.tax_due(rates, [], 0, {1: 1, 2: 1}) == 0  # 0.03 + 0.05 fen rounds to 0 per line
+    a = surcharge.assess(20260131, 20260220, 3257)
     assert (a.days, a.amount) == (5, 8)  # 3257 x 5 x 0.0005 = 8.1425 fen
-    assert S.assess(20260131, 20260210, 3257).amount == 0
+    assert surcharge.assess(20260131, 20260210, 3257).amount == 0
 
 
 def test_typed_amounts_are_checked():
@@ -190,7 +190,7 @@ def test_group_commit_keeps_each_filing_apart_and_refuses_only_the_bad_one(hall)
     record = hall.rig.cards.user.state.declarations[0][1:]
     bad = record[:40] + bytes([record[40] ^ 1]) + record[41:]
     before = hall.counts()
-    results = G.decide_batch(hall.st, [(hall.taxpayer_no, bad, DeclaredIncome(hall.income)),
+    results = stations.decide_batch(hall.st, [(hall.taxpayer_no, bad, DeclaredIncome(hall.income)),
                                        (hall.taxpayer_no, record, DeclaredIncome(hall.income)),
                                        (hall.taxpayer_no, record, DeclaredIncome(hall.income))])
     assert isinstance(results[0], Refused) and results[0].reason == "tampered"

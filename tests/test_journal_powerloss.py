@@ -58,14 +58,14 @@ def test_the_scenario_is_representative():
 
 def test_a_failing_invariant_is_caught():
     """The campaign is not vacuous: a journal that ignores commit bytes fails it."""
-    import fiscal_till.journal as J
-    saved = J._committed
-    J._committed = lambda c: True
+    import fiscal_till.journal
+    saved = journal._committed
+    journal._committed = lambda c: True
     try:
         with pytest.raises(jc.Failure):
             jc.campaign("1k", 7)
     finally:
-        J._committed = saved
+        journal._committed = saved
 
 
 # ------------------------------------------------------------------ stateful model

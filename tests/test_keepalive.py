@@ -10,13 +10,13 @@ import pytest
 
 from fiscal_till import codes, link
 from fiscal_till.server import KEEPALIVE_CHECK_MS, LinkServer
-from gateway import issuance as I
+from gateway import issuance
 from protocol import commands, frame
 from tillrig import TillRig
 
 # ISSUE_INVOICE (0x20), RID 0x01020304: SOF, 'K', command, rid, status 0, length 0, HCRC, CRC-32
 KEEPALIVE = bytes.fromhex("a5 4b 20 01020304 0000 0000 c3 dcfe40a3")
-FAR = I.Limits(deadline=20291231, single_limit=1_000_000, cumulative_limit=50_000_000, return_limit=2_000_000)
+FAR = issuance.Limits(deadline=20291231, single_limit=1_000_000, cumulative_limit=50_000_000, return_limit=2_000_000)
 
 
 # ---- the frame --------------------------------------------------------------------------------------

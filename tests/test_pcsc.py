@@ -16,13 +16,13 @@ import pytest
 
 from gateway.readers import PcscReader, pcsc_readers
 from gateway.usercard import UserCardSession
-from hw_sim.cards import sequences as S
+from hw_sim.cards import sequences
 from hw_sim.cards.demo import MACHINE_NO, CardRig
 from hw_sim.cards.vpcd import VpcdCard
-from gateway import issuance as I
+from gateway import issuance
 from gateway.bureau_errors import ReaderError
-from protocol import apdu as A
-from protocol import cardfiles as F
+from protocol import apdu
+from protocol import cardfiles
 
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 READER_0, READER_1 = "Virtual PCD 00 00", "Virtual PCD 00 01"
@@ -99,23 +99,23 @@ def test_pcsc_sees_our_atrs(served):
 
 def test_registration_and_roll_loading_through_pcsc(served):
     rig, fiscal, user = served
-    pin = S.verify_pin(fiscal, S.initialize(fiscal, user))
+    pin = sequences.verify_pin(fiscal, sequences.initialize(fiscal, user))
     assert rig.cards.fiscal.state.registered and rig.cards.fiscal.state.pin == pin
     session = UserCardSession(user, rig.keystore)  # the bureau, through the same PC/SC reader
     assert session.open()["card_no"] == rig.cards.user_data.card_no
     session.authenticate()
-    session.add_roll(I.issue_roll(rig.keystore, fiscal_card_no=rig.cards.fiscal_data.card_no, machine_no=MACHINE_NO,
+    session.add_roll(issuance.issue_roll(rig.keystore, fiscal_card_no=rig.cards.fiscal_data.card_no, machine_no=MACHINE_NO,
                                   code="1440012345", start=1, end=10))
-    roll = A.RollData.parse(S.load_roll(fiscal, user, 1))
+    roll = apdu.RollData.parse(sequences.load_roll(fiscal, user, 1))
     assert (roll.start, roll.end) == (1, 10)
-    code = S.issue(fiscal, 20260105, 1, 1, [(1, 500)], 500)
-    assert F.FiscalToday.parse(S.read_binary(fiscal, F.FISCAL_EF_TODAY)).last_fiscal_code == code
+    code = sequences.issue(fiscal, 20260105, 1, 1, [(1, 500)], 500)
+    assert cardfiles.FiscalToday.parse(sequences.read_binary(fiscal, cardfiles.FISCAL_EF_TODAY)).last_fiscal_code == code
 
 
 def test_status_words_cross_pcsc_unchanged(served):
     _, fiscal, _ = served
-    with pytest.raises(S.CardRefused) as e:
-        S.send(fiscal, A.CLA_GB, A.INS_VERIFY_FISCAL_PIN, data=bytes(8), le=8)
+    with pytest.raises(sequences.CardRefused) as e:
+        sequences.send(fiscal, apdu.CLA_GB, apdu.INS_VERIFY_FISCAL_PIN, data=bytes(8), le=8)
     assert e.value.sw == 0x6901
     assert fiscal.transmit(bytes.fromhex("80a40400")) == b"\x6e\x00"
 

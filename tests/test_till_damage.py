@@ -16,7 +16,7 @@ from fiscal_till.fallback import FallbackTill
 from fiscal_till.journal_format import FISCAL_HDR_SIZE, RING_HDR_SIZE, RING_SUCC_AT
 from hw_sim.nor_flash import TEARS, PowerLoss
 from protocol import journal_format as JF
-from protocol import status as S
+from protocol import status
 from tillrig import TillRig
 
 SECTOR = 4096
@@ -25,7 +25,7 @@ NONE16, NONE32 = 0xFFFF, 0xFFFFFFFF
 
 
 def _kind(name):
-    return [k for k, v in S.DAMAGE_KINDS.items() if v == name][0]
+    return [k for k, v in status.DAMAGE_KINDS.items() if v == name][0]
 
 
 def ready_rig(invoices=5):

@@ -20,7 +20,7 @@ import pytest
 from hw_sim.nor_flash import TEAR_NAMES, TEARS
 from powercut import SCENARIOS, at_roll_loaded, cut_run, differences, expected, prepared, recovery_steps, reference
 from protocol import commands
-from protocol import records as R
+from protocol import records
 from tillrig import TillRig
 
 _EV_UNLOCKED, _EV_CLOCK_SET, _EV_INSPECTION = 4, 5, 6
@@ -61,7 +61,7 @@ def test_power_cut_at_any_step_then_retry_gives_the_reference_reply_records_and_
 def _of_type(outcome, rtype, event=None):
     out = []
     for t, body in outcome["records"]:
-        if t == rtype and (event is None or R.EventRecord.parse(body).event == event):
+        if t == rtype and (event is None or records.EventRecord.parse(body).event == event):
             out.append(body)
     return out
 
@@ -75,10 +75,10 @@ def _every_cut(name):
 
 def test_a_cut_after_the_rolls_last_invoice_still_writes_the_rolls_usage_record():
     for at, after, got, want in _every_cut("ISSUE_INVOICE last of roll"):
-        usage = _of_type(want, R.REC_ROLL_USAGE)
+        usage = _of_type(want, records.REC_ROLL_USAGE)
         assert len(usage) == 1
-        assert _of_type(got, R.REC_ROLL_USAGE) == usage, "cut at %d after=%s" % (at, after)
-        u = R.RECORDS[R.REC_ROLL_USAGE][1].parse(usage[0])
+        assert _of_type(got, records.REC_ROLL_USAGE) == usage, "cut at %d after=%s" % (at, after)
+        u = records.RECORDS[records.REC_ROLL_USAGE][1].parse(usage[0])
         assert (u.start, u.end, u.normal, u.returned, u.voided, u.last_number) == (1, 4, 2, 1, 1, 4)
 
 
@@ -89,26 +89,26 @@ def test_a_cut_between_the_days_of_a_daily_close_closes_them_all_under_its_reque
         assert got["reply"] == want["reply"], "cut at %d after=%s" % (at, after)
         reply = commands.BY_NAME["DAILY_CLOSE"].reply.parse(got["reply"])
         assert (reply.first, reply.last, reply.count) == (20260107, 20260110, 4)
-        assert _of_type(got, R.REC_DAILY) == _of_type(want, R.REC_DAILY)
+        assert _of_type(got, records.REC_DAILY) == _of_type(want, records.REC_DAILY)
 
 
 def test_a_cut_after_the_clear_unlock_record_still_writes_the_unlocked_event():
     for at, after, got, want in _every_cut("CLEAR_UNLOCK"):
-        assert len(_of_type(want, R.REC_EVENT, _EV_UNLOCKED)) == 1
-        assert _of_type(got, R.REC_EVENT, _EV_UNLOCKED) == _of_type(want, R.REC_EVENT, _EV_UNLOCKED), at
+        assert len(_of_type(want, records.REC_EVENT, _EV_UNLOCKED)) == 1
+        assert _of_type(got, records.REC_EVENT, _EV_UNLOCKED) == _of_type(want, records.REC_EVENT, _EV_UNLOCKED), at
 
 
 def test_a_cut_after_set_time_moved_the_clock_records_the_clock_set_once_with_the_old_date():
     for at, after, got, want in _every_cut("SET_TIME"):
-        (ev,) = _of_type(want, R.REC_EVENT, _EV_CLOCK_SET)
-        assert R.EventRecord.parse(ev).arg == 20260107
-        assert _of_type(got, R.REC_EVENT, _EV_CLOCK_SET) == [ev], "cut at %d after=%s" % (at, after)
+        (ev,) = _of_type(want, records.REC_EVENT, _EV_CLOCK_SET)
+        assert records.EventRecord.parse(ev).arg == 20260107
+        assert _of_type(got, records.REC_EVENT, _EV_CLOCK_SET) == [ev], "cut at %d after=%s" % (at, after)
         assert got["records"] == want["records"]  # the event before the days it back-filled
 
 
 def test_a_retried_inspection_whose_reply_was_lost_is_recorded_once():
     for at, after, got, want in _every_cut("INSPECT"):
-        assert len(_of_type(got, R.REC_EVENT, _EV_INSPECTION)) == 1, "cut at %d after=%s" % (at, after)
+        assert len(_of_type(got, records.REC_EVENT, _EV_INSPECTION)) == 1, "cut at %d after=%s" % (at, after)
 
 
 # ---- the exhaustive sweep: torn flash operations, and a second cut inside the recovery ------------
@@ -163,17 +163,17 @@ def test_every_intent_an_operation_writes_is_one_the_boot_accepts(monkeypatch):
     """Boot throws away an nvram intent it cannot read (and locks NVRAM damage), so every intent the
     operations write must pass that check: an operation whose intent the boot rejects loses its
     recovery.  Found when SET_TIME gained an intent the check did not know."""
-    from fiscal_till import fiscal as F
+    from fiscal_till import fiscal
     written = []
-    orig = F.Fiscal._intent
+    orig = fiscal.Fiscal._intent
 
     def spy(self, cmd, rid, digest, extra=b""):
         orig(self, cmd, rid, digest, extra)
         written.append(self.nv.get("intent"))
-    monkeypatch.setattr(F.Fiscal, "_intent", spy)
+    monkeypatch.setattr(fiscal.Fiscal, "_intent", spy)
     for sc in SCENARIOS.values():
         rig = prepared(sc)
         status, _, _ = rig.call(sc.command, rid=0x5EED, payload=sc.payload())
         assert status == 0, sc.name
-    assert {raw[0] for raw in written} == set(F._INTENT_CMDS)  # every kind of intent was written
-    assert [raw for raw in written if not F._intent_ok(raw)] == []
+    assert {raw[0] for raw in written} == set(fiscal._INTENT_CMDS)  # every kind of intent was written
+    assert [raw for raw in written if not fiscal._intent_ok(raw)] == []

@@ -4,7 +4,7 @@ In-process firmware (tests/tillrig.py); the same rules run under MicroPython in 
 
 import pytest
 
-from gateway import issuance as I
+from gateway import issuance
 from hw_sim.cards import demo
 from hw_sim.cards.fiscal import FiscalCard
 from hw_sim.cards.user import UserCard
@@ -22,7 +22,7 @@ def fingerprint(rig):
 
 # ---- locks -----------------------------------------------------------------------------------------
 def test_cumulative_limit_refuses_the_invoice_that_would_pass_it_then_locks_when_reached():
-    rig = ready(limits=I.Limits(deadline=20260131, single_limit=10_000, cumulative_limit=25_000,
+    rig = ready(limits=issuance.Limits(deadline=20260131, single_limit=10_000, cumulative_limit=25_000,
                                 return_limit=2_000))
     rig.ok("ISSUE_INVOICE", **rig.invoice(10_000))
     rig.ok("ISSUE_INVOICE", **rig.invoice(10_000))
@@ -42,7 +42,7 @@ def test_single_invoice_limit():
 
 
 def test_returns_count_against_the_return_limit_and_lock_at_it():
-    rig = ready(limits=I.Limits(deadline=20260131, single_limit=10_000, cumulative_limit=50_000,
+    rig = ready(limits=issuance.Limits(deadline=20260131, single_limit=10_000, cumulative_limit=50_000,
                                 return_limit=4_000))
     orig = rig.ok("ISSUE_INVOICE", **rig.invoice(5_000))
     rig.ok("ISSUE_INVOICE", **rig.invoice(2_000, kind=2, ref=orig.number))
@@ -129,7 +129,7 @@ def test_fiscal_card_missing_locks_and_comes_back():
 
 def test_fiscal_card_of_another_machine_locks():
     rig = ready()
-    other = I.issue_fiscal_card(rig.keystore, taxpayer=demo.TAXPAYER, machine_no="9999999999999999",
+    other = issuance.issue_fiscal_card(rig.keystore, taxpayer=demo.TAXPAYER, machine_no="9999999999999999",
                                 card_no=bytes.fromhex("3201000000000099"), user_card_no=demo.USER_CARD_NO,
                                 valid_from=20260101, valid_to=20301231, limits=demo.LIMITS,
                                 tax_items=demo.TAX_ITEMS)
@@ -258,7 +258,7 @@ def test_card_pulled_after_issuing_but_before_answering_is_recovered_when_it_is_
 
 def test_user_card_of_another_taxpayer_is_refused():
     rig = ready()
-    other = I.issue_user_card(rig.keystore, taxpayer=I.Taxpayer(taxpayer_no="91110000XXXXXXXX9X",
+    other = issuance.issue_user_card(rig.keystore, taxpayer=issuance.Taxpayer(taxpayer_no="91110000XXXXXXXX9X",
                                                                 taxpayer_id="110000000000009", name="别家",
                                                                 bureau_code="111000000000"),
                               card_no=bytes.fromhex("1101100000000009"),

@@ -3,7 +3,7 @@ valid by the till's own clock; an invoice line's amount is quantity x unit price
 In-process firmware (tests/tillrig.py)."""
 
 
-from gateway import issuance as I
+from gateway import issuance
 from hw_sim.cards import demo
 from hw_sim.cards.management import ManagementCard
 from protocol import commands, status as S
@@ -89,7 +89,7 @@ def test_set_time_compares_date_and_time_with_the_last_record():
 
 
 def expired_management_card(rig, valid_from=20250101, valid_to=20260104):
-    md = I.issue_management_card(rig.keystore, card_no=bytes.fromhex("4401000000000077"),
+    md = issuance.issue_management_card(rig.keystore, card_no=bytes.fromhex("4401000000000077"),
                                  inspector_no="440100000777", bureau_code=demo.TAXPAYER.bureau_code,
                                  valid_from=valid_from, valid_to=valid_to, pin=None)
     return ManagementCard.issued(md)
@@ -117,17 +117,17 @@ OTHER_FISCAL_CARD = bytes.fromhex("3201000000000099")
 
 def sell_foreign_roll(rig, start, end=None):
     """A roll made for another fiscal card, sold to this till's machine number: its MAC cannot verify."""
-    record = I.issue_roll(rig.keystore, fiscal_card_no=OTHER_FISCAL_CARD, machine_no=rig.machine_no,
+    record = issuance.issue_roll(rig.keystore, fiscal_card_no=OTHER_FISCAL_CARD, machine_no=rig.machine_no,
                           code="1440012345", start=start, end=end or start + 99)
     rig.bureau_session().add_roll(record)
     return record
 
 
 def events(rig):
-    from protocol import records as R
+    from protocol import records
     from protocol.records import EventRecord
     return [S.EVENTS[EventRecord.parse(body).event] for _, t, body in rig.till.fiscal.jn.fiscal_records_reverse()
-            if t == R.REC_EVENT][::-1]
+            if t == records.REC_EVENT][::-1]
 
 
 def test_a_refused_roll_is_taken_off_the_user_cards_recovery_file_logged_and_never_handed_over_again():
@@ -211,7 +211,7 @@ def write_controls(rig, damaged_byte=None):
     recno = next(n for n, status, _ in s.declarations())
     s.set_declaration_status(recno, 1)
     ((recno, report),) = s.verify_pending()
-    record = bytearray(I.issue_controls(rig.keystore, report, limits=I.Limits(20260228, 1_000_000, 50_000_000,
+    record = bytearray(issuance.issue_controls(rig.keystore, report, limits=issuance.Limits(20260228, 1_000_000, 50_000_000,
                                                                                2_000_000)))
     if damaged_byte is not None:
         record[-1 - damaged_byte] ^= 0x01
@@ -240,22 +240,22 @@ def test_forged_control_data_is_refused_once_never_resent_and_the_last_try_needs
 
 
 def sw_of(slot, cla, ins, p1=0, p2=0, data=b"", le=None):
-    from protocol import apdu as A
-    raw = slot.transmit(A.Command.build(dict(cla=cla, ins=ins, p1=p1, p2=p2, data=bytes(data), le=le)))
+    from protocol import apdu
+    raw = slot.transmit(apdu.Command.build(dict(cla=cla, ins=ins, p1=p1, p2=p2, data=bytes(data), le=le)))
     return raw[-2] << 8 | raw[-1]
 
 
 # ---- the card simulator: 3 consecutive failures lock, a success resets the count -------------------------
 def test_the_fiscal_card_counts_consecutive_mac_failures_and_a_genuine_roll_resets_the_count():
     from hw_sim.cards.demo import CardRig
-    from protocol import apdu as A
+    from protocol import apdu
     rig = CardRig().register()
     card = rig.cards.fiscal
 
     def input_roll(start, card_no):
-        record = I.issue_roll(rig.cards.keystore, fiscal_card_no=card_no, machine_no=demo.MACHINE_NO,
+        record = issuance.issue_roll(rig.cards.keystore, fiscal_card_no=card_no, machine_no=demo.MACHINE_NO,
                               code="1440012345", start=start, end=start)
-        return sw_of(rig.fiscal, 0xC0, A.INS_INPUT_INVOICE_NB, data=record[16:])
+        return sw_of(rig.fiscal, 0xC0, apdu.INS_INPUT_INVOICE_NB, data=record[16:])
 
     assert [input_roll(1, OTHER_FISCAL_CARD), input_roll(2, OTHER_FISCAL_CARD)] == [0x9302, 0x9302]
     assert card.state.mac_failures == 2
@@ -268,17 +268,17 @@ def test_the_fiscal_card_counts_consecutive_mac_failures_and_a_genuine_roll_rese
 
 def test_the_user_cards_recovery_copy_is_erased_only_with_its_exact_content():
     from hw_sim.cards.demo import CardRig
-    from protocol import apdu as A
+    from protocol import apdu
     rig = CardRig().register()
     rig.sell_roll(1, 100)
-    assert sw_of(rig.user, 0xC0, A.INS_DISTRIBUTE_INVOICE_NB, 1, 0, le=22) == 0x9000
+    assert sw_of(rig.user, 0xC0, apdu.INS_DISTRIBUTE_INVOICE_NB, 1, 0, le=22) == 0x9000
     ef07 = rig.cards.user.state.last_roll
     assert ef07 != bytes(38)
     other = bytes(38)
-    assert sw_of(rig.user, 0x00, A.INS_ERASE_BINARY, 0x87, 0, other) == 0x6985
-    assert sw_of(rig.user, 0x00, A.INS_ERASE_BINARY, 0x85, 0, ef07) == 0x6982  # EF05: the bureau's
+    assert sw_of(rig.user, 0x00, apdu.INS_ERASE_BINARY, 0x87, 0, other) == 0x6985
+    assert sw_of(rig.user, 0x00, apdu.INS_ERASE_BINARY, 0x85, 0, ef07) == 0x6982  # EF05: the bureau's
     assert rig.cards.user.state.last_roll == ef07
-    assert sw_of(rig.user, 0x00, A.INS_ERASE_BINARY, 0x87, 0, ef07) == 0x9000
+    assert sw_of(rig.user, 0x00, apdu.INS_ERASE_BINARY, 0x87, 0, ef07) == 0x9000
     assert rig.cards.user.state.last_roll == bytes(38)
 
 

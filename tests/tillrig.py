@@ -16,7 +16,7 @@ from fiscal_till.device import Till
 from fiscal_till.hal import Board
 from fiscal_till.nvram import RamNvram
 from fiscal_till.server import LinkServer
-from gateway import issuance as I
+from gateway import issuance
 from gateway.usercard import UserCardSession
 from gateway.readers import SimReader
 from hw_sim.cards import demo
@@ -86,7 +86,7 @@ class RigRequests:
         return self.ok("INITIALIZE", date=self.rtc.date, time=90000)
 
     def bureau_sells_roll(self, start: int = 1, end: int = 100, code: str = "1440012345") -> None:
-        record = I.issue_roll(self.keystore, fiscal_card_no=demo.FISCAL_CARD_NO, machine_no=self.machine_no,
+        record = issuance.issue_roll(self.keystore, fiscal_card_no=demo.FISCAL_CARD_NO, machine_no=self.machine_no,
                               code=code, start=start, end=end)
         self.bureau_session().add_roll(record)
 
@@ -94,7 +94,7 @@ class RigRequests:
         """At the tax hall: verify the pending declaration on the user card, write clear-unlock data."""
         s = self.bureau_session()
         ((recno, report),) = s.verify_pending()
-        limits = I.Limits(deadline=deadline, single_limit=limit_kw.get("single_limit", 1_000_000),
+        limits = issuance.Limits(deadline=deadline, single_limit=limit_kw.get("single_limit", 1_000_000),
                           cumulative_limit=limit_kw.get("cumulative_limit", 50_000_000),
                           return_limit=limit_kw.get("return_limit", 2_000_000))
         s.clear(recno, report, limits)
@@ -102,7 +102,7 @@ class RigRequests:
 
 class TillRig(RigRequests):
     def __init__(self, *, start=datetime.datetime(2026, 1, 5, 9, 0, 0), flash_sectors=512, seed=1,
-                 limits: I.Limits | None = None, **card_kw):
+                 limits: issuance.Limits | None = None, **card_kw):
         kw = dict(management_pin=None, **card_kw)
         if limits is not None:
             kw["limits"] = limits

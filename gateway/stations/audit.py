@@ -33,12 +33,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import construct as c
+import construct as cs
 from sqlalchemy import select
 
-from protocol import apdu as A
+from protocol import apdu
 from protocol import crypto
-from protocol import records as R
+from protocol import records
 from protocol.commands import READ_JOURNAL_MAX
 from protocol.crypto import SigKind
 from protocol.journal_format import STREAM_HDR_SIZE, audit_stream
@@ -126,7 +126,7 @@ def declaration_payload(start: int, end: int, totals: dict) -> bytes:
     sums = dict(normal_count=totals["normal_count"], return_count=totals["return_count"],
                 void_count=totals["void_count"], items=[ln["item"] for ln in lines],
                 normal=[ln["normal"] for ln in lines], returned=[ln["returned"] for ln in lines])
-    data = A.DeclareDutyData.build(dict(start=start, end=end, sums=sums))[:-1]
+    data = apdu.DeclareDutyData.build(dict(start=start, end=end, sums=sums))[:-1]
     return data + totals["normal_total"].to_bytes(4, "big") + totals["return_total"].to_bytes(4, "big") + b"\x00"
 
 
@@ -147,24 +147,24 @@ def analyse(stream: bytes, exp: Expected) -> Findings:
     roll = None  # the loaded roll: dict(code, start, end, normal, returned, voided, next)
     rolls: dict[tuple, dict] = {}
     for idx, rtype, body in rep.records:
-        name, layout = R.RECORDS.get(rtype, ("type %d" % rtype, None))
+        name, layout = records.RECORDS.get(rtype, ("type %d" % rtype, None))
         counts[name] = counts.get(name, 0) + 1
         if layout is None:
             f.add("record", idx, "unknown record type %d" % rtype)
             continue
         try:
             rec = layout.parse(body)
-        except (c.ConstructError, ValueError) as e:
+        except (cs.ConstructError, ValueError) as e:
             f.add("record", idx, "%s record does not parse: %s" % (name, e))
             continue
         gap = last_idx is not None and idx != last_idx + 1
         last_idx = idx
         when = getattr(rec, "date", 0)
-        if rtype not in (R.REC_DAILY,) and when:
+        if rtype not in (records.REC_DAILY,) and when:
             if when < last_when:
                 f.add("dates", idx, "%s dated %d after a record dated %d: the clock went back" % (name, when, last_when))
             last_when = max(last_when, when)
-        if rtype == R.REC_INIT:
+        if rtype == records.REC_INIT:
             inits.append(idx)
             for fld, want in (("machine_no", exp.machine_no), ("taxpayer_no", exp.taxpayer_no)):
                 if getattr(rec, fld) != want:
@@ -172,7 +172,7 @@ def analyse(stream: bytes, exp: Expected) -> Findings:
             if rec.fiscal_card_no != exp.fiscal_card_no:
                 f.add("identity", idx, "INIT fiscal card %s, the record says %s" % (
                     rec.fiscal_card_no.hex(), exp.fiscal_card_no.hex()))
-        elif rtype == R.REC_DAILY:
+        elif rtype == records.REC_DAILY:
             d = {"date": rec.date, "totals": _totals(rec.totals), "signature": rec.signature}
             for p in verify_daily_record(exp.public_key, d):
                 f.add("daily", idx, p)
@@ -180,13 +180,13 @@ def analyse(stream: bytes, exp: Expected) -> Findings:
                 f.add("daily", idx, "daily record for %d follows %d: days %s" % (
                     rec.date, dailies[-1]["date"], "missing" if rec.date > dailies[-1]["date"] else "repeated or back"))
             dailies.append(d)
-        elif rtype == R.REC_ROLL_LOAD:
+        elif rtype == records.REC_ROLL_LOAD:
             key = (rec.code, rec.start, rec.end)
             if key not in exp.rolls:
                 f.add("bureau", idx, "roll %s %d-%d loaded, never sold for machine %s" % (key + (exp.machine_no,)))
             roll = rolls.setdefault(key, dict(code=rec.code, start=rec.start, end=rec.end, normal=0, returned=0,
                                               voided=0, next=rec.start, used_up=False))
-        elif rtype == R.REC_INVOICE:
+        elif rtype == records.REC_INVOICE:
             if roll is None or rec.code != roll["code"]:
                 if not gap and roll is not None:
                     f.add("counters", idx, "invoice %s/%d is not of the loaded roll %s" % (rec.code, rec.number, roll["code"]))
@@ -203,14 +203,14 @@ def analyse(stream: bytes, exp: Expected) -> Findings:
                                                                               roll["end"]))
             roll["next"] = rec.number + 1
             roll[{1: "normal", 2: "returned", 3: "voided"}.get(rec.kind, "voided")] += 1
-        elif rtype == R.REC_ROLL_USAGE:
+        elif rtype == records.REC_ROLL_USAGE:
             key = (rec.code, rec.start, rec.end)
             if rec.normal + rec.returned + rec.voided != rec.end - rec.start + 1:
                 f.add("counters", idx, "roll %s %d-%d used up with %d+%d+%d invoices" % (
                     key + (rec.normal, rec.returned, rec.voided)))
             r = rolls.setdefault(key, dict(code=rec.code, start=rec.start, end=rec.end, next=rec.end + 1))
             r.update(normal=rec.normal, returned=rec.returned, voided=rec.voided, used_up=True)
-        elif rtype == R.REC_DECLARATION:
+        elif rtype == records.REC_DECLARATION:
             t = _totals(rec.totals)
             try:
                 crypto.verify_record(exp.public_key, SigKind.DECLARATION, declaration_payload(rec.start, rec.end, t),
@@ -221,7 +221,7 @@ def analyse(stream: bytes, exp: Expected) -> Findings:
                 f.add("declarations", idx, "declaration %d-%d overlaps the previous one ending %d" % (
                     rec.start, rec.end, declared[-1][1]))
             declared.append((rec.start, rec.end, t, rec, idx))
-        elif rtype == R.REC_CLEAR_UNLOCK:
+        elif rtype == records.REC_CLEAR_UNLOCK:
             if exp.clear_unlocks.get(rec.period_end) != rec.sequence:
                 f.add("bureau", idx, "clear-unlock of the period ending %d (sequence %d) was not issued by this "
                       "bureau for machine %s" % (rec.period_end, rec.sequence, exp.machine_no))

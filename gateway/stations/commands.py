@@ -23,9 +23,9 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from protocol import cardfiles as F
+from protocol import cardfiles
 
-from .. import issuance as I
+from .. import issuance
 from ..bureau_errors import BureauError
 from ..db import open_store
 from ..keystore import KeyStore
@@ -70,7 +70,7 @@ def _item(text: str) -> dict:
     if len(parts) != 4 or not parts[0].isdigit() or not parts[1].isdigit():
         raise argparse.ArgumentTypeError("a tax item is INDEX:RATE_BASIS_POINTS:CODE:NAME (1:300:10101:餐饮服务), "
                                          "got %r" % text)
-    return I.tax_item(int(parts[0]), int(parts[1]), parts[2], parts[3])
+    return issuance.tax_item(int(parts[0]), int(parts[1]), parts[2], parts[3])
 
 
 def _time(text: str) -> int:
@@ -141,8 +141,8 @@ def _emit(args, out: Console, doc: dict, title: str, rows: dict | None = None, e
 # ---- commands ---------------------------------------------------------------------------------------------------
 def cmd_register_taxpayer(args, out):
     st = _station(args)
-    tp = I.Taxpayer(args.taxpayer_no, args.taxpayer_id, args.name, args.bureau_code,
-                    F.FILING_QUARTERLY if args.quarterly else F.FILING_MONTHLY)
+    tp = issuance.Taxpayer(args.taxpayer_no, args.taxpayer_id, args.name, args.bureau_code,
+                    cardfiles.FILING_QUARTERLY if args.quarterly else cardfiles.FILING_MONTHLY)
     row = registry.register_taxpayer(st, tp, tax_items=args.item, roll_quota=args.roll_quota)
     _emit(args, out, {"taxpayer_no": row.taxpayer_no, "name": row.name, "roll_quota": row.roll_quota,
                       "tax_items": args.item}, "taxpayer registered")
@@ -150,7 +150,7 @@ def cmd_register_taxpayer(args, out):
 
 def cmd_register_machine(args, out):
     st = _station(args)
-    limits = I.Limits(args.deadline, args.single_limit, args.cumulative_limit, args.return_limit)
+    limits = issuance.Limits(args.deadline, args.single_limit, args.cumulative_limit, args.return_limit)
     m = registry.register_machine(st, args.taxpayer, args.machine, limits)
     _emit(args, out, {"machine_no": m.machine_no, "taxpayer_no": args.taxpayer, "deadline": m.deadline,
                       "single_limit_fen": m.single_limit, "cumulative_limit_fen": m.cumulative_limit,

@@ -31,14 +31,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from protocol import cardfiles as F
+from protocol import cardfiles
 
-from .. import issuance as I
+from .. import issuance
 from ..bureau_errors import BureauError
 from ..db.models import ClearUnlock, Comparison, Declaration, Machine, Referral, Surcharge, Taxpayer
 from ..usercard import UserCardSession
 from ..verify import DeclarationReport, verify_declaration
-from . import surcharge as S
+from . import surcharge
 from .common import (CARD, CONFLICT, FOREIGN_CARD, IN_PROGRESS, ORDER, REPLAYED, TAMPERED, UNKNOWN, Refused,
                      Station, card_row, integrity, lock_taxpayer, log, stale, user_card_of)
 from .income import DeclaredIncome, check_against
@@ -83,7 +83,7 @@ class Outcome:
     outcome: str  # accepted | shortfall
     declared: DeclaredIncome
     recorded: int
-    assessment: S.Assessment | None = None
+    assessment: surcharge.Assessment | None = None
     clear_unlock: dict | None = None
     referral_id: int | None = None
 
@@ -173,7 +173,7 @@ def _scan(st: Station, s, card: UserCardSession, tp: Taxpayer) -> tuple[list[Pen
     """Verify and record every SIGNED declaration on the card; clear-unlocks to finish writing."""
     pending, resume = [], []
     for recno, status, record in card.declarations():
-        if status != F.DECL_SIGNED:
+        if status != cardfiles.DECL_SIGNED:
             continue
         m, report, body = verify_record(st, s, tp, record)
         d, new = _record_declaration(st, s, tp, m, report, body)
@@ -205,7 +205,7 @@ def _finish(st: Station, card: UserCardSession, taxpayer_no: str, recno: int, cu
     try:
         card.authenticate()
         card.put_controls(record)
-        card.set_declaration_status(recno, F.DECL_CLEARED)
+        card.set_declaration_status(recno, cardfiles.DECL_CLEARED)
     except BureauError as e:
         raise Refused(CARD, "the clear-unlock #%d is on record but writing the card failed (%s); present the card "
                       "again to finish" % (cu_id, e)) from None
@@ -331,13 +331,13 @@ def _decide(st: Station, s, tp: Taxpayer, declared: DeclaredIncome, record, repo
         if explanation is not None:
             d.state = "referred"
     else:
-        base = S.tax_due(rates, d.lines, declared.income, declared.items)
-        a = out.assessment = S.assess(d.period_end, cmp.filed_on, base)
+        base = surcharge.tax_due(rates, d.lines, declared.income, declared.items)
+        a = out.assessment = surcharge.assess(d.period_end, cmp.filed_on, base)
         cmp.surcharge = Surcharge(taxpayer_id=tp.id, filing_deadline=a.filing_deadline, filed_on=a.filed_on,
                                   days=a.days, base=a.base, amount=a.amount)
-        limits = I.Limits(S.next_deadline(d.period_end, cmp.filed_on, tp.filing_mode), m.single_limit,
+        limits = issuance.Limits(surcharge.next_deadline(d.period_end, cmp.filed_on, tp.filing_mode), m.single_limit,
                           m.cumulative_limit, m.return_limit)
-        sealed = I.issue_controls(st.keystore, report, limits=limits)
+        sealed = issuance.issue_controls(st.keystore, report, limits=limits)
         cu = ClearUnlock(machine_id=m.id, period_end=d.period_end, sequence=d.period_end * 100,
                          deadline=limits.deadline, single_limit=limits.single_limit,
                          cumulative_limit=limits.cumulative_limit, return_limit=limits.return_limit,

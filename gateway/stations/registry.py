@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from protocol import errors
 from protocol.crypto import is_test_key
 
-from .. import issuance as I
+from .. import issuance
 from ..bureau_errors import IssuanceError
 from ..db.models import Card, KeyRef, Machine, TaxItem, Taxpayer
 from ..link import LinkError, StatusError, TillClient
@@ -41,10 +41,10 @@ def _checked(fn, *args):
         raise Refused(BAD_INPUT, str(e)) from None
 
 
-def register_taxpayer(st: Station, taxpayer: I.Taxpayer, *, tax_items: list[dict], roll_quota: int = 1) -> Taxpayer:
+def register_taxpayer(st: Station, taxpayer: issuance.Taxpayer, *, tax_items: list[dict], roll_quota: int = 1) -> Taxpayer:
     """A new taxpayer (纳税人) with its authorised tax items and its roll quota per sales period."""
-    _checked(I._identity, taxpayer, bytes(8), "", 20000101, 20000101)  # the card identity's field rules
-    items = [t for t in _checked(I._tax_items, list(tax_items)) if t["index"]]
+    _checked(issuance._identity, taxpayer, bytes(8), "", 20000101, 20000101)  # the card identity's field rules
+    items = [t for t in _checked(issuance._tax_items, list(tax_items)) if t["index"]]
     if not isinstance(roll_quota, int) or isinstance(roll_quota, bool) or not 1 <= roll_quota <= 100:
         raise Refused(BAD_INPUT, "roll quota must be 1 to 100 rolls per period, got %r" % (roll_quota,))
     try:
@@ -62,11 +62,11 @@ def register_taxpayer(st: Station, taxpayer: I.Taxpayer, *, tax_items: list[dict
     return tp
 
 
-def register_machine(st: Station, taxpayer_no: str, machine_no: str, limits: I.Limits) -> Machine:
+def register_machine(st: Station, taxpayer_no: str, machine_no: str, limits: issuance.Limits) -> Machine:
     """A till of the taxpayer, with its first invoice deadline and limits (also used for every clear-unlock)."""
     if not (isinstance(machine_no, str) and len(machine_no) == 16 and machine_no.isascii() and machine_no.isdigit()):
         raise Refused(BAD_INPUT, "machine number must be 16 digits, got %r" % (machine_no,))
-    values = _checked(I._limits, limits)
+    values = _checked(issuance._limits, limits)
     try:
         with st.store.transaction() as s:
             tp = lock_taxpayer(s, taxpayer_no)
@@ -89,7 +89,7 @@ def _key_ref(s, key_id: int) -> KeyRef:
 
 
 def issue_cards(st: Station, taxpayer_no: str, machine_no: str, *, fiscal_card_no, user_card_no, valid_from,
-                valid_to, personalise: Callable[[I.FiscalCardData, I.UserCardData], None] | None = None):
+                valid_to, personalise: Callable[[issuance.FiscalCardData, issuance.UserCardData], None] | None = None):
     """Issue the fiscal and user card of a registered machine under the key store's newest master key;
     `personalise(fiscal_data, user_data)` writes them (the card printer, or sim_personaliser)."""
     try:
@@ -100,9 +100,9 @@ def issue_cards(st: Station, taxpayer_no: str, machine_no: str, *, fiscal_card_n
                 raise Refused(CONFLICT, "machine %s already has cards: %s" % (
                     machine_no, ", ".join("%s %s" % (c.kind, c.card_no) for c in m.cards)))
             items = [dict(index=t.idx, rate=t.rate, code=t.code, name=t.name) for t in tp.tax_items]
-            limits = I.Limits(m.deadline, m.single_limit, m.cumulative_limit, m.return_limit)
-            taxpayer = I.Taxpayer(tp.taxpayer_no, tp.taxpayer_id, tp.name, tp.bureau_code, tp.filing_mode)
-            fd, ud = _checked(lambda: I.issue_cards(
+            limits = issuance.Limits(m.deadline, m.single_limit, m.cumulative_limit, m.return_limit)
+            taxpayer = issuance.Taxpayer(tp.taxpayer_no, tp.taxpayer_id, tp.name, tp.bureau_code, tp.filing_mode)
+            fd, ud = _checked(lambda: issuance.issue_cards(
                 st.keystore, taxpayer=taxpayer, machine_no=machine_no, fiscal_card_no=fiscal_card_no,
                 user_card_no=user_card_no, valid_from=valid_from, valid_to=valid_to, limits=limits, tax_items=items))
             if fd.card_no == ud.card_no:
@@ -129,7 +129,7 @@ def sim_personaliser(folder: str | Path, *, cards_out: dict | None = None):
     folder's cards/); the card objects also go into `cards_out` (keys "fiscal", "user") if given."""
     from hw_sim.cards import FiscalCard, UserCard, store
 
-    def personalise(fd: I.FiscalCardData, ud: I.UserCardData) -> None:
+    def personalise(fd: issuance.FiscalCardData, ud: issuance.UserCardData) -> None:
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         fiscal, user = FiscalCard.issued(fd), UserCard.issued(ud)

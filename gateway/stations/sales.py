@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from protocol import cardfiles as F
+from protocol import cardfiles
 
-from .. import issuance as I
+from .. import issuance
 from ..bureau_errors import BureauError, IssuanceError
 from ..db.models import Audit, ClearUnlock, Declaration, Machine, Roll, RollCode, Taxpayer
 from ..usercard import UserCardSession
@@ -66,13 +66,13 @@ class RollAccount:
 def _card_rolls(card: UserCardSession, machine_no: str) -> tuple[list[tuple], tuple | None]:
     """((code, start, end, record bytes) on EF05 for this machine, last distributed roll or None)."""
     on = []
-    for raw in card.reader.read_records(F.USER_EF_ROLLS):
-        r = F.UserRoll.parse(raw)
+    for raw in card.reader.read_records(cardfiles.USER_EF_ROLLS):
+        r = cardfiles.UserRoll.parse(raw)
         if r.machine_no == machine_no:
             on.append((r.roll.code, r.roll.start, r.roll.end, bytes(raw)))
     last = None
     try:
-        lr = F.UserLastRoll.parse(card.reader.read_binary(F.USER_EF_LAST_ROLL))
+        lr = cardfiles.UserLastRoll.parse(card.reader.read_binary(cardfiles.USER_EF_LAST_ROLL))
         if lr.machine_no == machine_no:
             last = (lr.roll.code, lr.roll.start, lr.roll.end)
     except Exception:  # never distributed: zeros that are no roll
@@ -147,7 +147,7 @@ def _order(st: Station, s, card: UserCardSession, m: Machine) -> int:
         raise Refused(ORDER, "machine %s is not initialized yet: initialize it before selling invoices" % m.machine_no)
     fiscal_no = next(c.card_no for c in m.cards if c.kind == "fiscal")
     for _recno, status, record in card.declarations():
-        if status == F.DECL_SIGNED and record[1:9].hex() == fiscal_no:
+        if status == cardfiles.DECL_SIGNED and record[1:9].hex() == fiscal_no:
             raise Refused(ORDER, "the user card holds a declaration of machine %s not yet accepted: file it at "
                           "the window (compare, clear-unlock) before buying invoices" % m.machine_no)
     last = s.execute(select(Declaration).where(Declaration.machine_id == m.id)
@@ -201,7 +201,7 @@ def sell_roll(st: Station, reader, taxpayer_no: str, machine_no: str, *, code: s
             m = machine_of(s, tp, machine_no)
             fiscal_no = bytes.fromhex(next((c.card_no for c in m.cards if c.kind == "fiscal"), "00" * 8))
             try:
-                record = I.issue_roll(st.keystore, fiscal_card_no=fiscal_no, machine_no=machine_no, code=code,
+                record = issuance.issue_roll(st.keystore, fiscal_card_no=fiscal_no, machine_no=machine_no, code=code,
                                       start=start, end=end, key_id=next(c.key_ref.key_id for c in m.cards))
             except (IssuanceError, StopIteration) as e:
                 raise Refused(BAD_INPUT, str(e) or "machine %s has no cards" % machine_no) from None

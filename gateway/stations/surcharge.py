@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from protocol import cardfiles as F
+from protocol import cardfiles
 
 from .common import as_date, as_int
 
@@ -88,7 +88,7 @@ def assess(period_end: int, filed_on: int, base: int) -> Assessment:
 
 
 def _period_last_day(d: dt.date, filing_mode: int) -> dt.date:
-    month = d.month if filing_mode != F.FILING_QUARTERLY else (d.month + 2) // 3 * 3
+    month = d.month if filing_mode != cardfiles.FILING_QUARTERLY else (d.month + 2) // 3 * 3
     first_next = dt.date(d.year + 1, 1, 1) if month == 12 else dt.date(d.year, month + 1, 1)
     return first_next - dt.timedelta(days=1)
 

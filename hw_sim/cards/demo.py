@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from gateway import issuance as I
+from gateway import issuance
 from gateway.keystore import KeyStore
 
 from .fiscal import FiscalCard
@@ -24,10 +24,10 @@ MACHINE_NO = "1234567890123456"
 FISCAL_CARD_NO = bytes.fromhex("3201000000000001")
 USER_CARD_NO = bytes.fromhex("3201100000000001")
 MANAGEMENT_CARD_NO = bytes.fromhex("3201900000000001")
-TAXPAYER = I.Taxpayer(taxpayer_no="91440101MA5CXXXX1X", taxpayer_id="440101000000001",
+TAXPAYER = issuance.Taxpayer(taxpayer_no="91440101MA5CXXXX1X", taxpayer_id="440101000000001",
                       name="广州市示例餐饮有限公司 (TEST)", bureau_code="144010000000")
-TAX_ITEMS = [I.tax_item(1, 300, "10101", "餐饮服务"), I.tax_item(2, 500, "10201", "住宿服务")]
-LIMITS = I.Limits(deadline=20260131, single_limit=1_000_000, cumulative_limit=50_000_000, return_limit=2_000_000)
+TAX_ITEMS = [issuance.tax_item(1, 300, "10101", "餐饮服务"), issuance.tax_item(2, 500, "10201", "住宿服务")]
+LIMITS = issuance.Limits(deadline=20260131, single_limit=1_000_000, cumulative_limit=50_000_000, return_limit=2_000_000)
 VALID_FROM, VALID_TO = 20260101, 20301231
 INSPECTOR_PIN = "123456"
 
@@ -40,22 +40,22 @@ def seeded_rng(seed: int):
 @dataclass
 class DemoCards:
     keystore: KeyStore
-    fiscal_data: I.FiscalCardData
-    user_data: I.UserCardData
-    management_data: I.ManagementCardData
+    fiscal_data: issuance.FiscalCardData
+    user_data: issuance.UserCardData
+    management_data: issuance.ManagementCardData
     fiscal: FiscalCard
     user: UserCard
     management: ManagementCard
 
 
-def demo_cards(seed: int = 1, *, keystore: KeyStore | None = None, limits: I.Limits = LIMITS,
+def demo_cards(seed: int = 1, *, keystore: KeyStore | None = None, limits: issuance.Limits = LIMITS,
                valid_from: int = VALID_FROM, valid_to: int = VALID_TO,
                management_pin: str | None = INSPECTOR_PIN) -> DemoCards:
     ks = keystore or KeyStore.for_tests()
-    fd, ud = I.issue_cards(ks, taxpayer=TAXPAYER, machine_no=MACHINE_NO, fiscal_card_no=FISCAL_CARD_NO,
+    fd, ud = issuance.issue_cards(ks, taxpayer=TAXPAYER, machine_no=MACHINE_NO, fiscal_card_no=FISCAL_CARD_NO,
                            user_card_no=USER_CARD_NO, valid_from=valid_from, valid_to=valid_to, limits=limits,
                            tax_items=TAX_ITEMS)
-    md = I.issue_management_card(ks, card_no=MANAGEMENT_CARD_NO, inspector_no="440100000123",
+    md = issuance.issue_management_card(ks, card_no=MANAGEMENT_CARD_NO, inspector_no="440100000123",
                                  bureau_code=TAXPAYER.bureau_code, valid_from=valid_from, valid_to=20281231,
                                  pin=management_pin)
     rng = seeded_rng(seed)
@@ -84,9 +84,9 @@ class CardRig:
         self.pin: bytes | None = None
 
     def register(self) -> "CardRig":
-        from . import sequences as S
-        self.pin = S.initialize(self.fiscal, self.user)
-        self.pin = S.verify_pin(self.fiscal, self.pin)
+        from . import sequences
+        self.pin = sequences.initialize(self.fiscal, self.user)
+        self.pin = sequences.verify_pin(self.fiscal, self.pin)
         return self
 
     def bureau(self):
@@ -99,20 +99,20 @@ class CardRig:
         return session
 
     def sell_roll(self, start: int = 1, end: int = 100, code: str | None = None) -> bytes:
-        record = I.issue_roll(self.keystore, fiscal_card_no=FISCAL_CARD_NO, machine_no=MACHINE_NO,
+        record = issuance.issue_roll(self.keystore, fiscal_card_no=FISCAL_CARD_NO, machine_no=MACHINE_NO,
                               code=code or self.ROLL_CODE, start=start, end=end)
         self.bureau().add_roll(record)
         return record
 
     def load_roll(self, start: int = 1, end: int = 100, code: str | None = None) -> "CardRig":
-        from . import sequences as S
+        from . import sequences
         self.sell_roll(start, end, code)
-        S.load_roll(self.fiscal, self.user, 1)
+        sequences.load_roll(self.fiscal, self.user, 1)
         return self
 
     def issue(self, date: int, lines: list[tuple[int, int]], kind: int = 1, number: int | None = None) -> bytes:
-        from . import sequences as S
+        from . import sequences
         if number is None:
             number = self.cards.fiscal.state.roll["next"]
         total = sum(a for _, a in lines)
-        return S.issue(self.fiscal, date, kind, number, lines, total)
+        return sequences.issue(self.fiscal, date, kind, number, lines, total)

@@ -40,8 +40,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol import cardauth
-from protocol import apdu as A
-from protocol import cardfiles as F
+from protocol import apdu
+from protocol import cardfiles
 from protocol import crypto
 
 from .iso import (
@@ -62,7 +62,7 @@ def empty_today() -> dict:
 
 def empty_declaration() -> dict:
     lines = [dict(item=0, normal=0, returned=0) for _ in range(6)]
-    return dict(status=F.DECL_NONE, start=0, end=0,
+    return dict(status=cardfiles.DECL_NONE, start=0, end=0,
                 totals=dict(normal_count=0, return_count=0, void_count=0, normal_total=0, return_total=0,
                             lines=lines),
                 mac=bytes(4), signature=bytes(64))
@@ -110,13 +110,13 @@ def _sums_key(counts, items) -> tuple:
 
 class FiscalCard(SimCard):
     KIND = "fiscal"
-    DF_NAME = A.DF_FISCAL
+    DF_NAME = apdu.DF_FISCAL
     FILES = {
-        F.FISCAL_EF_CONTROLS: FileSpec(F.FISCAL_EF_CONTROLS, F.FiscalControls),
-        F.FISCAL_EF_IDENTITY: FileSpec(F.FISCAL_EF_IDENTITY, F.FiscalIdentity),
-        F.FISCAL_EF_TODAY: FileSpec(F.FISCAL_EF_TODAY, F.FiscalToday),
-        F.FISCAL_EF_DECLARATION: FileSpec(F.FISCAL_EF_DECLARATION, F.FiscalDeclaration),
-        F.FISCAL_EF_ROLL: FileSpec(F.FISCAL_EF_ROLL, F.FiscalRoll),
+        cardfiles.FISCAL_EF_CONTROLS: FileSpec(cardfiles.FISCAL_EF_CONTROLS, cardfiles.FiscalControls),
+        cardfiles.FISCAL_EF_IDENTITY: FileSpec(cardfiles.FISCAL_EF_IDENTITY, cardfiles.FiscalIdentity),
+        cardfiles.FISCAL_EF_TODAY: FileSpec(cardfiles.FISCAL_EF_TODAY, cardfiles.FiscalToday),
+        cardfiles.FISCAL_EF_DECLARATION: FileSpec(cardfiles.FISCAL_EF_DECLARATION, cardfiles.FiscalDeclaration),
+        cardfiles.FISCAL_EF_ROLL: FileSpec(cardfiles.FISCAL_EF_ROLL, cardfiles.FiscalRoll),
     }
     SESSION = FiscalSession
     state: FiscalState
@@ -151,32 +151,32 @@ class FiscalCard(SimCard):
         return self._keys.public_key
 
     def _extra_handlers(self):
-        gb = A.CLA_GB
+        gb = apdu.CLA_GB
         return {
-            (gb, A.INS_GET_REGISTER_NB): self._get_register_nb,
-            (gb, A.INS_TERMINAL_REGISTER): self._terminal_register,
-            (gb, A.INS_VERIFY_FISCAL_PIN): self._verify_pin,
-            (gb, A.INS_ISSUE_INVOICE): self._issue_invoice,
-            (gb, A.INS_DAILY_COLLECT_SIGN): self._daily_collect_sign,
-            (gb, A.INS_DECLARE_DUTY): self._declare_duty,
-            (gb, A.INS_UPDATE_CONTROLS): self._update_controls,
-            (gb, A.INS_INPUT_INVOICE_NB): self._input_invoice_nb,
-            (A.CLA_ISO, A.INS_EXTERNAL_AUTHENTICATE): self._external_authenticate,
+            (gb, apdu.INS_GET_REGISTER_NB): self._get_register_nb,
+            (gb, apdu.INS_TERMINAL_REGISTER): self._terminal_register,
+            (gb, apdu.INS_VERIFY_FISCAL_PIN): self._verify_pin,
+            (gb, apdu.INS_ISSUE_INVOICE): self._issue_invoice,
+            (gb, apdu.INS_DAILY_COLLECT_SIGN): self._daily_collect_sign,
+            (gb, apdu.INS_DECLARE_DUTY): self._declare_duty,
+            (gb, apdu.INS_UPDATE_CONTROLS): self._update_controls,
+            (gb, apdu.INS_INPUT_INVOICE_NB): self._input_invoice_nb,
+            (apdu.CLA_ISO, apdu.INS_EXTERNAL_AUTHENTICATE): self._external_authenticate,
         }
 
     # ---- files -----------------------------------------------------------------------------------------
     def read_file(self, fid: int) -> bytes:
         s = self.state
-        if fid == F.FISCAL_EF_CONTROLS:
-            return F.FiscalControls.build(dict(controls=s.controls, tax_items=s.tax_items, period_end=s.period_end,
+        if fid == cardfiles.FISCAL_EF_CONTROLS:
+            return cardfiles.FiscalControls.build(dict(controls=s.controls, tax_items=s.tax_items, period_end=s.period_end,
                                                sequence=s.sequence))
-        if fid == F.FISCAL_EF_IDENTITY:
-            return F.FiscalIdentity.build(s.identity)
-        if fid == F.FISCAL_EF_TODAY:
-            return F.FiscalToday.build(s.today)
-        if fid == F.FISCAL_EF_DECLARATION:
-            return F.FiscalDeclaration.build(s.declaration)
-        return F.FiscalRoll.build(s.roll)
+        if fid == cardfiles.FISCAL_EF_IDENTITY:
+            return cardfiles.FiscalIdentity.build(s.identity)
+        if fid == cardfiles.FISCAL_EF_TODAY:
+            return cardfiles.FiscalToday.build(s.today)
+        if fid == cardfiles.FISCAL_EF_DECLARATION:
+            return cardfiles.FiscalDeclaration.build(s.declaration)
+        return cardfiles.FiscalRoll.build(s.roll)
 
     # ---- common checks ---------------------------------------------------------------------------------
     def _registered(self) -> None:
@@ -263,10 +263,10 @@ class FiscalCard(SimCard):
     # ---- issuing -----------------------------------------------------------------------------------------
     def _issue_invoice(self, cmd) -> bytes:
         self.need_p1p2(cmd)
-        raw = self.need_len(cmd, A.IssueInvoiceData.sizeof())
+        raw = self.need_len(cmd, apdu.IssueInvoiceData.sizeof())
         self._registered()
         self._pin_session()
-        inv = self.parse(A.IssueInvoiceData, raw)
+        inv = self.parse(apdu.IssueInvoiceData, raw)
         s, t = self.state, self.state.today
         day = inv.date
         if inv.kind not in (NORMAL, RETURN, VOID) or not valid_date(day):
@@ -338,9 +338,9 @@ class FiscalCard(SimCard):
 
     def _daily_collect_sign(self, cmd) -> bytes:
         self.need_p1p2(cmd)
-        raw = self.need_len(cmd, A.DailyCollectSignData.sizeof())
+        raw = self.need_len(cmd, apdu.DailyCollectSignData.sizeof())
         self._registered()
-        rec = self.parse(A.DailyCollectSignData, raw)
+        rec = self.parse(apdu.DailyCollectSignData, raw)
         s, t = self.state, self.state.today
         day = rec.date
         if not valid_date(day) or day < s.identity["valid_from"]:
@@ -373,12 +373,12 @@ class FiscalCard(SimCard):
     # ---- declaration -----------------------------------------------------------------------------------
     def _declare_duty(self, cmd) -> bytes:
         self.need_p1p2(cmd)
-        raw = self.need_len(cmd, A.DeclareDutyData.sizeof())
+        raw = self.need_len(cmd, apdu.DeclareDutyData.sizeof())
         self._registered()
-        decl = self.parse(A.DeclareDutyData, raw)
+        decl = self.parse(apdu.DeclareDutyData, raw)
         s = self.state
         start, end = decl.start, decl.end
-        if s.declaration["status"] == F.DECL_SIGNED:
+        if s.declaration["status"] == cardfiles.DECL_SIGNED:
             raise Refuse(SW_CONDITIONS)
         if not (valid_date(start) and valid_date(end)) or start > end:
             raise Refuse(SW_BAD_DATA)
@@ -405,14 +405,14 @@ class FiscalCard(SimCard):
         signature = crypto.sign_record(self._keys, crypto.SigKind.DECLARATION, payload)
         sums = decl.sums
         s.declaration = dict(
-            status=F.DECL_SIGNED, start=start, end=end, mac=mac1, signature=signature,
+            status=cardfiles.DECL_SIGNED, start=start, end=end, mac=mac1, signature=signature,
             totals=dict(normal_count=sums.normal_count, return_count=sums.return_count,
                         void_count=sums.void_count, normal_total=normal_total, return_total=return_total,
                         lines=[dict(item=i, normal=n, returned=r)
                                for i, n, r in zip(sums["items"], sums["normal"], sums["returned"])]))
         s.declared_end = end
         s.undeclared = [d for d in s.undeclared if d[0] > end]
-        return A.DeclareDutyResponse.build(dict(normal_total=normal_total, return_total=return_total, status=0,
+        return apdu.DeclareDutyResponse.build(dict(normal_total=normal_total, return_total=return_total, status=0,
                                                 mac1=mac1, signature=signature))
 
     # ---- clear-unlock ----------------------------------------------------------------------------------
@@ -433,22 +433,22 @@ class FiscalCard(SimCard):
         period_end = int(ctl.period_end.strftime("%Y%m%d"))
         if ctl.seq <= s.sequence:
             raise Refuse(SW_CONDITIONS)  # a replay of an earlier period's control data
-        if s.declaration["status"] != F.DECL_SIGNED or period_end != s.declaration["end"]:
+        if s.declaration["status"] != cardfiles.DECL_SIGNED or period_end != s.declaration["end"]:
             raise Refuse(SW_CONDITIONS)
         s.controls = dict(deadline=int(ctl.deadline.strftime("%Y%m%d")), single_limit=ctl.single_limit,
                           cumulative_limit=ctl.cumulative_limit, return_limit=ctl.return_limit)
         s.period_end, s.sequence = period_end, ctl.seq
         s.today["cumulative_normal"] = s.today["cumulative_return"] = 0
-        s.declaration["status"] = F.DECL_CLEARED
+        s.declaration["status"] = cardfiles.DECL_CLEARED
         s.mac_failures = 0
 
     # ---- invoice rolls ---------------------------------------------------------------------------------
     def _input_invoice_nb(self, cmd) -> None:
         self.need_p1p2(cmd)
-        raw = self.need_len(cmd, A.InputInvoiceNbData.sizeof())
+        raw = self.need_len(cmd, apdu.InputInvoiceNbData.sizeof())
         self._registered()
         self._pin_session()
-        roll = self.parse(A.InputInvoiceNbData, raw)
+        roll = self.parse(apdu.InputInvoiceNbData, raw)
         s = self.state
         code = roll.code
         if len(code) != 10 or not code.isdigit() or not 1 <= roll.start <= roll.end:
@@ -469,7 +469,7 @@ class FiscalCard(SimCard):
     # ---- inspection ----------------------------------------------------------------------------------------
     def _external_authenticate(self, cmd) -> None:
         """An inspector's proof (P2 = KEYREF_INSPECTOR) answering this card's GET CHALLENGE."""
-        self.need_p1p2(cmd, 0, A.KEYREF_INSPECTOR)
+        self.need_p1p2(cmd, 0, apdu.KEYREF_INSPECTOR)
         proof = self.need_len(cmd, cardauth.PROOF_LEN)
         challenge = self.take_challenge()
         try:

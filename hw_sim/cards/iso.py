@@ -39,9 +39,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import construct as c
+import construct as cs
 
-from protocol import apdu as A
+from protocol import apdu as apdu_layouts
 
 from .faults import CardAbsentError, CardMuteError
 
@@ -67,10 +67,10 @@ def sw_pin_wrong(tries_left: int) -> int:
 
 
 PIN_TRIES = 3
-MAC_TRIES = A.MAC_TRIES  # consecutive MAC failures that lock a card for good (9303)
+MAC_TRIES = apdu_layouts.MAC_TRIES  # consecutive MAC failures that lock a card for good (9303)
 WRITE_BUREAU = "bureau"  # FileSpec.write: after the bureau's EXTERNAL AUTHENTICATE
-_READ_ONLY = {(A.CLA_ISO, A.INS_SELECT), (A.CLA_ISO, A.INS_READ_BINARY), (A.CLA_ISO, A.INS_READ_RECORD),
-              (A.CLA_ISO, A.INS_GET_RESPONSE)}
+_READ_ONLY = {(apdu_layouts.CLA_ISO, apdu_layouts.INS_SELECT), (apdu_layouts.CLA_ISO, apdu_layouts.INS_READ_BINARY), (apdu_layouts.CLA_ISO, apdu_layouts.INS_READ_RECORD),
+              (apdu_layouts.CLA_ISO, apdu_layouts.INS_GET_RESPONSE)}
 
 
 class Refuse(Exception):
@@ -106,7 +106,7 @@ class FileSpec:
     """An EF: its layout (protocol/cardfiles.py), record capacity (0: transparent) and who may write it."""
 
     fid: int
-    layout: c.Construct
+    layout: cs.Construct
     records: int = 0
     write: str | None = None  # None: only the card's own commands change it
 
@@ -151,13 +151,13 @@ class SimCard:
         self.t0 = False  # T=0 behaviour: response data is fetched with GET RESPONSE (SW 61xx)
         self.session = self.SESSION()
         self._handlers: dict[tuple[int, int], Callable] = {
-            (A.CLA_ISO, A.INS_SELECT): self._select,
-            (A.CLA_ISO, A.INS_READ_BINARY): self._read_binary,
-            (A.CLA_ISO, A.INS_UPDATE_BINARY): self._update_binary,
-            (A.CLA_ISO, A.INS_READ_RECORD): self._read_record,
-            (A.CLA_ISO, A.INS_UPDATE_RECORD): self._update_record,
-            (A.CLA_ISO, A.INS_GET_CHALLENGE): self._get_challenge,
-            (A.CLA_ISO, A.INS_GET_RESPONSE): self._get_response,
+            (apdu_layouts.CLA_ISO, apdu_layouts.INS_SELECT): self._select,
+            (apdu_layouts.CLA_ISO, apdu_layouts.INS_READ_BINARY): self._read_binary,
+            (apdu_layouts.CLA_ISO, apdu_layouts.INS_UPDATE_BINARY): self._update_binary,
+            (apdu_layouts.CLA_ISO, apdu_layouts.INS_READ_RECORD): self._read_record,
+            (apdu_layouts.CLA_ISO, apdu_layouts.INS_UPDATE_RECORD): self._update_record,
+            (apdu_layouts.CLA_ISO, apdu_layouts.INS_GET_CHALLENGE): self._get_challenge,
+            (apdu_layouts.CLA_ISO, apdu_layouts.INS_GET_RESPONSE): self._get_response,
         }
         self._handlers.update(self._extra_handlers())
         self._by_sfi = {f.fid & 0x1F: f for f in self.FILES.values()}
@@ -209,23 +209,23 @@ class SimCard:
         if len(raw) < 4:
             raise Refuse(SW_WRONG_LENGTH)
         cla, ins = raw[0], raw[1]
-        if cla not in (A.CLA_ISO, A.CLA_GB):
+        if cla not in (apdu_layouts.CLA_ISO, apdu_layouts.CLA_GB):
             raise Refuse(SW_CLA)
         handler = self._handlers.get((cla, ins))
         if handler is None:
             raise Refuse(SW_INS)
         try:
-            cmd = A.Command.parse(raw)
-        except c.ConstructError:
+            cmd = apdu_layouts.Command.parse(raw)
+        except cs.ConstructError:
             raise Refuse(SW_WRONG_LENGTH) from None
         if self.state.locked and (cla, ins) not in _READ_ONLY:
             raise Refuse(SW_LOCKED)
-        if ins != A.INS_GET_RESPONSE:
+        if ins != apdu_layouts.INS_GET_RESPONSE:
             self.session.pending = b""
         out = handler(cmd) or b""
         if isinstance(out, tuple):  # (data, sw): GET RESPONSE with more to come
             return out
-        if self.t0 and out and ins != A.INS_GET_RESPONSE:
+        if self.t0 and out and ins != apdu_layouts.INS_GET_RESPONSE:
             self.session.pending = bytes(out)
             return b"", 0x6100 | (len(out) & 0xFF)
         return bytes(out), SW_OK
@@ -247,11 +247,11 @@ class SimCard:
         return cmd.data
 
     @staticmethod
-    def parse(layout: c.Construct, data: bytes):
+    def parse(layout: cs.Construct, data: bytes):
         """Parse command data; any failure (check byte, BCD, text) is bad data (6A80)."""
         try:
             return layout.parse(data)
-        except (c.ConstructError, ValueError, UnicodeError):
+        except (cs.ConstructError, ValueError, UnicodeError):
             raise Refuse(SW_BAD_DATA) from None
 
     def mac_failed(self) -> None:
@@ -387,9 +387,9 @@ class SimCard:
 
     def _get_challenge(self, cmd) -> bytes:
         self.need_p1p2(cmd)
-        if cmd.data or cmd.le != A.CHALLENGE_LEN:
+        if cmd.data or cmd.le != apdu_layouts.CHALLENGE_LEN:
             raise Refuse(SW_WRONG_LENGTH)
-        self.session.challenge = bytes(self.rng(A.CHALLENGE_LEN))
+        self.session.challenge = bytes(self.rng(apdu_layouts.CHALLENGE_LEN))
         return self.session.challenge
 
     def _get_response(self, cmd) -> bytes:

@@ -17,8 +17,8 @@ import hmac
 from dataclasses import dataclass
 
 from protocol import cardauth
-from protocol import apdu as A
-from protocol import cardfiles as F
+from protocol import apdu
+from protocol import cardfiles
 
 from .iso import (
     PIN_TRIES, SW_CONDITIONS, SW_PIN_BLOCKED, SW_SECURITY, SW_WRONG_LENGTH, CardState, FileSpec, Refuse,
@@ -44,8 +44,8 @@ class ManagementSession(Session):
 
 class ManagementCard(SimCard):
     KIND = "management"
-    DF_NAME = A.DF_MANAGEMENT
-    FILES = {F.MGMT_EF_CERTIFICATE: FileSpec(F.MGMT_EF_CERTIFICATE, A.ManagementCertificate)}
+    DF_NAME = apdu.DF_MANAGEMENT
+    FILES = {cardfiles.MGMT_EF_CERTIFICATE: FileSpec(cardfiles.MGMT_EF_CERTIFICATE, apdu.ManagementCertificate)}
     SESSION = ManagementSession
     state: ManagementState
     session: ManagementSession
@@ -58,8 +58,8 @@ class ManagementCard(SimCard):
 
     def _extra_handlers(self):
         return {
-            (A.CLA_ISO, A.INS_VERIFY): self._verify,
-            (A.CLA_ISO, A.INS_INTERNAL_AUTHENTICATE): self._internal_authenticate,
+            (apdu.CLA_ISO, apdu.INS_VERIFY): self._verify,
+            (apdu.CLA_ISO, apdu.INS_INTERNAL_AUTHENTICATE): self._internal_authenticate,
         }
 
     def read_file(self, fid: int) -> bytes:
@@ -87,7 +87,7 @@ class ManagementCard(SimCard):
 
     def _internal_authenticate(self, cmd) -> bytes:
         self.need_p1p2(cmd)
-        challenge = self.need_len(cmd, A.CHALLENGE_LEN)
+        challenge = self.need_len(cmd, apdu.CHALLENGE_LEN)
         s = self.state
         if s.pin:
             if s.pin_tries == 0:

@@ -13,10 +13,10 @@ costs nothing).
 
 from __future__ import annotations
 
-from protocol import apdu as A
-from protocol import cardfiles as F
+from protocol import apdu
+from protocol import cardfiles
 
-GB, ISO = A.CLA_GB, A.CLA_ISO
+GB, ISO = apdu.CLA_GB, apdu.CLA_ISO
 
 
 class CardRefused(Exception):
@@ -28,19 +28,19 @@ class CardRefused(Exception):
 
 
 def send(card, cla: int, ins: int, p1: int = 0, p2: int = 0, data: bytes = b"", le: int | None = None) -> bytes:
-    raw = card.transmit(A.Command.build(dict(cla=cla, ins=ins, p1=p1, p2=p2, data=bytes(data), le=le)))
+    raw = card.transmit(apdu.Command.build(dict(cla=cla, ins=ins, p1=p1, p2=p2, data=bytes(data), le=le)))
     sw = raw[-2] << 8 | raw[-1]
-    if sw != A.SW_OK:
+    if sw != apdu.SW_OK:
         raise CardRefused(sw, ins)
     return raw[:-2]
 
 
 def select(card, df_name: bytes) -> None:
-    send(card, ISO, A.INS_SELECT, 0x04, 0x00, df_name)  # 00 A4 04 00 Lc <DF name>
+    send(card, ISO, apdu.INS_SELECT, 0x04, 0x00, df_name)  # 00 A4 04 00 Lc <DF name>
 
 
 def read_binary(card, fid: int) -> bytes:
-    return send(card, ISO, A.INS_READ_BINARY, 0x80 | fid & 0x1F, 0, le=256)  # 00 B0 8s 00 00
+    return send(card, ISO, apdu.INS_READ_BINARY, 0x80 | fid & 0x1F, 0, le=256)  # 00 B0 8s 00 00
 
 
 def read_records(card, fid: int) -> list[bytes]:
@@ -48,7 +48,7 @@ def read_records(card, fid: int) -> list[bytes]:
     out = []
     while True:
         try:
-            out.append(send(card, ISO, A.INS_READ_RECORD, len(out) + 1, (fid & 0x1F) << 3 | 4, le=256))
+            out.append(send(card, ISO, apdu.INS_READ_RECORD, len(out) + 1, (fid & 0x1F) << 3 | 4, le=256))
         except CardRefused as e:
             if e.sw == 0x6A82:
                 return out
@@ -58,11 +58,11 @@ def read_records(card, fid: int) -> list[bytes]:
 # ---- initialization (税控初始化) ---------------------------------------------------------------------------
 def find_till(user, machine_no: str, fiscal_card_no: bytes) -> int:
     """The till's record number in the user card's EF06 (it serves this till), or CardRefused 6A82."""
-    for n, raw in enumerate(read_records(user, F.USER_EF_TILLS), 1):
-        till = F.UserTill.parse(raw)
+    for n, raw in enumerate(read_records(user, cardfiles.USER_EF_TILLS), 1):
+        till = cardfiles.UserTill.parse(raw)
         if till.machine_no == machine_no and till.card_no == fiscal_card_no:
             return n
-    raise CardRefused(0x6A82, A.INS_READ_RECORD)
+    raise CardRefused(0x6A82, apdu.INS_READ_RECORD)
 
 
 def initialize(fiscal, user) -> bytes:
@@ -70,21 +70,21 @@ def initialize(fiscal, user) -> bytes:
 
     Before it the till checks EF02 of the fiscal card (machine number, validity) and finds itself in the
     user card's EF06 (find_till)."""
-    select(fiscal, A.DF_FISCAL)
-    select(user, A.DF_USER)
-    nb = send(fiscal, GB, A.INS_GET_REGISTER_NB, le=16)  # C0 F0 00 00 10
-    mac2 = send(user, GB, A.INS_REGISTER_SIGN, data=nb, le=4)  # C0 E4 00 00 10 <16> 04
-    return send(fiscal, GB, A.INS_TERMINAL_REGISTER, data=mac2, le=8)  # C0 F1 00 00 04 <MAC2> 08
+    select(fiscal, apdu.DF_FISCAL)
+    select(user, apdu.DF_USER)
+    nb = send(fiscal, GB, apdu.INS_GET_REGISTER_NB, le=16)  # C0 F0 00 00 10
+    mac2 = send(user, GB, apdu.INS_REGISTER_SIGN, data=nb, le=4)  # C0 E4 00 00 10 <16> 04
+    return send(fiscal, GB, apdu.INS_TERMINAL_REGISTER, data=mac2, le=8)  # C0 F1 00 00 04 <MAC2> 08
 
 
 def verify_pin(fiscal, pin: bytes) -> bytes:
     """C0 F9 00 00 08 <PIN> 08 -> the new PIN, to be stored before anything else."""
-    return send(fiscal, GB, A.INS_VERIFY_FISCAL_PIN, data=pin, le=8)
+    return send(fiscal, GB, apdu.INS_VERIFY_FISCAL_PIN, data=pin, le=8)
 
 
 def open_fiscal(fiscal, pin: bytes) -> bytes:
     """Start of a fiscal-card session that will issue, load or clear: SELECT, VERIFY; the new PIN."""
-    select(fiscal, A.DF_FISCAL)
+    select(fiscal, apdu.DF_FISCAL)
     return verify_pin(fiscal, pin)
 
 
@@ -93,22 +93,22 @@ def load_roll(fiscal, user, till_record: int) -> bytes:
     """DISTRIBUTE_INVOICE_NB on the user card, INPUT_INVOICE_NB on the fiscal card (PIN verified).
 
     The till first reads the fiscal card's EF05: a roll with numbers left means no loading (6985)."""
-    select(user, A.DF_USER)
-    roll = send(user, GB, A.INS_DISTRIBUTE_INVOICE_NB, till_record, 0, le=A.RollData.sizeof())  # C0 E9 rr 00 16
-    send(fiscal, GB, A.INS_INPUT_INVOICE_NB, data=roll)  # C0 F7 00 00 16 <roll>
+    select(user, apdu.DF_USER)
+    roll = send(user, GB, apdu.INS_DISTRIBUTE_INVOICE_NB, till_record, 0, le=apdu.RollData.sizeof())  # C0 E9 rr 00 16
+    send(fiscal, GB, apdu.INS_INPUT_INVOICE_NB, data=roll)  # C0 F7 00 00 16 <roll>
     return roll
 
 
 def recover_roll(fiscal, user, machine_no: str) -> bytes | None:
     """After a power failure between DISTRIBUTE and INPUT: the user card's EF07 holds the roll; load it
     unless the fiscal card already did (its EF05 shows it).  Returns the roll loaded now, or None."""
-    select(user, A.DF_USER)
-    last = F.UserLastRoll.parse(read_binary(user, F.USER_EF_LAST_ROLL))
-    loaded = F.FiscalRoll.parse(read_binary(fiscal, F.FISCAL_EF_ROLL))
+    select(user, apdu.DF_USER)
+    last = cardfiles.UserLastRoll.parse(read_binary(user, cardfiles.USER_EF_LAST_ROLL))
+    loaded = cardfiles.FiscalRoll.parse(read_binary(fiscal, cardfiles.FISCAL_EF_ROLL))
     if last.machine_no != machine_no or (loaded.code, loaded.start) == (last.roll.code, last.roll.start):
         return None
-    roll = A.RollData.build(last.roll)
-    send(fiscal, GB, A.INS_INPUT_INVOICE_NB, data=roll)
+    roll = apdu.RollData.build(last.roll)
+    send(fiscal, GB, apdu.INS_INPUT_INVOICE_NB, data=roll)
     return roll
 
 
@@ -116,8 +116,8 @@ def recover_roll(fiscal, user, machine_no: str) -> bytes | None:
 def issue(fiscal, date: int, kind: int, number: int, lines: list[tuple[int, int]], total: int) -> bytes:
     """C0 F2 00 00 2C <IssueInvoiceData> 08 -> 税控码 (8).  lines: up to 6 (item, amount)."""
     slots = [dict(item=i, amount=a) for i, a in lines] + [dict(item=0, amount=0)] * (6 - len(lines))
-    data = A.IssueInvoiceData.build(dict(date=date, kind=kind, number=number, lines=slots, total=total))
-    return send(fiscal, GB, A.INS_ISSUE_INVOICE, data=data, le=8)
+    data = apdu.IssueInvoiceData.build(dict(date=date, kind=kind, number=number, lines=slots, total=total))
+    return send(fiscal, GB, apdu.INS_ISSUE_INVOICE, data=data, le=8)
 
 
 def period_sums(counts: tuple[int, int, int], lines: list[tuple[int, int, int]]) -> dict:
@@ -129,7 +129,7 @@ def period_sums(counts: tuple[int, int, int], lines: list[tuple[int, int, int]])
 
 def daily_close(fiscal, date: int, sums: dict) -> bytes:
     """C0 FB 00 00 47 <DailyCollectSignData> 40 -> signature (64).  Every calendar day, in order."""
-    return send(fiscal, GB, A.INS_DAILY_COLLECT_SIGN, data=A.DailyCollectSignData.build(dict(date=date, sums=sums)),
+    return send(fiscal, GB, apdu.INS_DAILY_COLLECT_SIGN, data=apdu.DailyCollectSignData.build(dict(date=date, sums=sums)),
                 le=64)
 
 
@@ -137,11 +137,11 @@ def declare(fiscal, user, start: int, end: int, sums: dict) -> tuple[bytes, byte
     """DECLARE_DUTY on the fiscal card, DATA_COLLECT of its input and output onto the user card.
     Returns (DeclareDutyData, DeclareDutyResponse) bytes.  After a lost DECLARE_DUTY reply the till
     rebuilds the response from the fiscal card's EF04 (status SIGNED) instead of declaring again."""
-    data = A.DeclareDutyData.build(dict(start=start, end=end, sums=sums))
-    response = send(fiscal, GB, A.INS_DECLARE_DUTY, data=data, le=A.DeclareDutyResponse.sizeof())  # C0 F4
-    card_no = F.FiscalIdentity.parse(read_binary(fiscal, F.FISCAL_EF_IDENTITY)).card_no
-    select(user, A.DF_USER)
-    send(user, GB, A.INS_DATA_COLLECT, data=card_no + data + response)  # C0 E6 00 00 A1 <161>
+    data = apdu.DeclareDutyData.build(dict(start=start, end=end, sums=sums))
+    response = send(fiscal, GB, apdu.INS_DECLARE_DUTY, data=data, le=apdu.DeclareDutyResponse.sizeof())  # C0 F4
+    card_no = cardfiles.FiscalIdentity.parse(read_binary(fiscal, cardfiles.FISCAL_EF_IDENTITY)).card_no
+    select(user, apdu.DF_USER)
+    send(user, GB, apdu.INS_DATA_COLLECT, data=card_no + data + response)  # C0 E6 00 00 A1 <161>
     return data, response
 
 
@@ -151,13 +151,13 @@ def clear_unlock(fiscal, user, machine_no: str) -> dict:
     Returns the fiscal card's new EF01 (controls, period_end, sequence) for the clear-unlock record.
     CardRefused 6A82: no control data for this till on the user card; 6985 from the fiscal card: not
     (yet) cleared at the bureau, or already applied."""
-    select(user, A.DF_USER)
-    for raw in read_records(user, F.USER_EF_CONTROLS):
-        rec = F.UserControls.parse(raw)
+    select(user, apdu.DF_USER)
+    for raw in read_records(user, cardfiles.USER_EF_CONTROLS):
+        rec = cardfiles.UserControls.parse(raw)
         if rec.machine_no == machine_no:
-            send(fiscal, GB, A.INS_UPDATE_CONTROLS, data=bytes([rec.key_id]) + rec.ciphertext + rec.mac2)  # C0 F6
-            return F.FiscalControls.parse(read_binary(fiscal, F.FISCAL_EF_CONTROLS))
-    raise CardRefused(0x6A82, A.INS_READ_RECORD)
+            send(fiscal, GB, apdu.INS_UPDATE_CONTROLS, data=bytes([rec.key_id]) + rec.ciphertext + rec.mac2)  # C0 F6
+            return cardfiles.FiscalControls.parse(read_binary(fiscal, cardfiles.FISCAL_EF_CONTROLS))
+    raise CardRefused(0x6A82, apdu.INS_READ_RECORD)
 
 
 # ---- inspection and clock change --------------------------------------------------------------------------
@@ -169,10 +169,10 @@ def authenticate_inspector(fiscal, management, pin: bytes | None = None):
         management: 00 88 00 00 08 <challenge> 00         -> InspectorProof (202)
         fiscal:     00 82 00 02 CA <InspectorProof>       -> 9000: genuine
     """
-    select(management, A.DF_MANAGEMENT)
+    select(management, apdu.DF_MANAGEMENT)
     if pin is not None:
-        send(management, ISO, A.INS_VERIFY, 0, 0x01, pin)
-    challenge = send(fiscal, ISO, A.INS_GET_CHALLENGE, le=A.CHALLENGE_LEN)
-    proof = send(management, ISO, A.INS_INTERNAL_AUTHENTICATE, data=challenge, le=256)
-    send(fiscal, ISO, A.INS_EXTERNAL_AUTHENTICATE, 0, A.KEYREF_INSPECTOR, proof)
-    return A.InspectorProof.parse(proof).certificate
+        send(management, ISO, apdu.INS_VERIFY, 0, 0x01, pin)
+    challenge = send(fiscal, ISO, apdu.INS_GET_CHALLENGE, le=apdu.CHALLENGE_LEN)
+    proof = send(management, ISO, apdu.INS_INTERNAL_AUTHENTICATE, data=challenge, le=256)
+    send(fiscal, ISO, apdu.INS_EXTERNAL_AUTHENTICATE, 0, apdu.KEYREF_INSPECTOR, proof)
+    return apdu.InspectorProof.parse(proof).certificate

@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from protocol import cardauth
-from protocol import apdu as A
-from protocol import cardfiles as F
+from protocol import apdu
+from protocol import cardfiles
 from protocol import crypto
 
 from .iso import (
@@ -36,8 +36,8 @@ DECLARATIONS_MAX = 8
 ROLLS_MAX = 16
 TILLS_MAX = 8
 
-_RECORD_FILES = {F.USER_EF_CONTROLS: "controls", F.USER_EF_DECLARATIONS: "declarations",
-                 F.USER_EF_ROLLS: "rolls", F.USER_EF_TILLS: "tills"}
+_RECORD_FILES = {cardfiles.USER_EF_CONTROLS: "controls", cardfiles.USER_EF_DECLARATIONS: "declarations",
+                 cardfiles.USER_EF_ROLLS: "rolls", cardfiles.USER_EF_TILLS: "tills"}
 
 
 @dataclass(kw_only=True)
@@ -53,21 +53,21 @@ class UserState(CardState):
     controls: list = field(default_factory=list)  # EF01 records
     declarations: list = field(default_factory=list)  # EF04 records
     rolls: list = field(default_factory=list)  # EF05 records
-    last_roll: bytes = bytes(F.UserLastRoll.sizeof())  # EF07
+    last_roll: bytes = bytes(cardfiles.UserLastRoll.sizeof())  # EF07
 
 
 class UserCard(SimCard):
     KIND = "user"
-    DF_NAME = A.DF_USER
+    DF_NAME = apdu.DF_USER
     FILES = {
-        F.USER_EF_CONTROLS: FileSpec(F.USER_EF_CONTROLS, F.UserControls, CONTROLS_MAX, WRITE_BUREAU),
-        F.USER_EF_IDENTITY: FileSpec(F.USER_EF_IDENTITY, F.UserIdentity),
-        F.USER_EF_TAX_ITEMS: FileSpec(F.USER_EF_TAX_ITEMS, F.UserTaxItems, 0, WRITE_BUREAU),
-        F.USER_EF_DECLARATIONS: FileSpec(F.USER_EF_DECLARATIONS, F.UserDeclaration, DECLARATIONS_MAX,
+        cardfiles.USER_EF_CONTROLS: FileSpec(cardfiles.USER_EF_CONTROLS, cardfiles.UserControls, CONTROLS_MAX, WRITE_BUREAU),
+        cardfiles.USER_EF_IDENTITY: FileSpec(cardfiles.USER_EF_IDENTITY, cardfiles.UserIdentity),
+        cardfiles.USER_EF_TAX_ITEMS: FileSpec(cardfiles.USER_EF_TAX_ITEMS, cardfiles.UserTaxItems, 0, WRITE_BUREAU),
+        cardfiles.USER_EF_DECLARATIONS: FileSpec(cardfiles.USER_EF_DECLARATIONS, cardfiles.UserDeclaration, DECLARATIONS_MAX,
                                          WRITE_BUREAU),
-        F.USER_EF_ROLLS: FileSpec(F.USER_EF_ROLLS, F.UserRoll, ROLLS_MAX, WRITE_BUREAU),
-        F.USER_EF_TILLS: FileSpec(F.USER_EF_TILLS, F.UserTill, TILLS_MAX),
-        F.USER_EF_LAST_ROLL: FileSpec(F.USER_EF_LAST_ROLL, F.UserLastRoll),
+        cardfiles.USER_EF_ROLLS: FileSpec(cardfiles.USER_EF_ROLLS, cardfiles.UserRoll, ROLLS_MAX, WRITE_BUREAU),
+        cardfiles.USER_EF_TILLS: FileSpec(cardfiles.USER_EF_TILLS, cardfiles.UserTill, TILLS_MAX),
+        cardfiles.USER_EF_LAST_ROLL: FileSpec(cardfiles.USER_EF_LAST_ROLL, cardfiles.UserLastRoll),
     }
     state: UserState
 
@@ -77,25 +77,25 @@ class UserCard(SimCard):
         state = UserState(
             card_no=bytes(data.card_no), admin_key=bytes(data.admin_key),
             till_keys=[[bytes(t.fiscal_card_no), bytes(t.reg_fc), bytes(t.reg_uc)] for t in data.tills],
-            identity=F.UserIdentity.build(data.identity),
-            tax_items=F.UserTaxItems.build(dict(tax_items=data.tax_items)),
-            tills=[F.UserTill.build(dict(machine_no=t.machine_no, card_no=t.fiscal_card_no)) for t in data.tills])
+            identity=cardfiles.UserIdentity.build(data.identity),
+            tax_items=cardfiles.UserTaxItems.build(dict(tax_items=data.tax_items)),
+            tills=[cardfiles.UserTill.build(dict(machine_no=t.machine_no, card_no=t.fiscal_card_no)) for t in data.tills])
         return cls(state, rng=rng)
 
     def _extra_handlers(self):
         return {
-            (A.CLA_GB, A.INS_REGISTER_SIGN): self._register_sign,
-            (A.CLA_GB, A.INS_DATA_COLLECT): self._data_collect,
-            (A.CLA_GB, A.INS_DISTRIBUTE_INVOICE_NB): self._distribute,
-            (A.CLA_ISO, A.INS_EXTERNAL_AUTHENTICATE): self._external_authenticate,
-            (A.CLA_ISO, A.INS_ERASE_BINARY): self._erase_last_roll,
+            (apdu.CLA_GB, apdu.INS_REGISTER_SIGN): self._register_sign,
+            (apdu.CLA_GB, apdu.INS_DATA_COLLECT): self._data_collect,
+            (apdu.CLA_GB, apdu.INS_DISTRIBUTE_INVOICE_NB): self._distribute,
+            (apdu.CLA_ISO, apdu.INS_EXTERNAL_AUTHENTICATE): self._external_authenticate,
+            (apdu.CLA_ISO, apdu.INS_ERASE_BINARY): self._erase_last_roll,
         }
 
     # ---- files -----------------------------------------------------------------------------------------
     def read_file(self, fid: int) -> bytes:
         s = self.state
-        return {F.USER_EF_IDENTITY: s.identity, F.USER_EF_TAX_ITEMS: s.tax_items,
-                F.USER_EF_LAST_ROLL: s.last_roll}[fid]
+        return {cardfiles.USER_EF_IDENTITY: s.identity, cardfiles.USER_EF_TAX_ITEMS: s.tax_items,
+                cardfiles.USER_EF_LAST_ROLL: s.last_roll}[fid]
 
     def read_records(self, fid: int) -> list[bytes]:
         return getattr(self.state, _RECORD_FILES[fid])
@@ -115,7 +115,7 @@ class UserCard(SimCard):
     # ---- commands ---------------------------------------------------------------------------------------
     def _register_sign(self, cmd) -> bytes:
         self.need_p1p2(cmd)
-        raw = self.need_len(cmd, A.RegisterNb.sizeof())
+        raw = self.need_len(cmd, apdu.RegisterNb.sizeof())
         random, card_no, mac1 = raw[:4], raw[4:12], raw[12:]
         _, reg_fc, reg_uc = self._till_keys(card_no)
         try:
@@ -127,10 +127,10 @@ class UserCard(SimCard):
 
     def _data_collect(self, cmd) -> None:
         self.need_p1p2(cmd)
-        raw = self.need_len(cmd, A.DataCollectData.sizeof())
-        self.parse(A.DataCollectData, raw)
+        raw = self.need_len(cmd, apdu.DataCollectData.sizeof())
+        self.parse(apdu.DataCollectData, raw)
         self._till_keys(raw[:8])
-        record = bytes([F.DECL_SIGNED]) + raw
+        record = bytes([cardfiles.DECL_SIGNED]) + raw
         s = self.state
         if any(r[1:] == raw for r in s.declarations):
             return  # already stored: a repeated DATA_COLLECT after a lost reply
@@ -138,7 +138,7 @@ class UserCard(SimCard):
         if len(records) < DECLARATIONS_MAX:
             records.append(record)
         else:
-            free = [i for i, r in enumerate(records) if r[0] == F.DECL_CLEARED]
+            free = [i for i, r in enumerate(records) if r[0] == cardfiles.DECL_CLEARED]
             if not free:
                 raise Refuse(SW_CONDITIONS)
             records[free[0]] = record
@@ -159,16 +159,16 @@ class UserCard(SimCard):
 
     def _erase_last_roll(self, cmd) -> None:
         """ERASE BINARY of EF07, compare-and-erase: the data is EF07's content as the till read it."""
-        if cmd.p1 != 0x80 | (F.USER_EF_LAST_ROLL & 0x1F) or cmd.p2 != 0:
+        if cmd.p1 != 0x80 | (cardfiles.USER_EF_LAST_ROLL & 0x1F) or cmd.p2 != 0:
             raise Refuse(SW_SECURITY if cmd.p1 & 0x80 and cmd.p2 == 0 else SW_BAD_DATA)
-        expected = self.need_len(cmd, F.UserLastRoll.sizeof())
+        expected = self.need_len(cmd, cardfiles.UserLastRoll.sizeof())
         if expected != self.state.last_roll:
             raise Refuse(SW_CONDITIONS)
-        self.state.last_roll = bytes(F.UserLastRoll.sizeof())
+        self.state.last_roll = bytes(cardfiles.UserLastRoll.sizeof())
 
     def _external_authenticate(self, cmd) -> None:
         """The bureau's cryptogram (P2 = KEYREF_BUREAU) answering this card's GET CHALLENGE."""
-        self.need_p1p2(cmd, 0, A.KEYREF_BUREAU)
+        self.need_p1p2(cmd, 0, apdu.KEYREF_BUREAU)
         cryptogram = self.need_len(cmd, cardauth.CRYPTOGRAM_LEN)
         challenge = self.take_challenge()
         self.session.bureau = False
