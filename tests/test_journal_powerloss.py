@@ -58,7 +58,7 @@ def test_the_scenario_is_representative():
 
 def test_a_failing_invariant_is_caught():
     """The campaign is not vacuous: a journal that ignores commit bytes fails it."""
-    import fiscal_till.journal
+    from fiscal_till import journal
     saved = journal._committed
     journal._committed = lambda c: True
     try:
