@@ -18,6 +18,9 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from protocol import commands
+
+from .model import add_days
 from .runner import Case, CaseFailed, Session, Verdict
 
 MODEL_CASE = Case(id="FC-MODEL-001", title="random command sequences agree with the reference model",
@@ -27,143 +30,147 @@ MODEL_CASE = Case(id="FC-MODEL-001", title="random command sequences agree with 
 amounts = st.lists(st.sampled_from([1, 50, 999, 10_000, 250_000, 1_000_000, 1_000_001, 0]), min_size=0, max_size=3)
 
 
+class TillMachine(RuleBasedStateMachine):
+    """Steps go through a Session, which checks each reply and GET_STATUS against the model.
+
+    A run binds its DUT factory and its step record by subclassing (:func:`make_machine`): hypothesis
+    builds a fresh machine per example, so the shrunk failure's steps are the last record.
+    """
+
+    make_dut = None  # set by make_machine
+    record: list = []
+
+    def __init__(self):
+        super().__init__()
+        self.dut = type(self).make_dut()
+        self.sess = Session(self.dut, Case(**{**vars(MODEL_CASE), "steps": []}))
+        self.steps: list[dict] = []
+        type(self).record.clear()
+        type(self).record.append(self.steps)
+
+    def do(self, step: dict) -> None:
+        if "send" in step and "expect" not in step and step["send"] != "INITIALIZE":
+            step["expect"] = {"status": None}  # the model says what is right
+        self.steps.append(step)
+        self.sess.step(step)
+
+    def teardown(self):
+        self.dut.close()
+
+    @initialize()
+    def ready(self):
+        self.sess.set_clock(20260105, 90000)
+        self.steps.append({"set_clock": "20260105 090000"})
+        for s in ({"send": "INITIALIZE", "fields": {"date": 20260105, "time": 90000}},
+                  {"bureau": "sell_roll", "start": 1, "end": 60}, {"send": "LOAD_ROLL"},
+                  {"set_clock": "20260105 100000"}):
+            self.do(s)
+
+    @property
+    def m(self):
+        return self.sess.model.state
+
+    @rule(a=amounts, item=st.sampled_from([1, 1, 2, 5]), kind=st.sampled_from([1, 1, 1, 2, 3]),
+          pick=st.integers(0, 1000))
+    def issue(self, a, item, kind, pick):
+        if kind == 3:
+            self.do({"send": "ISSUE_INVOICE", "fields": {"kind": 3, "ref_number": 0, "cashier": "c",
+                                                         "payer": "", "total": 0, "lines": []}})
+            return
+        ref = 0
+        if kind == 2:
+            normals = [i["number"] for i in self.m.invoices if i["kind"] == 1]
+            ref = normals[pick % len(normals)] if normals else 7
+        self.do({"send": "ISSUE_INVOICE", "invoice": a, "item": item, "kind": kind, "ref": ref})
+
+    @rule()
+    def daily_close(self):
+        self.do({"send": "DAILY_CLOSE"})
+
+    @rule(back=st.integers(0, 3), zero=st.booleans())
+    def declare(self, back, zero):
+        end = 0 if zero or not self.m.closed else self.m.closed
+        if end and back:
+            end = add_days(end, -back)
+        self.do({"send": "DECLARE", "fields": {"end": end}})
+
+    @rule(days=st.integers(10, 60))
+    def bureau_clears(self, days):
+        if any(r[2] == "signed" for r in self.m.user_decls) and self.m.user_slot == "user":
+            self.do({"bureau": "clear", "deadline": add_days(self.m.decl[1] if self.m.decl else self.m.date,
+                                                              days)})
+
+    @rule()
+    def clear_unlock(self):
+        self.do({"send": "CLEAR_UNLOCK"})
+
+    @rule(size=st.integers(1, 40))
+    def sell_and_load(self, size):
+        if self.m.user_slot == "user" and len(self.m.user_rolls) < 2:  # the user card holds 16 rolls
+            top = max([r[2] for r in self.m.user_rolls] + [self.m.roll[2] if self.m.roll else 0])
+            self.do({"bureau": "sell_roll", "start": top + 1, "end": top + size})
+        self.do({"send": "LOAD_ROLL"})
+
+    @rule(days=st.integers(0, 40), hours=st.integers(0, 6))
+    def time_travel(self, days, hours):
+        if self.m.time // 10000 + hours >= 23:
+            hours = 0
+        self.do({"advance": {"days": days, "hours": hours}})
+
+    @rule()
+    def power_cycle(self):
+        self.do({"power_cycle": True})
+
+    @rule(at=st.integers(0, 8), after=st.booleans(), a=amounts)
+    def power_cut_invoice(self, at, after, a):
+        if "power_loss" not in self.dut.capabilities or not a:
+            return
+        self.do({"power_cut": {"at": at, "after": after}})
+        self.do({"send": "ISSUE_INVOICE", "invoice": a, "expect": {"status": None}})
+        self.do({"power_cycle": True})
+        self.do({"send": "ISSUE_INVOICE", "invoice": a, "rid": "same", "expect": {"status": None}})
+
+    @rule()
+    def retry_last(self):
+        lr = self.m.last_req
+        if lr is None:
+            return
+        name = commands.BY_CODE[lr["cmd"]].name
+        self.do({"send": name, "payload": lr["payload"].hex(), "rid": lr["rid"], "expect": {"status": None}})
+
+    @rule(slot_content=st.sampled_from(["management", "user"]))
+    def swap_user_card(self, slot_content):
+        if "cards" in self.dut.capabilities:
+            self.do({"card": {"slot": "user", "insert": slot_content}})
+
+    @rule(days=st.integers(-1, 3))
+    def set_time(self, days):
+        self.do({"send": "SET_TIME", "fields": {"date": add_days(self.m.date, days), "time": 120000},
+                 "expect": {"status": None}})
+
+    @rule(kind=st.sampled_from([1, 2, 3, 4]), back=st.integers(0, 10), span=st.integers(0, 5))
+    def report(self, kind, back, span):
+        start = add_days(self.m.date, -back)
+        self.do({"send": "REPORT", "fields": {"kind": kind, "start": start, "end": add_days(start, span)},
+                 "expect": {"status": None}})
+
+    @rule(n=st.integers(0, 70))
+    def document(self, n):
+        self.do({"send": "GET_DOCUMENT", "fields": {"number": n}, "expect": {"status": None}})
+
+    @rule()
+    def inspect(self):
+        self.do({"send": "INSPECT", "expect": {"status": None}})
+
+    @invariant()
+    def status_agrees(self):
+        if self.sess.model is not None and self.steps:
+            self.do({"expect_status_fields": {}})  # a step, so the written scenario replays it
+
+
 def make_machine(make_dut, record: list):
-    class TillMachine(RuleBasedStateMachine):
-        """Steps go through a Session, which checks each reply and GET_STATUS against the model."""
-
-        def __init__(self):
-            super().__init__()
-            self.dut = make_dut()
-            self.sess = Session(self.dut, Case(**{**vars(MODEL_CASE), "steps": []}))
-            self.steps: list[dict] = []
-            record.clear()
-            record.append(self.steps)
-
-        def do(self, step: dict) -> None:
-            if "send" in step and "expect" not in step and step["send"] != "INITIALIZE":
-                step["expect"] = {"status": None}  # the model says what is right
-            self.steps.append(step)
-            self.sess.step(step)
-
-        def teardown(self):
-            self.dut.close()
-
-        @initialize()
-        def ready(self):
-            self.sess.set_clock(20260105, 90000)
-            self.steps.append({"set_clock": "20260105 090000"})
-            for s in ({"send": "INITIALIZE", "fields": {"date": 20260105, "time": 90000}},
-                      {"bureau": "sell_roll", "start": 1, "end": 60}, {"send": "LOAD_ROLL"},
-                      {"set_clock": "20260105 100000"}):
-                self.do(s)
-
-        @property
-        def m(self):
-            return self.sess.model.state
-
-        @rule(a=amounts, item=st.sampled_from([1, 1, 2, 5]), kind=st.sampled_from([1, 1, 1, 2, 3]),
-              pick=st.integers(0, 1000))
-        def issue(self, a, item, kind, pick):
-            if kind == 3:
-                self.do({"send": "ISSUE_INVOICE", "fields": {"kind": 3, "ref_number": 0, "cashier": "c",
-                                                             "payer": "", "total": 0, "lines": []}})
-                return
-            ref = 0
-            if kind == 2:
-                normals = [i["number"] for i in self.m.invoices if i["kind"] == 1]
-                ref = normals[pick % len(normals)] if normals else 7
-            self.do({"send": "ISSUE_INVOICE", "invoice": a, "item": item, "kind": kind, "ref": ref})
-
-        @rule()
-        def daily_close(self):
-            self.do({"send": "DAILY_CLOSE"})
-
-        @rule(back=st.integers(0, 3), zero=st.booleans())
-        def declare(self, back, zero):
-            end = 0 if zero or not self.m.closed else self.m.closed
-            if end and back:
-                from .model import add_days
-                end = add_days(end, -back)
-            self.do({"send": "DECLARE", "fields": {"end": end}})
-
-        @rule(days=st.integers(10, 60))
-        def bureau_clears(self, days):
-            if any(r[2] == "signed" for r in self.m.user_decls) and self.m.user_slot == "user":
-                from .model import add_days
-                self.do({"bureau": "clear", "deadline": add_days(self.m.decl[1] if self.m.decl else self.m.date,
-                                                                  days)})
-
-        @rule()
-        def clear_unlock(self):
-            self.do({"send": "CLEAR_UNLOCK"})
-
-        @rule(size=st.integers(1, 40))
-        def sell_and_load(self, size):
-            if self.m.user_slot == "user" and len(self.m.user_rolls) < 2:  # the user card holds 16 rolls
-                top = max([r[2] for r in self.m.user_rolls] + [self.m.roll[2] if self.m.roll else 0])
-                self.do({"bureau": "sell_roll", "start": top + 1, "end": top + size})
-            self.do({"send": "LOAD_ROLL"})
-
-        @rule(days=st.integers(0, 40), hours=st.integers(0, 6))
-        def time_travel(self, days, hours):
-            if self.m.time // 10000 + hours >= 23:
-                hours = 0
-            self.do({"advance": {"days": days, "hours": hours}})
-
-        @rule()
-        def power_cycle(self):
-            self.do({"power_cycle": True})
-
-        @rule(at=st.integers(0, 8), after=st.booleans(), a=amounts)
-        def power_cut_invoice(self, at, after, a):
-            if "power_loss" not in self.dut.capabilities or not a:
-                return
-            self.do({"power_cut": {"at": at, "after": after}})
-            self.do({"send": "ISSUE_INVOICE", "invoice": a, "expect": {"status": None}})
-            self.do({"power_cycle": True})
-            self.do({"send": "ISSUE_INVOICE", "invoice": a, "rid": "same", "expect": {"status": None}})
-
-        @rule()
-        def retry_last(self):
-            lr = self.m.last_req
-            if lr is None:
-                return
-            from protocol import commands
-            name = commands.BY_CODE[lr["cmd"]].name
-            self.do({"send": name, "payload": lr["payload"].hex(), "rid": lr["rid"], "expect": {"status": None}})
-
-        @rule(slot_content=st.sampled_from(["management", "user"]))
-        def swap_user_card(self, slot_content):
-            if "cards" in self.dut.capabilities:
-                self.do({"card": {"slot": "user", "insert": slot_content}})
-
-        @rule(days=st.integers(-1, 3))
-        def set_time(self, days):
-            from .model import add_days
-            self.do({"send": "SET_TIME", "fields": {"date": add_days(self.m.date, days), "time": 120000},
-                     "expect": {"status": None}})
-
-        @rule(kind=st.sampled_from([1, 2, 3, 4]), back=st.integers(0, 10), span=st.integers(0, 5))
-        def report(self, kind, back, span):
-            from .model import add_days
-            start = add_days(self.m.date, -back)
-            self.do({"send": "REPORT", "fields": {"kind": kind, "start": start, "end": add_days(start, span)},
-                     "expect": {"status": None}})
-
-        @rule(n=st.integers(0, 70))
-        def document(self, n):
-            self.do({"send": "GET_DOCUMENT", "fields": {"number": n}, "expect": {"status": None}})
-
-        @rule()
-        def inspect(self):
-            self.do({"send": "INSPECT", "expect": {"status": None}})
-
-        @invariant()
-        def status_agrees(self):
-            if self.sess.model is not None and self.steps:
-                self.do({"expect_status_fields": {}})  # a step, so the written scenario replays it
-
-    return TillMachine
+    """A TillMachine class that opens DUTs with ``make_dut`` and writes each example's steps to ``record``."""
+    return type("TillMachine", (TillMachine,), {"make_dut": staticmethod(make_dut), "record": record})
 
 
 def _yaml_step(s: dict) -> dict:
