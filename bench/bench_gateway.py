@@ -169,7 +169,7 @@ def audit_readout(mib: int, folder: Path) -> dict:
     from gateway.link import TillClient
     from gateway.stations.audit import read_journal
     from hw_sim.sim import SimTill
-    from simrig import SimRig
+    from testbed.simrig import SimRig
     state = folder / "till"
     sectors = mib * 1024 * 1024 // 4096
     t0 = time.perf_counter()

@@ -398,7 +398,7 @@ class InProcessDut(Dut):
         self.mains.after = after
 
     def _damage_flash(self, spec):
-        from conformance import flash_damage
+        from testbed import flash_damage
         self.server = None
         cut = flash_damage.apply(self.flash, self.nvram.data.clear, spec)
         if cut is not None:
@@ -499,7 +499,7 @@ class SimTillDut(Dut):
         self.sim.cut_power_at(step, after)  # the mains of hw_sim.sim: the HAL steps of either interpreter
 
     def _damage_flash(self, spec):
-        from conformance import flash_damage
+        from testbed import flash_damage
         if "format_cut" in spec:
             raise DutError("no power-loss control inside the boot")
         with self.sim.lock:  # the firmware is idle between requests; it boots again on the result

@@ -1,4 +1,4 @@
-"""A whole simulated till over its real pty: tests/tillrig.py's interface on a hw_sim SimTill, driven by the
+"""A whole simulated till over its real pty: testbed/rigs.py's interface on a hw_sim SimTill, driven by the
 gateway's TillClient, with the bureau's side of the cards through the sim's user slot.
 
     with SimRig(tmp_path, "micropython") as rig:     # demo cards (TEST keys), 2 MiB flash, the sim's RTC
@@ -16,7 +16,7 @@ import time
 from gateway.link import TillClient
 from hw_sim.sim import SimTill
 from protocol import commands, frame
-from tillrig import RigRequests
+from testbed.rigs import RigRequests
 
 
 class SimRig(RigRequests):

@@ -176,7 +176,7 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 # ---- the tax hall and one in-process till, for the gateway tests -------------------------------------------------
 class RigClient:
-    """gateway.link.TillClient's call/call_ok over tests/tillrig.py's in-process till (no port, no thread)."""
+    """gateway.link.TillClient's call/call_ok over testbed/rigs.py's in-process till (no port, no thread)."""
 
     port_name = "tillrig"
 
@@ -198,13 +198,13 @@ class RigClient:
 
 
 class Hall:
-    """The bureau (a Station on `store`) and the demo till in process (tests/tillrig.TillRig), registered
+    """The bureau (a Station on `store`) and the demo till in process (testbed.rigs.TillRig), registered
     with the demo cards' own numbers, so the cards the rig holds are the cards the bureau issued."""
 
     def __init__(self, store, *, name: str = "window-1", roll_quota: int = 2) -> None:
         from gateway.keystore import KeyStore
         from gateway.stations import Station
-        from tillrig import TillRig
+        from testbed.rigs import TillRig
         self.rig = TillRig()
         self.client = RigClient(self.rig)
         self.st = Station(store, KeyStore.for_tests(), name=name, clock=lambda: self.rig.rtc.date)

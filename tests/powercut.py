@@ -30,7 +30,7 @@ from hw_sim.nor_flash import PowerLoss
 from protocol import commands, frame
 from protocol import journal_format as JF
 from protocol import records
-from tillrig import TillRig
+from testbed.rigs import TillRig
 
 RID = 0x5EED
 

@@ -9,7 +9,7 @@ from gateway.keystore import KeyStore
 from gateway.readers import SimReader
 from gateway.usercard import UserCardSession
 from hw_sim.cards import CardAbsentError, CardSlot, FiscalCard, UserCard
-from hw_sim.cards import sequences
+from testbed import sequences
 from hw_sim.cards.demo import INSPECTOR_PIN, MACHINE_NO, TAX_ITEMS, TAXPAYER, CardRig, seeded_rng
 from protocol import apdu
 from protocol import cardfiles

@@ -5,7 +5,7 @@ import pytest
 from gateway import verify
 from gateway.bureau_errors import DeclarationRejected, VerificationError
 from gateway.keystore import KeyStore
-from hw_sim.cards import sequences
+from testbed import sequences
 from hw_sim.cards.demo import FISCAL_CARD_NO, MACHINE_NO, CardRig
 from protocol import crypto
 

@@ -89,7 +89,7 @@ def test_raw_bytes_without_a_reply_fail_only_if_the_device_still_answers():
         silent_command = 0x02
     v = runner.run_case(lambda: Deaf(), runner.select(CASES, ["FC-LINK-002"])[0])
     assert v.verdict == "error" and "no reply" in v.detail
-    from conformance.mutants import Mutant
+    from testbed.mutants import Mutant
     from fiscal_till.server import LinkServer
     orig = LinkServer.feed
 
@@ -176,7 +176,7 @@ def test_a_case_needing_a_missing_capability_is_not_tested_never_passed():
 
 
 def test_a_run_does_not_stop_at_the_first_failure_and_reports_evidence():
-    from conformance.mutants import MUTANTS_BY_NAME
+    from testbed.mutants import MUTANTS_BY_NAME
     with MUTANTS_BY_NAME["no-deadline-lock"].applied():
         verdicts = runner.run_cases(dut.dut_factory("sim"), runner.select(CASES, ["FC-LOCK-00[12]"]))
     assert [v.verdict for v in verdicts] == ["fail", "pass"]
@@ -269,7 +269,7 @@ def test_cli_list_and_run(tmp_path, capsys):
     assert cli.main(["run", "--dut", "sim", "--report", str(tmp_path), "--select", "FC-ONCE-*",
                      "--no-model-run"]) == 0
     assert (tmp_path / "certificate.html").exists()
-    from conformance.mutants import MUTANTS_BY_NAME
+    from testbed.mutants import MUTANTS_BY_NAME
     with MUTANTS_BY_NAME["executes-twice"].applied():
         assert cli.main(["run", "--dut", "sim", "--report", str(tmp_path / "m"), "--select", "FC-ONCE-001",
                          "--no-model-run"]) == 1
@@ -281,7 +281,7 @@ def test_model_based_run_passes_the_firmware(tmp_path):
 
 
 def test_model_based_run_catches_a_mutant_and_writes_a_replayable_scenario(tmp_path):
-    from conformance.mutants import MUTANTS_BY_NAME
+    from testbed.mutants import MUTANTS_BY_NAME
     with MUTANTS_BY_NAME["no-deadline-lock"].applied():
         found = stateful.model_run(dut.dut_factory("sim"), seed=3, examples=40, out_dir=tmp_path)
         assert found.verdict.verdict == "fail" and found.scenario is not None

@@ -5,7 +5,7 @@ under every mutant."""
 import pytest
 
 from conformance import dut, runner
-from conformance.mutants import MUTANTS, hunt
+from testbed.mutants import MUTANTS, hunt
 
 CASES = runner.load_cases()
 

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.readers import PcscReader, pcsc_readers
 from gateway.usercard import UserCardSession
-from hw_sim.cards import sequences
+from testbed import sequences
 from hw_sim.cards.demo import MACHINE_NO, CardRig
 from hw_sim.cards.vpcd import VpcdCard
 from gateway import issuance

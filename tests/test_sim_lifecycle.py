@@ -16,7 +16,7 @@ from protocol import commands, frame, records
 from protocol.commands import READ_JOURNAL_MAX
 from protocol.journal_format import audit_stream
 from protocol.status import LOCK_REASONS, WARNINGS, mask_names
-from simrig import SimRig
+from testbed.simrig import SimRig
 
 INTERPRETERS = ["cpython", pytest.param("micropython", marks=pytest.mark.micropython)]
 

@@ -22,7 +22,7 @@ from hw_sim.sim import DEFAULT_MACHINE_NO, SimTill, SimTillError
 from protocol import frame
 from protocol.errors import BY_NAME as ERR
 from protocol.status import CAPABILITIES, LOCK_REASONS, STATE_NEW, WARNINGS, mask_names
-from tillrig import TillRig
+from testbed.rigs import TillRig
 
 pytestmark = pytest.mark.filterwarnings("ignore:set(Daemon|Name)\\(\\) is deprecated:DeprecationWarning")
 INTERPRETERS = ["cpython", pytest.param("micropython", marks=pytest.mark.micropython)]

@@ -1,6 +1,6 @@
 """The device enforces domain §4 itself: every lock with its own error, warnings before a lock, what
 still works while locked, bad input refused with nothing changed, the cards checked, the clock guarded.
-In-process firmware (tests/tillrig.py); the same rules run under MicroPython in tests/test_sim_lifecycle.py."""
+In-process firmware (testbed/rigs.py); the same rules run under MicroPython in tests/test_sim_lifecycle.py."""
 
 import pytest
 
@@ -9,7 +9,7 @@ from hw_sim.cards import demo
 from hw_sim.cards.fiscal import FiscalCard
 from hw_sim.cards.user import UserCard
 from protocol import commands
-from tillrig import TillRig, locks, ready, warnings
+from testbed.rigs import TillRig, locks, ready, warnings
 
 
 def fingerprint(rig):

@@ -1,13 +1,13 @@
 """Bad data never locks the till for good; the clock never goes back within a day; a management card is
 valid by the till's own clock; an invoice line's amount is quantity x unit price (issue 10, cards part).
-In-process firmware (tests/tillrig.py)."""
+In-process firmware (testbed/rigs.py)."""
 
 
 from gateway import issuance
 from hw_sim.cards import demo
 from hw_sim.cards.management import ManagementCard
 from protocol import commands, status as S
-from tillrig import TillRig, locks, ready, warnings
+from testbed.rigs import TillRig, locks, ready, warnings
 
 
 def fingerprint(rig):

@@ -84,7 +84,7 @@ class CardRig:
         self.pin: bytes | None = None
 
     def register(self) -> "CardRig":
-        from . import sequences
+        from testbed import sequences
         self.pin = sequences.initialize(self.fiscal, self.user)
         self.pin = sequences.verify_pin(self.fiscal, self.pin)
         return self
@@ -105,13 +105,13 @@ class CardRig:
         return record
 
     def load_roll(self, start: int = 1, end: int = 100, code: str | None = None) -> "CardRig":
-        from . import sequences
+        from testbed import sequences
         self.sell_roll(start, end, code)
         sequences.load_roll(self.fiscal, self.user, 1)
         return self
 
     def issue(self, date: int, lines: list[tuple[int, int]], kind: int = 1, number: int | None = None) -> bytes:
-        from . import sequences
+        from testbed import sequences
         if number is None:
             number = self.cards.fiscal.state.roll["next"]
         total = sum(a for _, a in lines)
