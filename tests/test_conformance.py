@@ -9,6 +9,7 @@ import pytest
 
 from conformance import cli, dut, report, runner, stateful
 from conformance.model import Model
+from testbed import duts
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = runner.load_cases()
@@ -23,7 +24,7 @@ def sim_verdicts():
     return runner.run_cases(dut.dut_factory("sim"), CASES)
 
 
-class _Silent(dut.InProcessDut):
+class _Silent(duts.InProcessDut):
     """The firmware in process, on a link that loses every reply to one command (a dead line)."""
     silent_command = 0x20
 
@@ -167,7 +168,7 @@ def test_the_certificate_says_plainly_that_test_keys_and_non_fiscal_cards_were_u
 
 
 def test_a_case_needing_a_missing_capability_is_not_tested_never_passed():
-    class LinkOnly(dut.InProcessDut):
+    class LinkOnly(duts.InProcessDut):
         capabilities = frozenset({"reset"})
     verdicts = runner.run_cases(lambda: LinkOnly(), runner.select(CASES, ["FC-LOCK-001", "FC-LINK-001",
                                                                           "FC-POWER-002"]))
@@ -216,7 +217,7 @@ def test_certificate_says_error_not_fail_when_a_case_could_not_be_judged_and_non
 
 
 def test_a_run_that_could_not_judge_a_case_exits_4(tmp_path, monkeypatch):
-    monkeypatch.setattr(dut, "InProcessDut", _Silent)
+    monkeypatch.setattr(duts, "InProcessDut", _Silent)
     monkeypatch.setattr(cli, "dut_factory", lambda spec, **kw: (lambda: _Silent()))
     assert cli.main(["run", "--dut", "sim", "--report", str(tmp_path), "--select", "FC-ISSUE-001",
                      "--no-model-run"]) == cli.EXIT["ERROR"] == 4
