@@ -70,12 +70,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import fiscal_till
-from fiscal_till import device, hal, server, version
+from fiscal_till import server, version
 from gateway.keystore import KeyStore
 from protocol.status import CAPABILITIES
 
 from . import bus, firmware_image
-from .mains import Mains, stepped_board
+from .board import SimBoard
 from .cards import demo as demo_cards
 from .cards import store
 from .cards.slot import CardSlot
@@ -405,11 +405,14 @@ class SimTill:
                            for n in _SLOT_NAMES]
             self._load_cards()
             self._nvram = FolderNvram(self.state / "nvram")
+            self._printer = SimPrinter(self.state / "printer.txt")
+            self.identity = {"machine_no": self.config["machine_no"], "model": self.config["model"],
+                             "capabilities": _CAPS, "non_fiscal": self.config["cards"] == "demo"}
             # the firmware's HAL (in-process board or the MicroPython process's bus) meets these: every
             # card command, flash program or erase and nvram write is a step of the mains
-            self.mains = Mains()
-            self._hal = stepped_board(self.mains, self._flash, self._slots[0], self._slots[1], self._nvram)
-            self._printer = SimPrinter(self.state / "printer.txt")
+            self.board = SimBoard(flash=self._flash, fiscal_slot=self._slots[0], user_slot=self._slots[1],
+                                  rtc=self._rtc, nvram=self._nvram, printer=self._printer, identity=self.identity)
+            self.mains = self.board.mains
             self.rtc = SimClock(self._rtc, self.lock)
             self.flash = _Locked(self._flash, self.lock)
             self.fiscal_slot, self.user_slot = [_Locked(s, self.lock) for s in self._slots]
@@ -421,8 +424,6 @@ class SimTill:
             if rfc2217_port is not None:
                 self.rfc2217 = Rfc2217Server(self.uart.path, rfc2217_port)
                 self._exit.callback(self.rfc2217.close)
-            self.identity = {"machine_no": self.config["machine_no"], "model": self.config["model"],
-                             "capabilities": _CAPS, "non_fiscal": self.config["cards"] == "demo"}
             self.log_path = self.state / "firmware.log"
             self._image = firmware_image_dir() if interpreter == "micropython" else None
             self._exit.callback(self._halt)
@@ -494,8 +495,7 @@ class SimTill:
         step or just after it (its answer lost): the same mains count whichever interpreter runs the
         firmware.  The till is then off until power_cycle()."""
         with self.lock:
-            self.mains.at = self.mains.steps + step
-            self.mains.after = after
+            self.board.cut_power_at(step, after)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -629,13 +629,9 @@ class _InProcess:
         self.off = False
         self.link: server.LinkServer | None = None
         self._sel: selectors.BaseSelector | None = None
-        flash, fiscal_slot, user_slot, nvram = sim._hal
-        board = hal.Board(uart=sim.uart, rtc=sim._rtc, flash=flash, fiscal_slot=fiscal_slot,
-                          user_slot=user_slot, printer=sim._printer, identity=dict(sim.identity),
-                          nvram=nvram)
         with self.lock:
             try:
-                self.link = server.LinkServer(device.Till(board))  # boot: mount, recover
+                self.link = sim.board.boot(uart=sim.uart)  # mount, recover
             except PowerLoss:
                 self.off = True
             except Exception:
@@ -690,8 +686,8 @@ class _Subprocess:
         self.uart = sim.uart
         self.log_path = sim.log_path
         self.lock = sim.lock
-        flash, fiscal_slot, user_slot, nvram = sim._hal
-        self.hal = bus.HalService(sim._rtc, flash=flash, slots=[fiscal_slot, user_slot], nvram=nvram,
+        flash, fiscal_slot, user_slot, nvram = sim.board.hal_devices
+        self.hal = bus.HalService(sim.board.rtc, flash=flash, slots=[fiscal_slot, user_slot], nvram=nvram,
                                   printer=sim._printer)
         self.rx = bus.BusReceiver()
         self.ready = threading.Event()
