@@ -47,7 +47,7 @@ class PowerCut(Exception):
 @dataclass
 class Profile:
     """What the suite must know about the device's issued cards and declared thresholds (the lab's
-    certification profile; the simulators use the demo card set of hw_sim.cards.demo)."""
+    certification profile; the simulators use the demo card set of testbed.demo_cards)."""
     machine_no: str = "1234567890123456"
     fiscal_card_no: bytes = bytes.fromhex("3201000000000001")
     taxpayer_no: str = "91440101MA5CXXXX1X"
@@ -233,10 +233,10 @@ class _DemoCards:
     """The demo card set and the odd cards the security cases insert."""
 
     def __init__(self, machine_no: str, seed: int = 1) -> None:
-        from hw_sim.cards import demo
-        self.demo = demo
+        from testbed import demo_cards
+        self.demo = demo_cards
         self.machine_no = machine_no
-        self.set = demo.demo_cards(seed, management_pin=None)
+        self.set = demo_cards.demo_cards(seed, management_pin=None)
         self.user = None  # the device's own user card, when it is not the demo set's (SimTillDut)
 
     def card(self, which: str):

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from hw_sim.cards import FiscalCard, UserCard
-from hw_sim.cards import demo as demo_cards
+from testbed import demo_cards
 from hw_sim.sim import SimTill
 from protocol.status import LOCK_REASONS, mask_names
 

@@ -33,7 +33,7 @@ from gateway.usercard import UserCardSession
 from protocol.errors import describe
 from protocol.status import LOCK_REASONS, WARNINGS, mask_names
 
-from .cards import demo as demo_cards
+from testbed import demo_cards
 from .sim import SimTill, SimTillError
 
 ROLL_CODE = "1440012345"

@@ -76,7 +76,7 @@ from protocol.status import CAPABILITIES
 
 from . import bus, firmware_image
 from .board import SimBoard
-from .cards import demo as demo_cards
+from testbed import demo_cards
 from .cards import store
 from .cards.slot import CardSlot
 from .nor_flash import NorFlash, PowerLoss
@@ -207,22 +207,8 @@ def firmware_image_dir(cache_root: Path | None = None) -> Path:
 
 
 def issue_demo_cards(machine_no: str):
-    """The demo card set (hw_sim.cards.demo's taxpayer, numbers and limits, TEST keys) for `machine_no`."""
-    if machine_no == demo_cards.MACHINE_NO:
-        return demo_cards.demo_cards(seed=int.from_bytes(os.urandom(4), "big"))
-    from gateway import issuance
-
-    from .cards import FiscalCard, ManagementCard, UserCard
-    ks = KeyStore.for_tests()
-    fd, ud = issuance.issue_cards(ks, taxpayer=demo_cards.TAXPAYER, machine_no=machine_no,
-                           fiscal_card_no=demo_cards.FISCAL_CARD_NO, user_card_no=demo_cards.USER_CARD_NO,
-                           valid_from=demo_cards.VALID_FROM, valid_to=demo_cards.VALID_TO,
-                           limits=demo_cards.LIMITS, tax_items=demo_cards.TAX_ITEMS)
-    md = issuance.issue_management_card(ks, card_no=demo_cards.MANAGEMENT_CARD_NO, inspector_no="440100000123",
-                                 bureau_code=demo_cards.TAXPAYER.bureau_code, valid_from=demo_cards.VALID_FROM,
-                                 valid_to=20281231, pin=demo_cards.INSPECTOR_PIN)
-    return demo_cards.DemoCards(ks, fd, ud, md, FiscalCard.issued(fd), UserCard.issued(ud),
-                                ManagementCard.issued(md))
+    """The demo card set (testbed.demo_cards: taxpayer, numbers and limits, TEST keys) for `machine_no`."""
+    return demo_cards.demo_cards(seed=int.from_bytes(os.urandom(4), "big"), machine_no=machine_no)
 
 
 # ---------------------------------------------------------------------------------------------- control
@@ -511,14 +497,10 @@ class SimTill:
     def bureau(self):
         """An authenticated bureau session (gateway.usercard.UserCardSession) on the card in the user slot,
         as at the tax hall; needs the demo cards' key store."""
-        from gateway.readers import SimReader
-        from gateway.usercard import UserCardSession
+        from testbed.bureau import open_session
         if self.keystore is None:
             raise SimTillError("this till has no demo cards: the bureau has no keys for its user card")
-        session = UserCardSession(SimReader(self.user_slot), self.keystore)
-        session.open()
-        session.authenticate()
-        return session
+        return open_session(self.user_slot, self.keystore)
 
     # ---- what it is -----------------------------------------------------------------------------------
     @property
