@@ -449,7 +449,7 @@ class SimTillDut(Dut):
     def __init__(self, profile: Profile | None = None, *, interpreter: str = "micropython",
                  workdir: str | Path | None = None) -> None:
         super().__init__(profile)
-        from hw_sim.sim import SimTill
+        from testbed.simtill import SimTill
         self.name = "mpy" if interpreter == "micropython" else "simtill"
         self._tmp = None
         if workdir is None:

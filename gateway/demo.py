@@ -27,7 +27,7 @@ from rich.table import Table
 
 from hw_sim.cards import FiscalCard, UserCard
 from testbed import demo_cards
-from hw_sim.sim import SimTill
+from testbed.simtill import SimTill
 from protocol.status import LOCK_REASONS, mask_names
 
 from . import stations

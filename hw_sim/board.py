@@ -34,6 +34,7 @@ from .mains import Mains, stepped_board
 from .nor_flash import NorFlash
 from .rtc import ManualRTC
 
+MODEL = "FTK-1 SIM"  # the simulated board's model name (identity "model")
 SECTOR_SIZE = 4096
 DEFAULT_FLASH_SECTORS = 512  # x 4 KiB = 2 MiB (docs/FISCAL_MEMORY.md §9)
 START = datetime.datetime(2026, 1, 5, 9, 0, 0)  # the demo till's first day

@@ -34,7 +34,9 @@ from protocol.errors import describe
 from protocol.status import LOCK_REASONS, WARNINGS, mask_names
 
 from testbed import demo_cards
-from .sim import SimTill, SimTillError
+from testbed.simtill import SimTill
+
+from .sim_config import SimTillError
 
 ROLL_CODE = "1440012345"
 NEW_DEADLINE = 20260228
