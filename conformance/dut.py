@@ -53,7 +53,7 @@ class PowerCut(Exception):
 @dataclass
 class Profile:
     """What the suite must know about the device's issued cards and declared thresholds (the lab's
-    certification profile; the simulators use the demo card set of hw_sim.cards.demo).  The warning and
+    certification profile; the simulators use the demo card set of testbed.demo_cards).  The warning and
     service-life thresholds default to the rules catalogue's (protocol/rules.py)."""
     machine_no: str = "1234567890123456"
     fiscal_card_no: bytes = bytes.fromhex("3201000000000001")

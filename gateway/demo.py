@@ -26,8 +26,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from hw_sim.cards import FiscalCard, UserCard
-from hw_sim.cards import demo as demo_cards
-from hw_sim.sim import SimTill
+from testbed import demo_cards
+from testbed.simtill import SimTill
 from protocol.status import LOCK_REASONS, mask_names
 
 from . import stations

@@ -33,8 +33,10 @@ from gateway.usercard import UserCardSession
 from protocol.errors import describe
 from protocol.status import LOCK_REASONS, WARNINGS, mask_names
 
-from .cards import demo as demo_cards
-from .sim import SimTill, SimTillError
+from testbed import demo_cards
+from testbed.simtill import SimTill
+
+from .sim_config import SimTillError
 
 ROLL_CODE = "1440012345"
 NEW_DEADLINE = 20260228

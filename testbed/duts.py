@@ -1,7 +1,7 @@
 """The simulator DUT backends of the conformance suite (entry points `fiscal_toolkit.duts`, pyproject.toml):
 
     sim        InProcessDut: the firmware (fiscal_till) on CPython in this process, on hw_sim devices
-    mpy        SimTillDut: hw_sim.sim.SimTill over its pty, the .mpy firmware under MicroPython
+    mpy        SimTillDut: testbed.simtill.SimTill over its pty, the .mpy firmware under MicroPython
     simtill    the same SimTill with the firmware on CPython
 
 They implement conformance.dut.Dut's hooks, and its Bureau with the bureau's own library (gateway): the
@@ -27,16 +27,15 @@ from fiscal_till.server import LinkServer
 from gateway import issuance
 from gateway.readers import SimReader
 from gateway.usercard import UserCardSession
-from hw_sim.cards import demo
 from hw_sim.cards.fiscal import FiscalCard
 from hw_sim.cards.management import ManagementCard
 from hw_sim.cards.slot import CardSlot
 from hw_sim.cards.user import UserCard
 from hw_sim.mains import Mains, stepped_board
 from hw_sim.nor_flash import NorFlash, PowerLoss
-from hw_sim.sim import SimTill
 from protocol import frame
-from testbed import flash_damage
+from testbed import demo_cards, flash_damage
+from testbed.simtill import SimTill
 
 VIRTUAL_STEP_MS = 10  # InProcessDut: the firmware's clock moves this much per HAL step (see there)
 
@@ -103,11 +102,11 @@ class _DemoCards:
 
     def __init__(self, machine_no: str, seed: int = 1) -> None:
         self.machine_no = machine_no
-        self.set = demo.demo_cards(seed, management_pin=None)
+        self.set = demo_cards.demo_cards(seed, management_pin=None)
         self.user = None  # the device's own user card, when it is not the demo set's (SimTillDut)
 
     def card(self, which: str):
-        d, s = demo, self.set
+        d, s = demo_cards, self.set
         if which == "fiscal":
             return s.fiscal
         if which == "user":
@@ -292,7 +291,7 @@ class _KeepAlives:
 
 # ---------------------------------------------------------------------------------------------- SimTill
 class SimTillDut(_Simulated):
-    """hw_sim.sim.SimTill over its pty: interpreter "micropython" (the real firmware image) or
+    """testbed.simtill.SimTill over its pty: interpreter "micropython" (the real firmware image) or
     "cpython".  A fresh state folder per device."""
 
     def __init__(self, profile: Profile | None = None, *, interpreter: str = "micropython",

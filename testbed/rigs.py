@@ -19,7 +19,7 @@ from fiscal_till.server import LinkServer
 from gateway import issuance
 from gateway.usercard import UserCardSession
 from gateway.readers import SimReader
-from hw_sim.cards import demo
+from testbed import demo_cards
 from hw_sim.cards.slot import CardSlot
 from hw_sim.nor_flash import NorFlash
 from protocol import commands, errors, frame, status as S
@@ -61,7 +61,7 @@ class RigRequests:
     """What every rig offers the lifecycle script (tests/lifecycle.py), over its own `call()` and
     `bureau_session()`: requests that must succeed or be refused, and the bureau's side of the cards."""
 
-    machine_no = demo.MACHINE_NO
+    machine_no = demo_cards.MACHINE_NO
 
     def ok(self, name: str, **fields):
         status, parsed, _ = self.call(name, **fields)
@@ -86,7 +86,7 @@ class RigRequests:
         return self.ok("INITIALIZE", date=self.rtc.date, time=90000)
 
     def bureau_sells_roll(self, start: int = 1, end: int = 100, code: str = "1440012345") -> None:
-        record = issuance.issue_roll(self.keystore, fiscal_card_no=demo.FISCAL_CARD_NO, machine_no=self.machine_no,
+        record = issuance.issue_roll(self.keystore, fiscal_card_no=demo_cards.FISCAL_CARD_NO, machine_no=self.machine_no,
                               code=code, start=start, end=end)
         self.bureau_session().add_roll(record)
 
@@ -106,7 +106,7 @@ class TillRig(RigRequests):
         kw = dict(management_pin=None, **card_kw)
         if limits is not None:
             kw["limits"] = limits
-        self.cards = demo.demo_cards(seed, **kw)
+        self.cards = demo_cards.demo_cards(seed, **kw)
         self.keystore = self.cards.keystore
         self.flash = NorFlash(sector_count=flash_sectors, sector_size=4096)
         self.fiscal_slot = CardSlot(self.cards.fiscal, name="fiscal")
@@ -121,7 +121,7 @@ class TillRig(RigRequests):
     def board(self) -> Board:
         return Board(rtc=self.rtc, flash=self.flash, fiscal_slot=self.fiscal_slot, user_slot=self.user_slot,
                      printer=self.printer, nvram=self.nvram,
-                     identity={"machine_no": demo.MACHINE_NO, "model": "FTK-1 SIM", "non_fiscal": True})
+                     identity={"machine_no": demo_cards.MACHINE_NO, "model": "FTK-1 SIM", "non_fiscal": True})
 
     def boot(self) -> None:
         for slot in (self.fiscal_slot, self.user_slot):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 from gateway.link import TillClient
-from hw_sim.sim import SimTill
+from testbed.simtill import SimTill
 from protocol import commands, frame
 from testbed.rigs import RigRequests
 

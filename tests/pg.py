@@ -213,13 +213,13 @@ class Hall:
 
     @property
     def taxpayer_no(self) -> str:
-        from hw_sim.cards import demo
-        return demo.TAXPAYER.taxpayer_no
+        from testbed import demo_cards
+        return demo_cards.TAXPAYER.taxpayer_no
 
     @property
     def machine_no(self) -> str:
-        from hw_sim.cards import demo
-        return demo.MACHINE_NO
+        from testbed import demo_cards
+        return demo_cards.MACHINE_NO
 
     def reader(self):
         from gateway.readers import SimReader
@@ -227,11 +227,11 @@ class Hall:
 
     def register(self) -> "Hall":
         from gateway import stations
-        from hw_sim.cards import demo
-        stations.register_taxpayer(self.st, demo.TAXPAYER, tax_items=demo.TAX_ITEMS, roll_quota=self.roll_quota)
-        stations.register_machine(self.st, demo.TAXPAYER.taxpayer_no, demo.MACHINE_NO, demo.LIMITS)
-        stations.issue_cards(self.st, demo.TAXPAYER.taxpayer_no, demo.MACHINE_NO, fiscal_card_no=demo.FISCAL_CARD_NO,
-                      user_card_no=demo.USER_CARD_NO, valid_from=demo.VALID_FROM, valid_to=demo.VALID_TO)
+        from testbed import demo_cards
+        stations.register_taxpayer(self.st, demo_cards.TAXPAYER, tax_items=demo_cards.TAX_ITEMS, roll_quota=self.roll_quota)
+        stations.register_machine(self.st, demo_cards.TAXPAYER.taxpayer_no, demo_cards.MACHINE_NO, demo_cards.LIMITS)
+        stations.issue_cards(self.st, demo_cards.TAXPAYER.taxpayer_no, demo_cards.MACHINE_NO, fiscal_card_no=demo_cards.FISCAL_CARD_NO,
+                      user_card_no=demo_cards.USER_CARD_NO, valid_from=demo_cards.VALID_FROM, valid_to=demo_cards.VALID_TO)
         return self
 
     def initialize(self) -> "Hall":

@@ -10,7 +10,7 @@ from gateway.readers import SimReader
 from gateway.usercard import UserCardSession
 from hw_sim.cards import CardAbsentError, CardSlot, FiscalCard, UserCard
 from testbed import sequences
-from hw_sim.cards.demo import INSPECTOR_PIN, MACHINE_NO, TAX_ITEMS, TAXPAYER, CardRig, seeded_rng
+from testbed.demo_cards import INSPECTOR_PIN, MACHINE_NO, TAX_ITEMS, TAXPAYER, CardRig, seeded_rng
 from protocol import apdu
 from protocol import cardfiles
 

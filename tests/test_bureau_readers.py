@@ -5,7 +5,7 @@ import pytest
 from gateway.bureau_errors import CardStatusError, ReaderError
 from gateway.readers import SimReader, open_reader
 from hw_sim.cards import CardSlot
-from hw_sim.cards.demo import demo_cards
+from testbed.demo_cards import demo_cards
 from protocol import apdu
 from protocol import cardfiles
 

@@ -7,7 +7,7 @@ from gateway import issuance
 from gateway.keystore import KeyStore
 from hw_sim.cards import ManagementCard
 from testbed import sequences
-from hw_sim.cards.demo import INSPECTOR_PIN, MANAGEMENT_CARD_NO, CardRig
+from testbed.demo_cards import INSPECTOR_PIN, MANAGEMENT_CARD_NO, CardRig
 from protocol import apdu
 from protocol import cardfiles
 from protocol import crypto

@@ -7,7 +7,7 @@ from gateway import issuance
 from gateway.keystore import KeyStore
 from hw_sim.cards import UserCard
 from testbed import sequences
-from hw_sim.cards.demo import FISCAL_CARD_NO, MACHINE_NO, TAX_ITEMS, TAXPAYER, USER_CARD_NO, CardRig, demo_cards
+from testbed.demo_cards import FISCAL_CARD_NO, MACHINE_NO, TAX_ITEMS, TAXPAYER, USER_CARD_NO, CardRig, demo_cards
 from protocol import apdu
 from protocol import cardfiles
 from protocol import crypto

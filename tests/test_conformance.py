@@ -306,7 +306,7 @@ def test_the_model_accepts_only_what_the_documents_allow():
 def mpy_dut(tmp_path_factory):
     """A device maker for the .mpy firmware under MicroPython; the image is built once, here, and every
     case boots its own fresh device on it (as the runner does)."""
-    from hw_sim.sim import firmware_image_dir
+    from hw_sim.sim_image import firmware_image_dir
     firmware_image_dir()
     make = dut.dut_factory("mpy", workdir=tmp_path_factory.mktemp("mpy"))
     probe = make()

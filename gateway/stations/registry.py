@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from protocol import errors
 from protocol.crypto import is_test_key
+from protocol.personalisation import FiscalCardData, UserCardData
 
 from .. import issuance
 from ..bureau_errors import IssuanceError
@@ -89,7 +90,7 @@ def _key_ref(s, key_id: int) -> KeyRef:
 
 
 def issue_cards(st: Station, taxpayer_no: str, machine_no: str, *, fiscal_card_no, user_card_no, valid_from,
-                valid_to, personalise: Callable[[issuance.FiscalCardData, issuance.UserCardData], None] | None = None):
+                valid_to, personalise: Callable[[FiscalCardData, UserCardData], None] | None = None):
     """Issue the fiscal and user card of a registered machine under the key store's newest master key;
     `personalise(fiscal_data, user_data)` writes them (the card printer, or sim_personaliser)."""
     try:
@@ -129,7 +130,7 @@ def sim_personaliser(folder: str | Path, *, cards_out: dict | None = None):
     folder's cards/); the card objects also go into `cards_out` (keys "fiscal", "user") if given."""
     from hw_sim.cards import FiscalCard, UserCard, store
 
-    def personalise(fd: issuance.FiscalCardData, ud: issuance.UserCardData) -> None:
+    def personalise(fd: FiscalCardData, ud: UserCardData) -> None:
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         fiscal, user = FiscalCard.issued(fd), UserCard.issued(ud)
