@@ -11,7 +11,6 @@ odd cards the security cases insert.
 
 from __future__ import annotations
 
-import datetime as _dt
 import tempfile
 import time as _time
 from pathlib import Path
@@ -20,21 +19,15 @@ import serial
 
 from conformance.dut import CAPABILITIES, OTHER_FISCAL_CARD_NO, Bureau, ControlLimits, Dut, DutError, PowerCut, Profile
 from conformance.model import STALE_ROLL
-from fiscal_till.device import Till
-from fiscal_till.hal import Board
-from fiscal_till.nvram import RamNvram
-from fiscal_till.server import LinkServer
 from gateway import issuance
-from gateway.readers import SimReader
-from gateway.usercard import UserCardSession
+from hw_sim.board import SimBoard
 from hw_sim.cards.fiscal import FiscalCard
 from hw_sim.cards.management import ManagementCard
-from hw_sim.cards.slot import CardSlot
 from hw_sim.cards.user import UserCard
-from hw_sim.mains import Mains, stepped_board
-from hw_sim.nor_flash import NorFlash, PowerLoss
+from hw_sim.nor_flash import PowerLoss
+from hw_sim.rtc import ManualRTC
 from protocol import frame
-from testbed import demo_cards, flash_damage
+from testbed import bureau, demo_cards, flash_damage
 from testbed.simtill import SimTill
 
 VIRTUAL_STEP_MS = 10  # InProcessDut: the firmware's clock moves this much per HAL step (see there)
@@ -42,21 +35,26 @@ VIRTUAL_STEP_MS = 10  # InProcessDut: the firmware's clock moves this much per H
 
 # ---------------------------------------------------------------------------------------------- the bureau
 class SimBureau(Bureau):
-    """conformance.dut.Bureau by the bureau's library: one authenticated user-card session on `slot`."""
+    """conformance.dut.Bureau by the tax hall of testbed.bureau: one visit, one authenticated user-card
+    session on `slot`, opened when first needed."""
 
     def __init__(self, slot, keystore, profile: Profile) -> None:
+        self.slot = slot
         self.keystore = keystore
         self.profile = profile
-        self.session = UserCardSession(SimReader(slot), keystore)
-        self.session.open()
-        self.session.authenticate()
+        self._session = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = bureau.open_session(self.slot, self.keystore)
+        return self._session
 
     def sell_roll(self, code, start, end, *, genuine=True):
         p = self.profile
-        record = issuance.issue_roll(self.keystore, fiscal_card_no=p.fiscal_card_no if genuine else
-                                     OTHER_FISCAL_CARD_NO, machine_no=p.machine_no, code=code, start=start,
-                                     end=end)
-        self.session.add_roll(record)
+        hall = bureau.Bureau(self.slot, self.keystore, machine_no=p.machine_no,
+                             fiscal_card_no=p.fiscal_card_no if genuine else OTHER_FISCAL_CARD_NO)
+        hall.sell_roll(start, end, code)
 
     def verify_pending(self):
         return self.session.verify_pending()
@@ -145,24 +143,10 @@ class _DemoCards:
 
 
 # ---------------------------------------------------------------------------------------------- in-process
-class _Clock:
-    """A machine.RTC the suite controls exactly (it does not tick)."""
-
-    def __init__(self) -> None:
-        self.t = _dt.datetime(2026, 1, 5, 9, 0, 0)
-
-    def datetime(self, value=None):
-        if value is None:
-            t = self.t
-            return (t.year, t.month, t.day, t.weekday(), t.hour, t.minute, t.second, 0)
-        y, m, d, _wd, h, mi, s = value[:7]
-        self.t = _dt.datetime(y, m, d, h, mi, s)
-
-
 class InProcessDut(_Simulated):
-    """The firmware (fiscal_till) on CPython in this process, on hw_sim devices: NOR flash, card slots
-    with the demo cards, RAM nvram and a clock the suite sets.  `patch` is applied around every firmware
-    call (the mutants use it)."""
+    """The firmware (fiscal_till) on CPython in this process, on one hw_sim board (hw_sim.board.SimBoard):
+    NOR flash, card slots with the demo cards, RAM nvram, the mains and a clock the suite sets (it does
+    not tick).  The mutants patch the firmware's classes around it."""
 
     name = "sim"
     capabilities = frozenset(CAPABILITIES)
@@ -171,30 +155,19 @@ class InProcessDut(_Simulated):
                  workdir: str | Path | None = None) -> None:  # state in memory: no workdir
         super().__init__(profile)
         self.cards = _DemoCards(self.profile.machine_no, seed)
-        self.flash = NorFlash(sector_count=flash_sectors, sector_size=4096)
-        self.slots = {"fiscal": CardSlot(self.cards.set.fiscal, name="fiscal"),
-                      "user": CardSlot(self.cards.set.user, name="user")}
-        self.rtc = _Clock()
-        self.nvram = RamNvram()
-        self.mains = Mains()
+        self.board = SimBoard.in_memory(
+            self.cards.set.fiscal, self.cards.set.user, rtc=ManualRTC(), flash_sectors=flash_sectors,
+            identity={"machine_no": self.profile.machine_no, "model": demo_cards.MODEL,
+                      "non_fiscal": self.profile.non_fiscal})
+        self.flash, self.nvram, self.rtc, self.mains = (self.board.flash, self.board.nvram, self.board.rtc,
+                                                        self.board.mains)
+        self.slots = self.board.slots
         self.server = None
         self._boot()
 
-    def _board(self):
-        flash, fiscal_slot, user_slot, nvram = stepped_board(self.mains, self.flash, self.slots["fiscal"],
-                                                             self.slots["user"], self.nvram)
-        return Board(rtc=self.rtc, flash=flash, fiscal_slot=fiscal_slot, user_slot=user_slot, nvram=nvram,
-                     printer=None,
-                     identity={"machine_no": self.profile.machine_no, "model": "FTK-1 SIM",
-                               "non_fiscal": self.profile.non_fiscal})
-
     def _boot(self) -> None:
-        for slot in self.slots.values():
-            slot.power_off()
-        self.mains.off = False
-        self.mains.at = None
         try:
-            self.server = LinkServer(Till(self._board()), ticks_ms=self._ticks)
+            self.server = self.board.boot(ticks_ms=self._ticks)
         except PowerLoss:
             self.server = None
         if self.server is not None:
@@ -232,8 +205,7 @@ class InProcessDut(_Simulated):
         return out
 
     def _set_clock(self, date, time):
-        self.rtc.t = _dt.datetime(date // 10000, date // 100 % 100, date % 100, time // 10000,
-                                  time // 100 % 100, time % 100)
+        self.rtc.set(date, time)
 
     def _advance(self, delta):
         self.rtc.t += delta
@@ -243,8 +215,7 @@ class InProcessDut(_Simulated):
         self._boot()
 
     def _cut_power_at(self, step, after):
-        self.mains.at = self.mains.steps + step
-        self.mains.after = after
+        self.board.cut_power_at(step, after)
 
     def _damage_flash(self, spec):
         self.server = None

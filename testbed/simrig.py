@@ -70,6 +70,9 @@ class SimRig(RigRequests):
         assert self.sim.keystore is not None, "a till without demo cards"
         return self.sim.bureau()
 
+    def hall(self):
+        return self.sim.hall()
+
     @property
     def keystore(self):
         return self.sim.keystore

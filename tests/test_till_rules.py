@@ -78,16 +78,7 @@ def test_void_spends_a_number_and_counts_separately():
 
 def test_fiscal_memory_full_locks_issuing():
     quotas = ((1, 512), (3, 192), (300, 208), (300, 64), (2000, 48), (2000, 64), (3000, 32))
-    rig = TillRig()
-    original = rig.board
-
-    def board():
-        b = original()
-        b.identity["journal_quotas"] = quotas
-        return b
-    rig.board = board
-    rig.flash = type(rig.flash)(sector_count=512, sector_size=4096)
-    rig.boot()
+    rig = TillRig(identity={"journal_quotas": quotas})
     rig.initialize()
     rig.bureau_sells_roll(1, 100)
     rig.ok("LOAD_ROLL")
