@@ -10,7 +10,7 @@ so a third party adds one by declaring an entry point and this package imports n
 a callable `(profile=None, *, workdir=None, ...) -> Dut`; `workdir` is a folder it may keep state in.
 
 The public methods (`exchange`, `request`, the controls) keep the evidence log and check capabilities;
-each backend implements small hooks (`_write`, `_read_frames`, `_set_clock` ...).  A case that needs a
+each backend implements small hooks (`_exchange`, `_set_clock`, `_bureau` ...).  A case that needs a
 capability the device lacks is reported "not tested" by the runner, never "passed".
 
 Capabilities:
@@ -20,6 +20,9 @@ Capabilities:
     clock        set_clock(date, time), advance(): the lab controls the RTC
     cards        insert / remove / pull cards in the two slots (simulated cards or a lab jig)
     bureau       the bureau's side of the user card (sell rolls, clear declarations) with its keys: `Bureau`
+    flash        damage_flash(spec): fiscal memory damaged while the device is off, then a boot (a case's
+                 `flash:` step: flip_init, truncate: N, erase_last_sector, format_cut: N with tear)
+    boot_power_loss  a power cut inside the boot itself (format_cut)
 """
 
 from __future__ import annotations
@@ -206,8 +209,8 @@ class Dut:
         self._cut_power_at(step, after)
 
     def damage_flash(self, spec: dict) -> None:
-        """Switch off, damage fiscal memory as `spec` says (docs/CONFORMANCE.md; on the simulators
-        testbed/flash_damage.py), switch on."""
+        """Switch off, damage fiscal memory as `spec` says (a case's `flash:` step; the simulators do it
+        with testbed/flash_damage.py), switch on."""
         self.need("flash")
         self._damage_flash(spec)
 

@@ -167,6 +167,16 @@ def test_the_certificate_says_plainly_that_test_keys_and_non_fiscal_cards_were_u
     assert "class='banner'" not in page and "TEST RUN" not in page
 
 
+def test_dut_backends_are_named_in_one_table_and_an_unknown_name_is_one_sentence(tmp_path, capsys):
+    assert {"sim", "mpy", "simtill", "serial"} <= set(dut.backend_names())
+    assert isinstance(dut.open_dut("sim"), duts.InProcessDut)
+    with pytest.raises(dut.DutError, match=r"^there is no DUT backend 'simm'; the known ones are .*mpy.*sim"):
+        dut.dut_factory("simm")
+    assert cli.main(["run", "--dut", "simm", "--report", str(tmp_path / "r")]) == cli.EXIT["USAGE"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "simtill" in err and not (tmp_path / "r").exists()
+
+
 def test_a_case_needing_a_missing_capability_is_not_tested_never_passed():
     class LinkOnly(duts.InProcessDut):
         capabilities = frozenset({"reset"})
