@@ -81,7 +81,11 @@ class SimBureau(Bureau):
 
 
 class _Simulated(Dut):
-    """A simulated device: the bureau's side is the user slot's card, with the keys of `keystore()`."""
+    """A simulated device with the demo cards (its profile testbed.demo_cards.profile() unless given): the
+    bureau's side is the user slot's card, with the keys of `keystore()`."""
+
+    def __init__(self, profile: Profile | None = None) -> None:
+        super().__init__(profile or demo_cards.profile())
 
     def _bureau(self):
         return SimBureau(self._slot("user"), self.keystore(), self.profile)
