@@ -81,3 +81,9 @@ def test_every_simulator_backend_implements_the_declared_interface(name):
     assert issubclass(cls, backends.FirmwareBackend) and cls.name == name
     for method in ("attach", "detach", "cut", "failure", "stop"):
         assert getattr(cls, method) is not getattr(backends.FirmwareBackend, method), (name, method)
+
+
+def test_the_demo_cards_profile_is_what_the_suite_assumes_of_a_simulated_till():
+    from conformance.dut import Profile
+    assert demo_cards.profile() == Profile()
+    assert demo_cards.profile(roll_code="1440099999").roll_code == "1440099999"
