@@ -11,8 +11,9 @@ accepted with a late surcharge and the clear-unlock data is written to the card;
 验旧售新; issuing resumes; an audit reads the whole fiscal memory out over the line and verifies it; the
 taxpayer's whole record (一户式) is exported.  Last, the same till is switched on again with its firmware
 in the MicroPython unix port, as on a board: same firmware hash, same state, the next invoice number
-(skipped, with a line saying why, where the micropython command is missing).  FOLDER keeps the database (bureau.db), the till's state
-(till/), the audit and the export; a previous demo there is replaced, any other content refused.
+(skipped, with a line saying why, where the micropython command is missing).  FOLDER keeps the database
+(bureau.db), the till's state (till/), the audit and the export; a previous demo there is replaced, any
+other content refused.
 """
 
 from __future__ import annotations
