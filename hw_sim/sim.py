@@ -130,18 +130,8 @@ class SimTill:
                                       default_cards=default_cards, default_machine_no=default_machine_no)
             self.card_set = self.card_sets[self.config["cards"]]
             self.baud = baud or self.config["baud"]
-            try:
-                self._rtc = SimRTC(self.state / "rtc.json")
-            except ValueError as e:
-                raise SimTillError(str(e)) from None
-            self._flash = NorFlash(sector_count=self.config["flash_sectors"], sector_size=SECTOR_SIZE)
-            image = self.state / "flash.img"
-            if image.exists() and image.stat().st_size != self._flash.size:  # attach() would blank it
-                raise SimTillError("%s holds %d bytes, not the %d of this till's flash: it is damaged or "
-                                   "not this till's; move it away to start with a blank chip"
-                                   % (image, image.stat().st_size, self._flash.size))
-            self._flash.attach(str(image))
-            self._exit.callback(self._flash.close)
+            self._rtc = self._open_rtc()
+            self._flash = self._open_flash()
             self._slots = [PersistentSlot(CardSlot(name=n), self.state / "cards" / (n + ".json"))
                            for n in _SLOT_NAMES]
             self._load_cards()
@@ -172,6 +162,24 @@ class SimTill:
         except BaseException:
             self.close()
             raise
+
+    def _open_rtc(self) -> SimRTC:
+        try:
+            return SimRTC(self.state / "rtc.json")
+        except ValueError as e:
+            raise SimTillError(str(e)) from None
+
+    def _open_flash(self) -> NorFlash:
+        """The NOR flash written through to flash.img (closed with the simulator)."""
+        flash = NorFlash(sector_count=self.config["flash_sectors"], sector_size=SECTOR_SIZE)
+        image = self.state / "flash.img"
+        if image.exists() and image.stat().st_size != flash.size:  # attach() would blank it
+            raise SimTillError("%s holds %d bytes, not the %d of this till's flash: it is damaged or "
+                               "not this till's; move it away to start with a blank chip"
+                               % (image, image.stat().st_size, flash.size))
+        flash.attach(str(image))
+        self._exit.callback(flash.close)
+        return flash
 
     def _load_cards(self) -> None:
         folder = self.state / "cards"

@@ -241,25 +241,6 @@ def test_fiscal_sim_bad_arguments(argv, message):
 
 
 @pytest.mark.micropython
-def test_demo_tells_the_whole_lifecycle(tmp_path, capsys):
-    from hw_sim import demo
-    folder = tmp_path / "demo"
-    assert demo.main([str(folder)]) == 0
-    out = capsys.readouterr().out
-    for text in ("INITIALIZE: machine %s" % MACHINE_NO, "LOAD_ROLL: roll 1440012345, numbers 1-20",
-                 "locks: DEADLINE", "LOCK_DEADLINE", "DECLARE: 2026-01-05 to 2026-01-31, 15 invoices",
-                 "refused", "CLEAR_UNLOCK: period to 2026-01-31, new deadline 2026-02-28", "locks: NO_ROLL",
-                 "LOAD_ROLL: roll 1440012345, numbers 21-70", "ISSUE_INVOICE: no. 21", "(the same)",
-                 "carried on at invoice no. 22", "*** NON-FISCAL"):
-        assert text in out, text
-    assert (folder / "flash.img").exists() and (folder / "cards" / "user.json").exists()
-    assert demo.main([str(folder)]) == 0  # again: the previous demo till is replaced
-    (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "notes.txt").write_text("mine")
-    assert demo.main([str(tmp_path / "other")]) == 1 and (tmp_path / "other" / "notes.txt").exists()
-
-
-@pytest.mark.micropython
 @pytest.mark.parametrize("entry,expected", [
     ("import sys\nsys.stderr.write('no flash found\\n')\nsys.exit(3)\n",
      "exited with status 3(.|\n)*no flash found"),
