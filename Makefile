@@ -27,7 +27,7 @@ $(STUBS)/.installed: $(STAMP)
 venv: $(STAMP) $(STUBS)/.installed
 
 demo: $(STAMP)
-	$(BIN)/python -m gateway.demo
+	$(BIN)/python -m testbed.demo
 
 test: $(STAMP) $(STUBS)/.installed
 	$(BIN)/python -m pytest -m "not slow" -p no:cacheprovider

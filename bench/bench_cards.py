@@ -27,8 +27,8 @@ import cryptography  # noqa: E402
 
 from gateway import issuance  # noqa: E402
 from gateway import verify  # noqa: E402
-from hw_sim.cards import sequences  # noqa: E402
-from hw_sim.cards.demo import MACHINE_NO, CardRig  # noqa: E402
+from testbed import sequences  # noqa: E402
+from testbed.demo_cards import MACHINE_NO, CardRig  # noqa: E402
 from protocol import apdu  # noqa: E402
 from protocol import crypto  # noqa: E402
 

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from conformance import SUITE_VERSION, dut, runner, stateful  # noqa: E402
-from conformance.mutants import MUTANTS, hunt  # noqa: E402
+from testbed.mutants import MUTANTS, hunt  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "conformance.json"
 

@@ -168,8 +168,8 @@ def run_concurrent(url: str, works: list[list], batch: int = 1) -> tuple[int, fl
 def audit_readout(mib: int, folder: Path) -> dict:
     from gateway.link import TillClient
     from gateway.stations.audit import read_journal
-    from hw_sim.sim import SimTill
-    from simrig import SimRig
+    from testbed.simtill import SimTill
+    from testbed.simrig import SimRig
     state = folder / "till"
     sectors = mib * 1024 * 1024 // 4096
     t0 = time.perf_counter()

@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 import serial  # noqa: E402
 
-from hw_sim.sim import SimTill, SimTillError  # noqa: E402
+from hw_sim.sim_config import SimTillError  # noqa: E402
+from testbed.simtill import SimTill  # noqa: E402
 from hw_sim.uart import BITS_PER_BYTE  # noqa: E402
 from protocol import frame  # noqa: E402
 from fiscal_till.fiscal import machine_device_id  # noqa: E402

@@ -20,7 +20,7 @@ from fiscal_till import link  # noqa: E402
 from fiscal_till.clock import day_number, from_day_number  # noqa: E402
 from protocol import commands  # noqa: E402
 from gateway import issuance  # noqa: E402
-from tillrig import TillRig  # noqa: E402
+from testbed.rigs import TillRig  # noqa: E402
 
 
 def till_year(days=365, per_day=300):

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from simrig import SimRig  # noqa: E402
+from testbed.simrig import SimRig  # noqa: E402
 
 
 def run(interpreter, n):

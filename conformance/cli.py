@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import SUITE_VERSION
-from .dut import DutError, dut_factory
+from .dut import DutError, backend_names, dut_factory
 from .runner import AREAS, CASES_DIR, TIME_SCALE_ENV, CatalogueError, limits_for, load_cases, run_case, select
 
 _MARK = {"pass": "PASS", "fail": "FAIL", "not tested": "N/T ", "error": "ERR "}
@@ -92,7 +92,10 @@ def _run(args) -> int:
         raise UsageError("the report folder %s is a file" % out)
     work = tempfile.TemporaryDirectory(prefix="fc-run-")
     try:
-        make = dut_factory(args.dut, workdir=work.name)
+        try:
+            make = dut_factory(args.dut, workdir=work.name)
+        except DutError as e:
+            raise UsageError(str(e)) from None
         t0 = time.monotonic()
         started = _dt.datetime.now().isoformat(timespec="seconds")
         try:
@@ -157,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     ls.add_argument("--select", nargs="*", help="case id patterns, e.g. FC-LOCK-*")
     ls.add_argument("--cases", nargs="*", help="extra folders of case files")
     run = sub.add_parser("run", help="run the suite against a device")
-    run.add_argument("--dut", required=True, help="sim | mpy | simtill | serial port | pyserial URL")
+    run.add_argument("--dut", required=True,
+                     help="a backend (%s) or a serial port / pyserial URL" % " | ".join(backend_names()))
     run.add_argument("--report", required=True, help="folder for the report")
     run.add_argument("--select", nargs="*", help="case id patterns, e.g. FC-LOCK-*")
     run.add_argument("--seed", type=int, default=0, help="seed of the model-based run")

@@ -55,7 +55,7 @@ from protocol import journal_format as JF
 from protocol import records as record_types
 from protocol import status as status_table
 
-from .dut import DutError, PowerCut
+from .dut import ControlLimits, DutError, PowerCut
 from .model import Model, parse_reply, plain
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
@@ -208,9 +208,6 @@ def select(cases: list[Case], patterns: list[str] | None) -> list[Case]:
     return [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
 
 
-OTHER_FISCAL_CARD_NO = bytes.fromhex("3201000000000099")  # rolls "made for another fiscal card"
-
-
 def invoice_fields(amounts, item=1, kind=1, ref=0) -> dict:
     lines = [dict(tax_item=item, quantity=1000, unit_price=a, amount=a, name="item %d" % i)
              for i, a in enumerate(amounts)]
@@ -291,7 +288,7 @@ class Session:
             pc = st["power_cut"]
             self.dut.cut_power_at(pc.get("at", 0), pc.get("after", False))
             self.cut_pending = True
-        elif "flash" in st:  # fiscal-memory damage, then a boot (conformance/flash_damage.py)
+        elif "flash" in st:  # fiscal-memory damage, then a boot (Dut.damage_flash)
             self.dut.damage_flash(st["flash"])
             self.cut_pending = False
         elif "expect_status_fields" in st:
@@ -439,16 +436,12 @@ class Session:
             self.check_status()
 
     def bureau(self, st: dict) -> None:
-        from gateway import issuance
         action = st["bureau"]
         p = self.dut.profile
         if action == "sell_roll":  # genuine: false: a roll made for another fiscal card (its MAC fails)
             code = st.get("code", p.roll_code)
             genuine = st.get("genuine", True)
-            record = issuance.issue_roll(self.dut.keystore(), fiscal_card_no=p.fiscal_card_no if genuine else
-                                  OTHER_FISCAL_CARD_NO, machine_no=p.machine_no, code=code, start=st["start"],
-                                  end=st["end"])
-            self.dut.bureau().add_roll(record)
+            self.dut.bureau().sell_roll(code, st["start"], st["end"], genuine=genuine)
             if self.model:
                 self.model.sell_roll(code, st["start"], st["end"], genuine)
         elif action == "clear":
@@ -459,34 +452,20 @@ class Session:
             recno, report = pending[0]
             if not report.ok:
                 self.fail("bureau: the declaration does not verify: %s" % (report.problems,))
-            limits = issuance.Limits(deadline=st["deadline"], single_limit=st.get("single_limit", p.single_limit),
-                              cumulative_limit=st.get("cumulative_limit", p.cumulative_limit),
-                              return_limit=st.get("return_limit", p.return_limit))
+            limits = ControlLimits(st["deadline"], st.get("single_limit", p.single_limit),
+                                   st.get("cumulative_limit", p.cumulative_limit),
+                                   st.get("return_limit", p.return_limit))
             s.clear(recno, report, limits)
             if self.model:
-                self.model.bureau_clear((limits.deadline, limits.single_limit, limits.cumulative_limit,
-                                         limits.return_limit))
+                self.model.bureau_clear(tuple(limits))
         elif action == "rewrite_clear":  # control data for the last declaration again; forgery n: MAC2 damaged
-            s = self.dut.bureau()
-            recno = s.declarations()[-1][0]
-            s.set_declaration_status(recno, 1)
-            ((recno, report),) = [r for r in s.verify_pending() if r[0] == recno]
-            limits = issuance.Limits(deadline=st["deadline"], single_limit=p.single_limit,
-                              cumulative_limit=p.cumulative_limit, return_limit=p.return_limit)
-            record = bytearray(issuance.issue_controls(self.dut.keystore(), report, limits=limits))
+            limits = ControlLimits(st["deadline"], p.single_limit, p.cumulative_limit, p.return_limit)
             forgery = st.get("forgery", 0)
-            if forgery:
-                record[-forgery] ^= 0x01  # one byte of MAC2 (the record's last 4 bytes)
-            s.put_controls(bytes(record))
-            s.set_declaration_status(recno, 2)
+            self.dut.bureau().rewrite_clear(limits, forgery)
             if self.model:
-                self.model.bureau_rewrite_clear((limits.deadline, limits.single_limit, limits.cumulative_limit,
-                                                 limits.return_limit), forgery)
+                self.model.bureau_rewrite_clear(tuple(limits), forgery)
         elif action == "mark_cleared":
-            s = self.dut.bureau()
-            for recno, status, _ in s.declarations():
-                if status == 1:
-                    s.set_declaration_status(recno, 2)
+            self.dut.bureau().mark_cleared()
             if self.model:
                 self.model.bureau_mark_cleared()
         elif action == "expect_pending":
@@ -779,13 +758,7 @@ def device_identity(make_dut, limits: Limits | None = None) -> dict:
         if st is not None and st["status"] == 0:
             warns = commands.StatusReply.parse(bytes(st["payload"])).warnings
             info["non_fiscal"] = "NON_FISCAL" in status_table.mask_names(warns, status_table.WARNINGS)
-        keys = None
-        if "bureau" in dut.capabilities:
-            try:
-                keys = dut.keystore()
-            except DutError:
-                keys = None
-        info["test_keys"] = bool(getattr(keys, "test_mode", False)) if keys is not None else None
+        info["test_keys"] = dut.test_keys() if "bureau" in dut.capabilities else None
         return info
     finally:
         if not getattr(dut, "persistent", False):

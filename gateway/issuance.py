@@ -1,7 +1,8 @@
 """Card issuance and the data the bureau writes to user cards: rolls and clear-unlock control data.
 
 Issuance personalises blank cards; the result is the card's initial content and keys (what a
-personalisation machine writes), which `hw_sim.cards.FiscalCard.issued(...)` and friends load:
+personalisation machine writes: protocol.personalisation's FiscalCardData, UserCardData,
+ManagementCardData), which a card loads (the simulator's `FiscalCard.issued(...)` and friends):
 
     issue_cards(ks, taxpayer=..., machine_no=..., fiscal_card_no=..., user_card_no=..., valid_from=...,
                 valid_to=..., limits=Limits(...), tax_items=[...]) -> (FiscalCardData, UserCardData)
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from protocol import apdu
 from protocol import cardfiles
 from protocol import crypto
-from protocol.crypto import FiscalCardKeys
+from protocol.personalisation import FiscalCardData, ManagementCardData, TillKeys, UserCardData
 
 from protocol import cardauth
 from .bureau_errors import DeclarationRejected, IssuanceError
@@ -62,65 +63,6 @@ class Limits:
 def tax_item(index: int, rate: int, code: str, name: str) -> dict:
     """One authorised tax item (税种税目): rate in basis points (300 = 3 %)."""
     return dict(index=index, rate=rate, code=code, name=name)
-
-
-# ---- outputs -------------------------------------------------------------------------------------------
-@dataclass(frozen=True, repr=False)
-class FiscalCardData:
-    identity: dict  # FiscalIdentity fields (EF02)
-    keys: FiscalCardKeys
-    controls: dict  # Controls fields (EF01)
-    tax_items: list  # 6 TaxItem dicts (EF01)
-    inspection_ca: bytes  # the bureau's public key for inspector certificates
-
-    @property
-    def card_no(self) -> bytes:
-        return self.keys.card_no
-
-    @property
-    def machine_no(self) -> str:
-        return self.identity["machine_no"]
-
-    @property
-    def public_key(self) -> bytes:
-        return self.keys.public_key
-
-    def __repr__(self) -> str:
-        return "FiscalCardData(card_no=%s, machine_no=%s)" % (self.card_no.hex(), self.machine_no)
-
-
-@dataclass(frozen=True, repr=False)
-class TillKeys:
-    """One till a user card serves (EF06) and the two registration keys it needs for it."""
-
-    machine_no: str
-    fiscal_card_no: bytes
-    reg_fc: bytes
-    reg_uc: bytes
-
-
-@dataclass(frozen=True, repr=False)
-class UserCardData:
-    card_no: bytes
-    key_id: int
-    identity: dict  # UserIdentity fields (EF02; machine_no empty)
-    admin_key: bytes  # K_UC_ADMIN
-    tills: tuple  # TillKeys
-    tax_items: list  # EF03
-
-    def __repr__(self) -> str:
-        return "UserCardData(card_no=%s, tills=%d)" % (self.card_no.hex(), len(self.tills))
-
-
-@dataclass(frozen=True, repr=False)
-class ManagementCardData:
-    card_no: bytes
-    certificate: bytes  # ManagementCertificate (EF01)
-    seed: bytes  # Ed25519 private key seed, kept inside the card
-    pin: bytes | None  # 8 bytes, or None: no PIN (simulators and tests only)
-
-    def __repr__(self) -> str:
-        return "ManagementCardData(card_no=%s)" % self.card_no.hex()
 
 
 # ---- validation ------------------------------------------------------------------------------------------

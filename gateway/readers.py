@@ -1,8 +1,9 @@
-"""Card readers for the bureau station: one API over two backends (python-can style).
+"""Card readers for the bureau station: one API over backends named in one registry (python-can style).
 
     reader = open_reader("sim", card=card)            # an in-process simulated card (or a CardSlot)
     reader = open_reader("pcsc")                      # the first PC/SC reader (pyscard + pcscd)
     reader = open_reader("pcsc", name="Virtual PCD 00 01")
+    reader = open_reader("simfile", path="user.json") # a simulator card file (testbed.cardfile)
     with reader:
         atr = reader.atr
         data = reader.send(0x00, 0xA4, 0x04, 0x00, b"TID01")   # CardStatusError unless SW 9000
@@ -11,13 +12,24 @@
 with protocol.apdu, splits the status word, and raises CardStatusError (with the error-table row) on any
 status word not in `ok`.  Faults (no reader, no card, mute card, PC/SC errors) raise ReaderError.  The
 PC/SC backend needs pyscard (the `dev` extra; it builds against libpcsclite) and a running pcscd.
+
+The registry is the entry point group `fiscal_toolkit.card_readers` (pyproject.toml): name = a Reader
+class, imported only when a reader of that name is opened, so a third party adds a backend by declaring
+one and the bureau never imports the simulator.  open_reader(name, **options) makes `cls(**options)`; an
+unknown or uninstalled name is a ReaderError listing the known ones.  A backend that can also write blank
+cards (the card-file one) answers `personaliser(target)` with issue_cards' `personalise` callable.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 from protocol import apdu as apdu_layouts
 
 from .bureau_errors import CardStatusError, ReaderError
+
+ENTRY_POINT_GROUP = "fiscal_toolkit.card_readers"
+CARD_FILE = "simfile"  # the backend of simulator card files (--card FILE, issue-cards --out)
 
 
 class Reader:
@@ -43,6 +55,11 @@ class Reader:
 
     def __exit__(self, *exc) -> None:
         self.disconnect()
+
+    @classmethod
+    def personaliser(cls, target, **options):
+        """`personalise(fiscal_data, user_data)` writing blank cards at `target`, for backends that can."""
+        raise ReaderError("the %s reader cannot personalise blank cards" % cls.name)
 
     def _connect(self) -> bytes:
         raise NotImplementedError
@@ -95,8 +112,10 @@ class SimReader(Reader):
 
     name = "sim"
 
-    def __init__(self, card) -> None:
+    def __init__(self, card=None) -> None:
         super().__init__()
+        if card is None:
+            raise ReaderError("the sim reader needs a card")
         self.card = card
 
     def _connect(self) -> bytes:
@@ -174,12 +193,32 @@ class PcscReader(Reader):
         return bytes(data) + bytes((sw1, sw2))
 
 
-def open_reader(kind: str, *, card=None, name: str | None = None) -> Reader:
-    """`kind` "sim" (with `card`) or "pcsc" (optionally a reader `name`); not yet connected."""
-    if kind == "sim":
-        if card is None:
-            raise ReaderError("the sim reader needs a card")
-        return SimReader(card)
-    if kind == "pcsc":
-        return PcscReader(name)
-    raise ReaderError("unknown reader kind %r (sim, pcsc)" % kind)
+def reader_names() -> list[str]:
+    """The names of the registered reader backends."""
+    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def reader_class(kind: str) -> type[Reader]:
+    """The Reader class registered as `kind`, imported now; ReaderError if there is none or it is not
+    installed."""
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == kind]
+    if not found:
+        raise ReaderError("no card reader named %r: the known ones are %s" % (
+            kind, ", ".join(reader_names()) or "none (is fiscal-toolkit installed? pip install -e .)"))
+    try:
+        return found[0].load()
+    except (ImportError, AttributeError) as e:
+        raise ReaderError("the card reader %r is declared but cannot be loaded (%s): install the package that "
+                          "provides it" % (kind, e)) from None
+
+
+def open_reader(kind: str, **options) -> Reader:
+    """A reader of the backend `kind` ("sim" with `card`, "pcsc" with an optional reader `name`,
+    "simfile" with `path` ...); not yet connected."""
+    return reader_class(kind)(**options)
+
+
+def personaliser(kind: str, target, **options):
+    """The `personalise(fiscal_data, user_data)` callable of backend `kind`, writing blank cards at
+    `target` (for "simfile": a folder that gets fiscal.json and user.json)."""
+    return reader_class(kind).personaliser(target, **options)

@@ -53,8 +53,8 @@ HAL ops (ranges reserved so later devices slot in without renumbering).  Integer
 Power cuts.  A device may end its power instead of answering (hw_sim.nor_flash.PowerLoss, a
 BaseException): `HalService.handle` lets it propagate and the caller kills the firmware process, which
 is blocked waiting for the reply, so the firmware runs nothing after the torn operation.  Cuts at a
-chosen HAL step come from hw_sim.mains: hw_sim.sim hands HalService the mains' stepped devices
-(`stepped_board`), the same objects the in-process firmware gets as its HAL, so SLOT_TRANSMIT,
+chosen HAL step come from hw_sim.mains: the micropython backend (hw_sim.backends) hands HalService the
+board's stepped devices (hw_sim.board.SimBoard.hal_devices, `stepped_board`), the same objects the in-process firmware gets as its HAL, so SLOT_TRANSMIT,
 FLASH_WRITE, FLASH_IOCTL erase, NV_PUT and NV_DELETE are counted steps here exactly as transmit,
 writeblocks, ioctl(6), put and delete are in process (the device side splits only a flash write
 longer than FLASH_CHUNK, which the firmware never issues; tests/test_power_mpy.py compares the step

@@ -1,6 +1,7 @@
-"""Simulated real-time clock: machine.RTC's interface, kept as an offset from the host clock.
+"""Simulated real-time clocks with machine.RTC's interface: SimRTC, an offset from the host clock (it ticks),
+and ManualRTC, which reads what it was set to (tests, the conformance suite).
 
-Rules:
+SimRTC rules:
 - reading = host UTC clock + offset, shown as a naive wall-clock time (a till's RTC has no time zone);
 - so the clock ticks by itself, and setting it or travelling in time only moves the offset;
 - a new clock starts at the host's local wall time;
@@ -73,3 +74,36 @@ class SimRTC:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"offset_s": self._offset}) + "\n", encoding="utf-8")
         os.replace(tmp, self.path)
+
+
+class ManualRTC:
+    """A machine.RTC that does not tick: it reads what it was set to, for tests and the conformance
+    suite, which must control the till's time exactly whatever the machine's speed.
+
+    rtc = ManualRTC(datetime(2026, 1, 5, 9, 0))    rtc.set(20260105, 93000)    rtc.advance(days=1)
+    rtc.t is the time (a naive datetime); rtc.date the date as YYYYMMDD."""
+
+    def __init__(self, when: DateTime = DateTime(2026, 1, 5, 9, 0, 0)) -> None:
+        self.t = when
+
+    def datetime(self, value: tuple[int, ...] | None = None) -> tuple[int, ...] | None:
+        """machine.RTC: no argument reads (y, m, d, weekday 0=Monday, h, mi, s, 0); a tuple sets it."""
+        if value is None:
+            t = self.t
+            return (t.year, t.month, t.day, t.weekday(), t.hour, t.minute, t.second, 0)
+        y, mo, d, _wd, h, mi, s = value[:7]
+        self.t = DateTime(y, mo, d, h, mi, s)
+        return None
+
+    def set(self, date: int, time: int = 90000) -> None:
+        """date YYYYMMDD, time HHMMSS (a till opens at nine unless told otherwise)."""
+        self.t = DateTime(date // 10000, date // 100 % 100, date % 100, time // 10000, time // 100 % 100,
+                          time % 100)
+
+    def advance(self, **kw) -> None:
+        """Move the clock by timedelta(**kw) (days=1, hours=-2 ...)."""
+        self.t += timedelta(**kw)
+
+    @property
+    def date(self) -> int:
+        return self.t.year * 10000 + self.t.month * 100 + self.t.day

@@ -176,7 +176,7 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 # ---- the tax hall and one in-process till, for the gateway tests -------------------------------------------------
 class RigClient:
-    """gateway.link.TillClient's call/call_ok over tests/tillrig.py's in-process till (no port, no thread)."""
+    """gateway.link.TillClient's call/call_ok over testbed/rigs.py's in-process till (no port, no thread)."""
 
     port_name = "tillrig"
 
@@ -198,13 +198,13 @@ class RigClient:
 
 
 class Hall:
-    """The bureau (a Station on `store`) and the demo till in process (tests/tillrig.TillRig), registered
+    """The bureau (a Station on `store`) and the demo till in process (testbed.rigs.TillRig), registered
     with the demo cards' own numbers, so the cards the rig holds are the cards the bureau issued."""
 
     def __init__(self, store, *, name: str = "window-1", roll_quota: int = 2) -> None:
         from gateway.keystore import KeyStore
         from gateway.stations import Station
-        from tillrig import TillRig
+        from testbed.rigs import TillRig
         self.rig = TillRig()
         self.client = RigClient(self.rig)
         self.st = Station(store, KeyStore.for_tests(), name=name, clock=lambda: self.rig.rtc.date)
@@ -213,13 +213,13 @@ class Hall:
 
     @property
     def taxpayer_no(self) -> str:
-        from hw_sim.cards import demo
-        return demo.TAXPAYER.taxpayer_no
+        from testbed import demo_cards
+        return demo_cards.TAXPAYER.taxpayer_no
 
     @property
     def machine_no(self) -> str:
-        from hw_sim.cards import demo
-        return demo.MACHINE_NO
+        from testbed import demo_cards
+        return demo_cards.MACHINE_NO
 
     def reader(self):
         from gateway.readers import SimReader
@@ -227,11 +227,11 @@ class Hall:
 
     def register(self) -> "Hall":
         from gateway import stations
-        from hw_sim.cards import demo
-        stations.register_taxpayer(self.st, demo.TAXPAYER, tax_items=demo.TAX_ITEMS, roll_quota=self.roll_quota)
-        stations.register_machine(self.st, demo.TAXPAYER.taxpayer_no, demo.MACHINE_NO, demo.LIMITS)
-        stations.issue_cards(self.st, demo.TAXPAYER.taxpayer_no, demo.MACHINE_NO, fiscal_card_no=demo.FISCAL_CARD_NO,
-                      user_card_no=demo.USER_CARD_NO, valid_from=demo.VALID_FROM, valid_to=demo.VALID_TO)
+        from testbed import demo_cards
+        stations.register_taxpayer(self.st, demo_cards.TAXPAYER, tax_items=demo_cards.TAX_ITEMS, roll_quota=self.roll_quota)
+        stations.register_machine(self.st, demo_cards.TAXPAYER.taxpayer_no, demo_cards.MACHINE_NO, demo_cards.LIMITS)
+        stations.issue_cards(self.st, demo_cards.TAXPAYER.taxpayer_no, demo_cards.MACHINE_NO, fiscal_card_no=demo_cards.FISCAL_CARD_NO,
+                      user_card_no=demo_cards.USER_CARD_NO, valid_from=demo_cards.VALID_FROM, valid_to=demo_cards.VALID_TO)
         return self
 
     def initialize(self) -> "Hall":

@@ -25,26 +25,17 @@ import json
 from dataclasses import dataclass
 
 from hw_sim.cards import store
-from hw_sim.mains import Mains, stepped_board
 from hw_sim.nor_flash import PowerLoss
 from protocol import commands, frame
 from protocol import journal_format as JF
 from protocol import records
-from tillrig import TillRig
+from testbed.rigs import TillRig
 
 RID = 0x5EED
 
 
 class PowerRig(TillRig):
-    def __init__(self, **kw):
-        self.mains = Mains()
-        super().__init__(**kw)
-
-    def board(self):
-        b = super().board()
-        b.flash, b.fiscal_slot, b.user_slot, b.nvram = stepped_board(
-            self.mains, b.flash, b.fiscal_slot, b.user_slot, b.nvram)
-        return b
+    """A TillRig whose board's mains (TillRig.mains) the campaign cuts."""
 
     def power_back(self):
         self.mains.restore()

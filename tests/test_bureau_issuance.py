@@ -10,7 +10,7 @@ from gateway import issuance
 from gateway.bureau_errors import DeclarationRejected, IssuanceError
 from gateway.keystore import KeyStore
 from gateway.verify import DeclarationReport
-from hw_sim.cards.demo import FISCAL_CARD_NO, LIMITS, MACHINE_NO, TAX_ITEMS, TAXPAYER, USER_CARD_NO
+from testbed.demo_cards import FISCAL_CARD_NO, LIMITS, MACHINE_NO, TAX_ITEMS, TAXPAYER, USER_CARD_NO
 from protocol import apdu
 from protocol import cardfiles
 from protocol import crypto

@@ -9,8 +9,8 @@ from gateway.keystore import KeyStore
 from gateway.readers import SimReader
 from gateway.usercard import UserCardSession
 from hw_sim.cards import CardAbsentError, CardSlot, FiscalCard, UserCard
-from hw_sim.cards import sequences
-from hw_sim.cards.demo import INSPECTOR_PIN, MACHINE_NO, TAX_ITEMS, TAXPAYER, CardRig, seeded_rng
+from testbed import sequences
+from testbed.demo_cards import INSPECTOR_PIN, MACHINE_NO, TAX_ITEMS, TAXPAYER, CardRig, seeded_rng
 from protocol import apdu
 from protocol import cardfiles
 

@@ -5,7 +5,7 @@ import pytest
 from gateway.bureau_errors import CardStatusError, ReaderError
 from gateway.readers import SimReader, open_reader
 from hw_sim.cards import CardSlot
-from hw_sim.cards.demo import demo_cards
+from testbed.demo_cards import demo_cards
 from protocol import apdu
 from protocol import cardfiles
 
@@ -58,3 +58,40 @@ def test_open_reader_refuses_unknown_kinds():
         open_reader("serial")
     with pytest.raises(ReaderError):
         open_reader("sim")
+
+
+# ---- the registry: readers by name, from the fiscal_toolkit.card_readers entry points -------------------
+def test_the_registry_names_every_backend_and_an_unknown_name_lists_them():
+    from gateway.readers import reader_names
+    assert {"sim", "pcsc", "simfile"} <= set(reader_names())
+    with pytest.raises(ReaderError, match="no card reader named 'serial': the known ones are .*pcsc, sim, simfile"):
+        open_reader("serial")
+
+
+def test_a_card_file_opens_by_name_and_keeps_every_change(tmp_path):
+    from gateway import issuance
+    from gateway.readers import CARD_FILE, personaliser
+    from gateway.usercard import UserCardSession
+    from hw_sim.cards import load_card
+    c = demo_cards()
+    personaliser(CARD_FILE, tmp_path / "cards")(c.fiscal_data, c.user_data)
+    path = tmp_path / "cards" / "user.json"
+    assert load_card(path).state.rolls == []
+    session = UserCardSession(open_reader(CARD_FILE, path=path), c.keystore)
+    assert session.open()["card_no"] == c.user_data.card_no
+    session.authenticate()
+    record = issuance.issue_roll(c.keystore, fiscal_card_no=c.fiscal_data.card_no, machine_no=c.fiscal_data.machine_no,
+                                 code="1440012345", start=1, end=100)
+    session.add_roll(record)
+    assert load_card(path).state.rolls == [record]
+
+
+def test_a_missing_card_file_is_a_reader_error_naming_it(tmp_path):
+    with pytest.raises(ReaderError, match="nothing.json"):
+        open_reader("simfile", path=tmp_path / "nothing.json")
+
+
+def test_a_reader_that_cannot_personalise_says_so():
+    from gateway.readers import personaliser
+    with pytest.raises(ReaderError, match="the sim reader cannot personalise blank cards"):
+        personaliser("sim", "anywhere")

@@ -7,8 +7,8 @@ import pytest
 from gateway import issuance
 from gateway import verify
 from gateway.keystore import KeyStore
-from hw_sim.cards import sequences
-from hw_sim.cards.demo import FISCAL_CARD_NO, MACHINE_NO, CardRig
+from testbed import sequences
+from testbed.demo_cards import FISCAL_CARD_NO, MACHINE_NO, CardRig
 from protocol import apdu
 from protocol import cardfiles
 from protocol import crypto

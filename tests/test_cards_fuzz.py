@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hw_sim.cards import sequences
-from hw_sim.cards.demo import INSPECTOR_PIN, CardRig, seeded_rng
+from testbed import sequences
+from testbed.demo_cards import INSPECTOR_PIN, CardRig, seeded_rng
 from gateway import issuance
 from gateway.readers import SimReader
 from gateway.usercard import UserCardSession

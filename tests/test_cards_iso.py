@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from hw_sim.cards import CardAbsentError, CardFileError, CardMuteError, CardSlot, load_card, save_card, store
-from hw_sim.cards.demo import CardRig, demo_cards
+from testbed.demo_cards import CardRig, demo_cards
 from hw_sim.cards.iso import make_atr
 from protocol import cardfiles
 from protocol import errors

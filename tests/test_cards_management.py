@@ -6,8 +6,8 @@ from protocol import cardauth
 from gateway import issuance
 from gateway.keystore import KeyStore
 from hw_sim.cards import ManagementCard
-from hw_sim.cards import sequences
-from hw_sim.cards.demo import INSPECTOR_PIN, MANAGEMENT_CARD_NO, CardRig
+from testbed import sequences
+from testbed.demo_cards import INSPECTOR_PIN, MANAGEMENT_CARD_NO, CardRig
 from protocol import apdu
 from protocol import cardfiles
 from protocol import crypto

@@ -6,8 +6,8 @@ from protocol import cardauth
 from gateway import issuance
 from gateway.keystore import KeyStore
 from hw_sim.cards import UserCard
-from hw_sim.cards import sequences
-from hw_sim.cards.demo import FISCAL_CARD_NO, MACHINE_NO, TAX_ITEMS, TAXPAYER, USER_CARD_NO, CardRig, demo_cards
+from testbed import sequences
+from testbed.demo_cards import FISCAL_CARD_NO, MACHINE_NO, TAX_ITEMS, TAXPAYER, USER_CARD_NO, CardRig, demo_cards
 from protocol import apdu
 from protocol import cardfiles
 from protocol import crypto

@@ -9,6 +9,7 @@ import pytest
 
 from conformance import cli, dut, report, runner, stateful
 from conformance.model import Model
+from testbed import duts
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = runner.load_cases()
@@ -23,7 +24,7 @@ def sim_verdicts():
     return runner.run_cases(dut.dut_factory("sim"), CASES)
 
 
-class _Silent(dut.InProcessDut):
+class _Silent(duts.InProcessDut):
     """The firmware in process, on a link that loses every reply to one command (a dead line)."""
     silent_command = 0x20
 
@@ -89,7 +90,7 @@ def test_raw_bytes_without_a_reply_fail_only_if_the_device_still_answers():
         silent_command = 0x02
     v = runner.run_case(lambda: Deaf(), runner.select(CASES, ["FC-LINK-002"])[0])
     assert v.verdict == "error" and "no reply" in v.detail
-    from conformance.mutants import Mutant
+    from testbed.mutants import Mutant
     from fiscal_till.server import LinkServer
     orig = LinkServer.feed
 
@@ -166,8 +167,18 @@ def test_the_certificate_says_plainly_that_test_keys_and_non_fiscal_cards_were_u
     assert "class='banner'" not in page and "TEST RUN" not in page
 
 
+def test_dut_backends_are_named_in_one_table_and_an_unknown_name_is_one_sentence(tmp_path, capsys):
+    assert {"sim", "mpy", "simtill", "serial"} <= set(dut.backend_names())
+    assert isinstance(dut.open_dut("sim"), duts.InProcessDut)
+    with pytest.raises(dut.DutError, match=r"^there is no DUT backend 'simm'; the known ones are .*mpy.*sim"):
+        dut.dut_factory("simm")
+    assert cli.main(["run", "--dut", "simm", "--report", str(tmp_path / "r")]) == cli.EXIT["USAGE"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "simtill" in err and not (tmp_path / "r").exists()
+
+
 def test_a_case_needing_a_missing_capability_is_not_tested_never_passed():
-    class LinkOnly(dut.InProcessDut):
+    class LinkOnly(duts.InProcessDut):
         capabilities = frozenset({"reset"})
     verdicts = runner.run_cases(lambda: LinkOnly(), runner.select(CASES, ["FC-LOCK-001", "FC-LINK-001",
                                                                           "FC-POWER-002"]))
@@ -176,7 +187,7 @@ def test_a_case_needing_a_missing_capability_is_not_tested_never_passed():
 
 
 def test_a_run_does_not_stop_at_the_first_failure_and_reports_evidence():
-    from conformance.mutants import MUTANTS_BY_NAME
+    from testbed.mutants import MUTANTS_BY_NAME
     with MUTANTS_BY_NAME["no-deadline-lock"].applied():
         verdicts = runner.run_cases(dut.dut_factory("sim"), runner.select(CASES, ["FC-LOCK-00[12]"]))
     assert [v.verdict for v in verdicts] == ["fail", "pass"]
@@ -216,7 +227,7 @@ def test_certificate_says_error_not_fail_when_a_case_could_not_be_judged_and_non
 
 
 def test_a_run_that_could_not_judge_a_case_exits_4(tmp_path, monkeypatch):
-    monkeypatch.setattr(dut, "InProcessDut", _Silent)
+    monkeypatch.setattr(duts, "InProcessDut", _Silent)
     monkeypatch.setattr(cli, "dut_factory", lambda spec, **kw: (lambda: _Silent()))
     assert cli.main(["run", "--dut", "sim", "--report", str(tmp_path), "--select", "FC-ISSUE-001",
                      "--no-model-run"]) == cli.EXIT["ERROR"] == 4
@@ -269,7 +280,7 @@ def test_cli_list_and_run(tmp_path, capsys):
     assert cli.main(["run", "--dut", "sim", "--report", str(tmp_path), "--select", "FC-ONCE-*",
                      "--no-model-run"]) == 0
     assert (tmp_path / "certificate.html").exists()
-    from conformance.mutants import MUTANTS_BY_NAME
+    from testbed.mutants import MUTANTS_BY_NAME
     with MUTANTS_BY_NAME["executes-twice"].applied():
         assert cli.main(["run", "--dut", "sim", "--report", str(tmp_path / "m"), "--select", "FC-ONCE-001",
                          "--no-model-run"]) == 1
@@ -281,7 +292,7 @@ def test_model_based_run_passes_the_firmware(tmp_path):
 
 
 def test_model_based_run_catches_a_mutant_and_writes_a_replayable_scenario(tmp_path):
-    from conformance.mutants import MUTANTS_BY_NAME
+    from testbed.mutants import MUTANTS_BY_NAME
     with MUTANTS_BY_NAME["no-deadline-lock"].applied():
         found = stateful.model_run(dut.dut_factory("sim"), seed=3, examples=40, out_dir=tmp_path)
         assert found.verdict.verdict == "fail" and found.scenario is not None
@@ -305,7 +316,7 @@ def test_the_model_accepts_only_what_the_documents_allow():
 def mpy_dut(tmp_path_factory):
     """A device maker for the .mpy firmware under MicroPython; the image is built once, here, and every
     case boots its own fresh device on it (as the runner does)."""
-    from hw_sim.sim import firmware_image_dir
+    from hw_sim.sim_image import firmware_image_dir
     firmware_image_dir()
     make = dut.dut_factory("mpy", workdir=tmp_path_factory.mktemp("mpy"))
     probe = make()

@@ -1,11 +1,11 @@
-"""Teeth: the suite fails every faulty firmware variant (conformance/mutants), naming the case that
+"""Teeth: the suite fails every faulty firmware variant (testbed/mutants), naming the case that
 caught it.  The default run tries each mutant's hinted cases first; -m slow runs the whole catalogue
 under every mutant."""
 
 import pytest
 
 from conformance import dut, runner
-from conformance.mutants import MUTANTS, hunt
+from testbed.mutants import MUTANTS, hunt
 
 CASES = runner.load_cases()
 

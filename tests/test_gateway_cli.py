@@ -15,7 +15,8 @@ import pytest
 
 from fiscal_till import version
 from gateway.cli import main
-from hw_sim.sim import DEFAULT_MACHINE_NO, SimTill
+from testbed.demo_cards import MACHINE_NO
+from testbed.simtill import SimTill
 from protocol import frame
 
 
@@ -58,7 +59,7 @@ def test_info_tables(sim, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     code, out, err = run_cli(capsys, "--port", sim.port)
     assert code == 0 and err == ""
-    for text in ("Till on " + sim.port, DEFAULT_MACHINE_NO, "FTK-1 SIM", version.firmware_hash().hex(),
+    for text in ("Till on " + sim.port, MACHINE_NO, "FTK-1 SIM", version.firmware_hash().hex(),
                  "JOURNAL_READOUT, SIMULATOR", "NOT_INITIALIZED", "NEW", "NON_FISCAL"):
         assert text in out
 
@@ -68,7 +69,7 @@ def test_info_json(sim, capsys):
     record = json.loads(out)
     assert code == 0 and out.count("\n") == 1
     assert record["port"] == sim.port
-    assert record["info"]["machine_no"] == DEFAULT_MACHINE_NO
+    assert record["info"]["machine_no"] == MACHINE_NO
     assert record["info"]["fw_hash"] == version.firmware_hash().hex()
     assert record["info"]["protocol_version"] == "1.1"
     assert record["status"]["state"] == "NEW" and record["status"]["lock_reasons"] == ["NOT_INITIALIZED"]
@@ -82,7 +83,7 @@ def test_console_script_against_micropython(tmp_path):
         done = subprocess.run([str(exe), "info", "--port", s.port, "--json"], capture_output=True, text=True,
                               timeout=20)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["info"]["machine_no"] == DEFAULT_MACHINE_NO
+    assert json.loads(done.stdout)["info"]["machine_no"] == MACHINE_NO
 
 
 def one_line_error(code: int, out: str, err: str) -> str:

@@ -25,15 +25,16 @@ def _window(url: str, card_path: str, what: str, arg: int, today: int, barrier, 
     from gateway.db import open_store
     from gateway.keystore import KeyStore
     from gateway.readers import SimReader
-    from hw_sim.cards import CardSlot, demo, load_card
+    from hw_sim.cards import CardSlot, load_card
+    from testbed import demo_cards
     st = stations.Station(open_store(url, migrate_schema=False), KeyStore.for_tests(), name=name, clock=lambda: today)
     reader = SimReader(CardSlot(load_card(card_path), path=card_path))
     barrier.wait()
     try:
         if what == "file":
-            stations.file(st, reader, demo.TAXPAYER.taxpayer_no, DeclaredIncome(arg))
+            stations.file(st, reader, demo_cards.TAXPAYER.taxpayer_no, DeclaredIncome(arg))
         else:
-            stations.sell_roll(st, reader, demo.TAXPAYER.taxpayer_no, demo.MACHINE_NO, code="1440012345", start=arg, end=arg + 99)
+            stations.sell_roll(st, reader, demo_cards.TAXPAYER.taxpayer_no, demo_cards.MACHINE_NO, code="1440012345", start=arg, end=arg + 99)
         results.put((name, "ok"))
     except stations.Refused as e:
         results.put((name, e.reason))
@@ -119,13 +120,13 @@ def _appender(url: str, n: int, barrier, results, name: str) -> None:
     """One station process appending `n` events, one transaction each, every other one under the taxpayer's lock."""
     from gateway.db import open_store
     from gateway.stations.common import Station, lock_taxpayer, log
-    from hw_sim.cards import demo
+    from testbed import demo_cards
     st = Station(open_store(url, migrate_schema=False), KeyStore.for_tests(), name=name)
     barrier.wait()
     try:
         for i in range(n):
             with st.store.transaction() as s:
-                tp = lock_taxpayer(s, demo.TAXPAYER.taxpayer_no) if i % 2 else None
+                tp = lock_taxpayer(s, demo_cards.TAXPAYER.taxpayer_no) if i % 2 else None
                 log(s, st, "test.append", tp, i=i)
         results.put((name, "ok"))
     except Exception as e:  # noqa: BLE001 - reported to the test

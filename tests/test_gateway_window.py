@@ -67,10 +67,10 @@ def test_a_shortfall_with_an_explanation_opens_a_referral_that_is_assigned_and_c
 
 def test_a_card_of_another_taxpayer_is_refused_and_nothing_is_written(hall):
     hall.ready_to_file()
-    from hw_sim.cards import demo
+    from testbed import demo_cards
     from gateway.issuance import Taxpayer
     stations.register_taxpayer(hall.st, Taxpayer("91440101OTHER00001", "440101000000099", "另一家公司", "144010000000"),
-                        tax_items=demo.TAX_ITEMS)
+                        tax_items=demo_cards.TAX_ITEMS)
     before = hall.counts()
     with pytest.raises(Refused) as e:
         stations.file(hall.st, hall.reader(), "91440101OTHER00001", DeclaredIncome(hall.income))

@@ -12,7 +12,7 @@ from fiscal_till import codes, link
 from fiscal_till.server import KEEPALIVE_CHECK_MS, LinkServer
 from gateway import issuance
 from protocol import commands, frame
-from tillrig import TillRig
+from testbed.rigs import TillRig
 
 # ISSUE_INVOICE (0x20), RID 0x01020304: SOF, 'K', command, rid, status 0, length 0, HCRC, CRC-32
 KEEPALIVE = bytes.fromhex("a5 4b 20 01020304 0000 0000 c3 dcfe40a3")
@@ -138,7 +138,7 @@ INTERPRETERS = ["cpython", pytest.param("micropython", marks=pytest.mark.micropy
 @pytest.mark.parametrize("interpreter", INTERPRETERS)
 def test_a_multi_year_backfill_inside_issue_invoice_succeeds_with_a_reply_timeout_far_shorter(
         tmp_path, interpreter):
-    from simrig import SimRig
+    from testbed.simrig import SimRig
     with SimRig(tmp_path / "state", interpreter, timeout=30.0) as rig:  # setup: generous, a hang guard
         rig.rtc.set(20260105, 90000)
         rig.initialize()

@@ -16,8 +16,8 @@ import pytest
 
 from gateway.readers import PcscReader, pcsc_readers
 from gateway.usercard import UserCardSession
-from hw_sim.cards import sequences
-from hw_sim.cards.demo import MACHINE_NO, CardRig
+from testbed import sequences
+from testbed.demo_cards import MACHINE_NO, CardRig
 from hw_sim.cards.vpcd import VpcdCard
 from gateway import issuance
 from gateway.bureau_errors import ReaderError

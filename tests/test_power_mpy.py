@@ -10,6 +10,7 @@ on `--dut sim` and `--dut mpy`.
 import pytest
 
 from conformance import dut, runner
+from testbed import duts
 
 # a lifecycle touching every device: registration, roll loading, issuing, closing, declaring, clearing
 SCRIPT = [
@@ -24,7 +25,7 @@ SCRIPT = [
 
 
 def _mains(d):
-    return d.mains if isinstance(d, dut.InProcessDut) else d.sim.mains
+    return d.mains if isinstance(d, duts.InProcessDut) else d.sim.mains
 
 
 def _trace(d):
@@ -45,7 +46,7 @@ def _trace(d):
 
 @pytest.fixture(scope="module")
 def traces():
-    with dut.InProcessDut() as sim, dut.SimTillDut(interpreter="micropython") as mpy:
+    with duts.InProcessDut() as sim, duts.SimTillDut(interpreter="micropython") as mpy:
         return _trace(sim), _trace(mpy)
 
 
@@ -74,5 +75,5 @@ def test_a_micropython_till_cut_at_a_step_is_off_and_its_retry_issues_the_invoic
 
 
 def test_the_micropython_dut_has_the_power_loss_capability():
-    with dut.SimTillDut(interpreter="micropython") as d:
+    with duts.SimTillDut(interpreter="micropython") as d:
         assert "power_loss" in d.capabilities

@@ -5,7 +5,7 @@ nothing; the exact retry of the last one gets its reply again, byte for byte; th
 survives a reboot, whatever the request wrote, and GET_STATUS reports it."""
 
 from protocol import commands, errors, frame
-from tillrig import TillRig
+from testbed.rigs import TillRig
 
 STALE = errors.BY_NAME["LINK_RID_STALE"].code
 REUSED = errors.BY_NAME["LINK_RID_REUSED"].code

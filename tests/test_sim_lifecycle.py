@@ -11,12 +11,12 @@ import pytest
 import lifecycle
 from hw_sim.cards import store
 from hw_sim.nor_flash import TEAR_NOTHING, TEAR_PREFIX, TEAR_RANDOM
-from hw_sim.sim import SimTillError
+from hw_sim.sim_config import SimTillError
 from protocol import commands, frame, records
 from protocol.commands import READ_JOURNAL_MAX
 from protocol.journal_format import audit_stream
 from protocol.status import LOCK_REASONS, WARNINGS, mask_names
-from simrig import SimRig
+from testbed.simrig import SimRig
 
 INTERPRETERS = ["cpython", pytest.param("micropython", marks=pytest.mark.micropython)]
 

@@ -18,11 +18,13 @@ import serial
 from fiscal_till import device, hal, server, version
 from gateway.link import StatusError, TillClient, WrongDeviceError
 from hw_sim.rtc import SimRTC
-from hw_sim.sim import DEFAULT_MACHINE_NO, SimTill, SimTillError
+from hw_sim.sim_config import SimTillError
+from testbed.demo_cards import MACHINE_NO
+from testbed.simtill import SimTill
 from protocol import frame
 from protocol.errors import BY_NAME as ERR
 from protocol.status import CAPABILITIES, LOCK_REASONS, STATE_NEW, WARNINGS, mask_names
-from tillrig import TillRig
+from testbed.rigs import TillRig
 
 pytestmark = pytest.mark.filterwarnings("ignore:set(Daemon|Name)\\(\\) is deprecated:DeprecationWarning")
 INTERPRETERS = ["cpython", pytest.param("micropython", marks=pytest.mark.micropython)]
@@ -50,7 +52,7 @@ def read_for(port: serial.Serial, seconds: float) -> bytes:
 # --------------------------------------------------------------------------------------- the commands
 def test_get_info(sim, till):
     info = till.call_ok("GET_INFO")
-    assert info.machine_no == DEFAULT_MACHINE_NO and info.model == "FTK-1 SIM"
+    assert info.machine_no == MACHINE_NO and info.model == "FTK-1 SIM"
     assert info.fw_version == version.FW_VERSION and info.fw_hash == version.firmware_hash()
     assert info.protocol_version == 0x0101 and info.max_payload == frame.MAX_PAYLOAD
     assert "SIMULATOR" in [CAPABILITIES[b] for b in CAPABILITIES if info.capabilities >> b & 1]
@@ -106,7 +108,7 @@ def test_noise_and_bad_frames_are_ignored(sim, till):
 
 def test_pacing_keeps_the_link_working(tmp_path):
     with SimTill(tmp_path, pace=True, baud=115200) as sim, TillClient(sim.port, timeout=1.0) as till:
-        assert till.call_ok("GET_INFO").machine_no == DEFAULT_MACHINE_NO
+        assert till.call_ok("GET_INFO").machine_no == MACHINE_NO
         # the pacer counts a chunk after writing it, so the reply can reach the client first: wait for
         # the count (a hang guard, not a speed assumption)
         deadline = time.monotonic() + 30
@@ -121,7 +123,7 @@ def test_rfc2217(tmp_path, interpreter):
         assert sim.rfc2217_url.startswith("rfc2217://127.0.0.1:")
         for _ in range(2):  # a second client after the first left
             with TillClient(sim.rfc2217_url, timeout=1.0) as till:
-                assert till.call_ok("GET_INFO").machine_no == DEFAULT_MACHINE_NO
+                assert till.call_ok("GET_INFO").machine_no == MACHINE_NO
 
 
 @pytest.mark.micropython
@@ -181,7 +183,7 @@ def test_state_folder_persists_and_is_exclusive(tmp_path):
         sim.rtc.set(datetime(2030, 6, 1, 12, 0, 0))
         with pytest.raises(SimTillError, match="in use"):
             SimTill(tmp_path)
-    assert '"machine_no": "%s"' % DEFAULT_MACHINE_NO in (tmp_path / "config.json").read_text()
+    assert '"machine_no": "%s"' % MACHINE_NO in (tmp_path / "config.json").read_text()
     with SimTill(tmp_path) as sim:
         assert sim.rtc.now().date() == datetime(2030, 6, 1).date()
     with pytest.raises(SimTillError, match="fixed at the factory"):
@@ -222,7 +224,7 @@ def test_fiscal_sim_command(tmp_path):
         assert pty_path.startswith("/dev/") and url.startswith("rfc2217://127.0.0.1:")
         for port in (pty_path, url):
             with TillClient(port, timeout=1.0) as till:
-                assert till.call_ok("GET_INFO").machine_no == DEFAULT_MACHINE_NO
+                assert till.call_ok("GET_INFO").machine_no == MACHINE_NO
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
@@ -239,25 +241,6 @@ def test_fiscal_sim_bad_arguments(argv, message):
 
 
 @pytest.mark.micropython
-def test_demo_tells_the_whole_lifecycle(tmp_path, capsys):
-    from hw_sim import demo
-    folder = tmp_path / "demo"
-    assert demo.main([str(folder)]) == 0
-    out = capsys.readouterr().out
-    for text in ("INITIALIZE: machine %s" % DEFAULT_MACHINE_NO, "LOAD_ROLL: roll 1440012345, numbers 1-20",
-                 "locks: DEADLINE", "LOCK_DEADLINE", "DECLARE: 2026-01-05 to 2026-01-31, 15 invoices",
-                 "refused", "CLEAR_UNLOCK: period to 2026-01-31, new deadline 2026-02-28", "locks: NO_ROLL",
-                 "LOAD_ROLL: roll 1440012345, numbers 21-70", "ISSUE_INVOICE: no. 21", "(the same)",
-                 "carried on at invoice no. 22", "*** NON-FISCAL"):
-        assert text in out, text
-    assert (folder / "flash.img").exists() and (folder / "cards" / "user.json").exists()
-    assert demo.main([str(folder)]) == 0  # again: the previous demo till is replaced
-    (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "notes.txt").write_text("mine")
-    assert demo.main([str(tmp_path / "other")]) == 1 and (tmp_path / "other" / "notes.txt").exists()
-
-
-@pytest.mark.micropython
 @pytest.mark.parametrize("entry,expected", [
     ("import sys\nsys.stderr.write('no flash found\\n')\nsys.exit(3)\n",
      "exited with status 3(.|\n)*no flash found"),
@@ -265,9 +248,9 @@ def test_demo_tells_the_whole_lifecycle(tmp_path, capsys):
      "broke the board bus(.|\n)*stray print"),
 ], ids=["exits", "prints"])
 def test_firmware_that_does_not_start_is_reported(tmp_path, monkeypatch, entry, expected):
-    import hw_sim.sim as sim_module
+    import hw_sim.backends
     (tmp_path / "sim_main.py").write_text(entry)
-    monkeypatch.setattr(sim_module, "_MPY_DIR", tmp_path)
+    monkeypatch.setattr(hw_sim.backends, "_MPY_DIR", tmp_path)
     with pytest.raises(SimTillError, match=expected):
         SimTill(tmp_path / "state", "micropython")
 

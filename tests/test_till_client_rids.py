@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.link import TillClient, default_rid_dir
-from hw_sim.sim import SimTill
+from testbed.simtill import SimTill
 
 MACHINE = "1234567890123456"
 

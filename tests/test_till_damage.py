@@ -17,7 +17,7 @@ from fiscal_till.journal_format import FISCAL_HDR_SIZE, RING_HDR_SIZE, RING_SUCC
 from hw_sim.nor_flash import TEARS, PowerLoss
 from protocol import journal_format as JF
 from protocol import status
-from tillrig import TillRig
+from testbed.rigs import TillRig
 
 SECTOR = 4096
 FM_DAMAGED = 1 << codes.LOCK_FM_DAMAGED

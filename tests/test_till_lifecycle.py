@@ -1,7 +1,7 @@
 """The till enforces the whole lifecycle itself (in-process firmware on CPython)."""
 
 import lifecycle
-from tillrig import TillRig
+from testbed.rigs import TillRig
 
 
 def test_full_lifecycle_in_process():

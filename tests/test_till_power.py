@@ -21,7 +21,7 @@ from hw_sim.nor_flash import TEAR_NAMES, TEARS
 from powercut import SCENARIOS, at_roll_loaded, cut_run, differences, expected, prepared, recovery_steps, reference
 from protocol import commands
 from protocol import records
-from tillrig import TillRig
+from testbed.rigs import TillRig
 
 _EV_UNLOCKED, _EV_CLOCK_SET, _EV_INSPECTION = 4, 5, 6
 

@@ -1,15 +1,15 @@
 """The device enforces domain §4 itself: every lock with its own error, warnings before a lock, what
 still works while locked, bad input refused with nothing changed, the cards checked, the clock guarded.
-In-process firmware (tests/tillrig.py); the same rules run under MicroPython in tests/test_sim_lifecycle.py."""
+In-process firmware (testbed/rigs.py); the same rules run under MicroPython in tests/test_sim_lifecycle.py."""
 
 import pytest
 
 from gateway import issuance
-from hw_sim.cards import demo
+from testbed import demo_cards
 from hw_sim.cards.fiscal import FiscalCard
 from hw_sim.cards.user import UserCard
 from protocol import commands
-from tillrig import TillRig, locks, ready, warnings
+from testbed.rigs import TillRig, locks, ready, warnings
 
 
 def fingerprint(rig):
@@ -78,16 +78,7 @@ def test_void_spends_a_number_and_counts_separately():
 
 def test_fiscal_memory_full_locks_issuing():
     quotas = ((1, 512), (3, 192), (300, 208), (300, 64), (2000, 48), (2000, 64), (3000, 32))
-    rig = TillRig()
-    original = rig.board
-
-    def board():
-        b = original()
-        b.identity["journal_quotas"] = quotas
-        return b
-    rig.board = board
-    rig.flash = type(rig.flash)(sector_count=512, sector_size=4096)
-    rig.boot()
+    rig = TillRig(identity={"journal_quotas": quotas})
     rig.initialize()
     rig.bureau_sells_roll(1, 100)
     rig.ok("LOAD_ROLL")
@@ -129,10 +120,10 @@ def test_fiscal_card_missing_locks_and_comes_back():
 
 def test_fiscal_card_of_another_machine_locks():
     rig = ready()
-    other = issuance.issue_fiscal_card(rig.keystore, taxpayer=demo.TAXPAYER, machine_no="9999999999999999",
-                                card_no=bytes.fromhex("3201000000000099"), user_card_no=demo.USER_CARD_NO,
-                                valid_from=20260101, valid_to=20301231, limits=demo.LIMITS,
-                                tax_items=demo.TAX_ITEMS)
+    other = issuance.issue_fiscal_card(rig.keystore, taxpayer=demo_cards.TAXPAYER, machine_no="9999999999999999",
+                                card_no=bytes.fromhex("3201000000000099"), user_card_no=demo_cards.USER_CARD_NO,
+                                valid_from=20260101, valid_to=20301231, limits=demo_cards.LIMITS,
+                                tax_items=demo_cards.TAX_ITEMS)
     rig.fiscal_slot.remove()
     rig.fiscal_slot.insert(FiscalCard.issued(other))
     rig.reboot()
@@ -263,7 +254,7 @@ def test_user_card_of_another_taxpayer_is_refused():
                                                                 bureau_code="111000000000"),
                               card_no=bytes.fromhex("1101100000000009"),
                               tills=[("8888888888888888", bytes.fromhex("1101000000000009"))],
-                              valid_from=20260101, valid_to=20301231, tax_items=demo.TAX_ITEMS)
+                              valid_from=20260101, valid_to=20301231, tax_items=demo_cards.TAX_ITEMS)
     rig.user_slot.remove()
     rig.user_slot.insert(UserCard.issued(other))
     for _ in range(100):
@@ -290,5 +281,5 @@ def test_inspection_reads_the_till_with_the_management_card():
     rig.user_slot.remove()
     rig.user_slot.insert(rig.cards.management)
     info = rig.ok("INSPECT")
-    assert info.machine_no == demo.MACHINE_NO and info.invoice_count == 1
+    assert info.machine_no == demo_cards.MACHINE_NO and info.invoice_count == 1
     assert info.chain_head == rig.till.fiscal.jn.chain_head()

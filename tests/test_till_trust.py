@@ -1,13 +1,13 @@
 """Bad data never locks the till for good; the clock never goes back within a day; a management card is
 valid by the till's own clock; an invoice line's amount is quantity x unit price (issue 10, cards part).
-In-process firmware (tests/tillrig.py)."""
+In-process firmware (testbed/rigs.py)."""
 
 
 from gateway import issuance
-from hw_sim.cards import demo
+from testbed import demo_cards
 from hw_sim.cards.management import ManagementCard
 from protocol import commands, status as S
-from tillrig import TillRig, locks, ready, warnings
+from testbed.rigs import TillRig, locks, ready, warnings
 
 
 def fingerprint(rig):
@@ -90,7 +90,7 @@ def test_set_time_compares_date_and_time_with_the_last_record():
 
 def expired_management_card(rig, valid_from=20250101, valid_to=20260104):
     md = issuance.issue_management_card(rig.keystore, card_no=bytes.fromhex("4401000000000077"),
-                                 inspector_no="440100000777", bureau_code=demo.TAXPAYER.bureau_code,
+                                 inspector_no="440100000777", bureau_code=demo_cards.TAXPAYER.bureau_code,
                                  valid_from=valid_from, valid_to=valid_to, pin=None)
     return ManagementCard.issued(md)
 
@@ -247,27 +247,27 @@ def sw_of(slot, cla, ins, p1=0, p2=0, data=b"", le=None):
 
 # ---- the card simulator: 3 consecutive failures lock, a success resets the count -------------------------
 def test_the_fiscal_card_counts_consecutive_mac_failures_and_a_genuine_roll_resets_the_count():
-    from hw_sim.cards.demo import CardRig
+    from testbed.demo_cards import CardRig
     from protocol import apdu
     rig = CardRig().register()
     card = rig.cards.fiscal
 
     def input_roll(start, card_no):
-        record = issuance.issue_roll(rig.cards.keystore, fiscal_card_no=card_no, machine_no=demo.MACHINE_NO,
+        record = issuance.issue_roll(rig.cards.keystore, fiscal_card_no=card_no, machine_no=demo_cards.MACHINE_NO,
                               code="1440012345", start=start, end=start)
         return sw_of(rig.fiscal, 0xC0, apdu.INS_INPUT_INVOICE_NB, data=record[16:])
 
     assert [input_roll(1, OTHER_FISCAL_CARD), input_roll(2, OTHER_FISCAL_CARD)] == [0x9302, 0x9302]
     assert card.state.mac_failures == 2
-    assert input_roll(3, demo.FISCAL_CARD_NO) == 0x9000 and card.state.mac_failures == 0
+    assert input_roll(3, demo_cards.FISCAL_CARD_NO) == 0x9000 and card.state.mac_failures == 0
     rig.issue(20260105, [(1, 1000)])  # roll 3-3 used up: the card takes the next roll
     assert [input_roll(4, OTHER_FISCAL_CARD), input_roll(5, OTHER_FISCAL_CARD)] == [0x9302, 0x9302]
     assert input_roll(6, OTHER_FISCAL_CARD) == 0x9303 and card.state.locked
-    assert input_roll(7, demo.FISCAL_CARD_NO) == 0x9303  # for good
+    assert input_roll(7, demo_cards.FISCAL_CARD_NO) == 0x9303  # for good
 
 
 def test_the_user_cards_recovery_copy_is_erased_only_with_its_exact_content():
-    from hw_sim.cards.demo import CardRig
+    from testbed.demo_cards import CardRig
     from protocol import apdu
     rig = CardRig().register()
     rig.sell_roll(1, 100)

@@ -1,6 +1,6 @@
 """The till's card driver: APDUs to the fiscal, user and management cards through the HAL slots.
 
-The APDU order of every lifecycle step is docs/CARDS.md §5 (hw_sim/cards/sequences.py runs the same
+The APDU order of every lifecycle step is docs/CARDS.md §5 (testbed/sequences.py runs the same
 sequences host-side).  Every failure becomes a CardError carrying our error code (protocol/errors.py):
 a status word other than 9000 maps through codes.error_for_sw; a slot that raises OSError (card absent,
 pulled out, mute) is CARD_NO_RESPONSE, and an empty slot the caller's "missing" code.

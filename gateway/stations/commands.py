@@ -26,7 +26,7 @@ from rich.table import Table
 from protocol import cardfiles
 
 from .. import issuance
-from ..bureau_errors import BureauError
+from ..bureau_errors import BureauError, ReaderError
 from ..db import open_store
 from ..keystore import KeyStore
 from . import audit, export, filing, income, referrals, registry, sales
@@ -105,18 +105,15 @@ def _keystore(args) -> KeyStore:
 
 
 def _reader(args):
-    from ..readers import open_reader
+    from ..readers import CARD_FILE, open_reader
     if getattr(args, "pcsc", None) is not None:
         return open_reader("pcsc", name=args.pcsc or None)
     if not args.card:
         raise Refused(BAD_INPUT, "give the user card: --card FILE (simulator) or --pcsc [READER]")
-    from hw_sim.cards import CardFileError, CardSlot, load_card
     try:
-        card = load_card(args.card)
-    except (CardFileError, OSError) as e:
+        return open_reader(CARD_FILE, path=args.card)
+    except ReaderError as e:
         raise Refused(BAD_INPUT, "cannot use card file %s: %s" % (args.card, e)) from None
-    from ..readers import SimReader
-    return SimReader(CardSlot(card, path=args.card, name="hall"))
 
 
 def _till(args):

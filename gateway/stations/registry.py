@@ -25,8 +25,9 @@ from sqlalchemy.exc import IntegrityError
 
 from protocol import errors
 from protocol.crypto import is_test_key
+from protocol.personalisation import FiscalCardData, UserCardData
 
-from .. import issuance
+from .. import issuance, readers
 from ..bureau_errors import IssuanceError
 from ..db.models import Card, KeyRef, Machine, TaxItem, Taxpayer
 from ..link import LinkError, StatusError, TillClient
@@ -89,7 +90,7 @@ def _key_ref(s, key_id: int) -> KeyRef:
 
 
 def issue_cards(st: Station, taxpayer_no: str, machine_no: str, *, fiscal_card_no, user_card_no, valid_from,
-                valid_to, personalise: Callable[[issuance.FiscalCardData, issuance.UserCardData], None] | None = None):
+                valid_to, personalise: Callable[[FiscalCardData, UserCardData], None] | None = None):
     """Issue the fiscal and user card of a registered machine under the key store's newest master key;
     `personalise(fiscal_data, user_data)` writes them (the card printer, or sim_personaliser)."""
     try:
@@ -126,18 +127,9 @@ def issue_cards(st: Station, taxpayer_no: str, machine_no: str, *, fiscal_card_n
 
 def sim_personaliser(folder: str | Path, *, cards_out: dict | None = None):
     """Write issued cards as simulator card files folder/fiscal.json and folder/user.json (a SimTill state
-    folder's cards/); the card objects also go into `cards_out` (keys "fiscal", "user") if given."""
-    from hw_sim.cards import FiscalCard, UserCard, store
-
-    def personalise(fd: issuance.FiscalCardData, ud: issuance.UserCardData) -> None:
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        fiscal, user = FiscalCard.issued(fd), UserCard.issued(ud)
-        store.save_card(fiscal, out / "fiscal.json")
-        store.save_card(user, out / "user.json")
-        if cards_out is not None:
-            cards_out.update(fiscal=fiscal, user=user)
-    return personalise
+    folder's cards/), through the card-file backend of the reader registry (gateway.readers.CARD_FILE);
+    the card objects also go into `cards_out` (keys "fiscal", "user") if given."""
+    return readers.personaliser(readers.CARD_FILE, folder, cards_out=cards_out)
 
 
 def initialize_till(st: Station, till: TillClient, machine_no: str, *, date: int | None = None,

@@ -1,6 +1,6 @@
 """Simulated ISO 7816 cards of a fiscal till: fiscal (税控卡), user (用户卡) and management (税务管理卡).
 
-    card = FiscalCard.issued(gateway.issuance...)   # or store.load_card(path)
+    card = FiscalCard.issued(data)   # data: protocol.personalisation.FiscalCardData; or store.load_card(path)
     slot = CardSlot(card)                           # what the till's HAL uses
     atr = slot.power_on(); response = slot.transmit(apdu)
 

@@ -134,7 +134,7 @@ class FiscalCard(SimCard):
 
     @classmethod
     def issued(cls, data, *, rng=None) -> "FiscalCard":
-        """A blank card personalised with gateway.issuance.FiscalCardData."""
+        """A blank card personalised with protocol.personalisation.FiscalCardData."""
         keys = data.keys
         seed = keys.sign_key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                                            serialization.NoEncryption())

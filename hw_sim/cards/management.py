@@ -52,7 +52,7 @@ class ManagementCard(SimCard):
 
     @classmethod
     def issued(cls, data, *, rng=None) -> "ManagementCard":
-        """A blank card personalised with gateway.issuance.ManagementCardData."""
+        """A blank card personalised with protocol.personalisation.ManagementCardData."""
         return cls(ManagementState(card_no=bytes(data.card_no), certificate=bytes(data.certificate),
                                    seed=bytes(data.seed), pin=bytes(data.pin or b"")), rng=rng)
 

@@ -73,7 +73,7 @@ class UserCard(SimCard):
 
     @classmethod
     def issued(cls, data, *, rng=None) -> "UserCard":
-        """A blank card personalised with gateway.issuance.UserCardData."""
+        """A blank card personalised with protocol.personalisation.UserCardData."""
         state = UserState(
             card_no=bytes(data.card_no), admin_key=bytes(data.admin_key),
             till_keys=[[bytes(t.fiscal_card_no), bytes(t.reg_fc), bytes(t.reg_uc)] for t in data.tills],

@@ -1,5 +1,6 @@
-"""A whole till on the bench, in process: firmware + NOR flash + card slots + nvram + RTC + printer,
-joined to a host client by frames (the h11 way: no port, no thread), and the bureau's side of the cards.
+"""A whole till on the bench, in process: firmware on one simulated board (hw_sim.board.SimBoard: NOR
+flash, card slots, nvram, a clock that does not tick, a printer, the mains), joined to a host client by
+frames (the h11 way: no port, no thread), and the bureau's side of the cards (testbed.bureau).
 
     rig = TillRig()                          # demo cards (TEST keys), blank 2 MiB flash, clock 2026-01-05
     rig.ok("INITIALIZE", date=20260105, time=90000)
@@ -10,42 +11,14 @@ joined to a host client by frames (the h11 way: no port, no thread), and the bur
 
 from __future__ import annotations
 
-import datetime
-
 from fiscal_till.device import Till
-from fiscal_till.hal import Board
-from fiscal_till.nvram import RamNvram
 from fiscal_till.server import LinkServer
 from gateway import issuance
-from gateway.usercard import UserCardSession
-from gateway.readers import SimReader
-from hw_sim.cards import demo
-from hw_sim.cards.slot import CardSlot
-from hw_sim.nor_flash import NorFlash
-from protocol import commands, errors, frame, status as S
-
-
-class RTC:
-    def __init__(self, when: datetime.datetime):
-        self.t = when
-
-    def datetime(self, value=None):
-        if value is None:
-            t = self.t
-            return (t.year, t.month, t.day, t.weekday(), t.hour, t.minute, t.second, 0)
-        y, m, d, _wd, h, mi, s, _sub = value
-        self.t = datetime.datetime(y, m, d, h, mi, s)
-
-    def advance(self, **kw):
-        self.t += datetime.timedelta(**kw)
-
-    def set(self, date: int, time: int = 90000):
-        self.t = datetime.datetime(date // 10000, date // 100 % 100, date % 100, time // 10000,
-                                   time // 100 % 100, time % 100)
-
-    @property
-    def date(self) -> int:
-        return self.t.year * 10000 + self.t.month * 100 + self.t.day
+from hw_sim.board import START, SimBoard
+from hw_sim.rtc import ManualRTC
+from protocol import commands, errors, frame
+from protocol import status as status_table
+from testbed import bureau, demo_cards
 
 
 class Printer:
@@ -61,7 +34,7 @@ class RigRequests:
     """What every rig offers the lifecycle script (tests/lifecycle.py), over its own `call()` and
     `bureau_session()`: requests that must succeed or be refused, and the bureau's side of the cards."""
 
-    machine_no = demo.MACHINE_NO
+    machine_no = demo_cards.MACHINE_NO
 
     def ok(self, name: str, **fields):
         status, parsed, _ = self.call(name, **fields)
@@ -85,49 +58,52 @@ class RigRequests:
     def initialize(self):
         return self.ok("INITIALIZE", date=self.rtc.date, time=90000)
 
-    def bureau_sells_roll(self, start: int = 1, end: int = 100, code: str = "1440012345") -> None:
-        record = issuance.issue_roll(self.keystore, fiscal_card_no=demo.FISCAL_CARD_NO, machine_no=self.machine_no,
-                              code=code, start=start, end=end)
-        self.bureau_session().add_roll(record)
+    def bureau_sells_roll(self, start: int = 1, end: int = 100, code: str = demo_cards.ROLL_CODE) -> None:
+        self.hall().sell_roll(start, end, code)
 
     def bureau_clears(self, deadline: int, **limit_kw) -> None:
         """At the tax hall: verify the pending declaration on the user card, write clear-unlock data."""
-        s = self.bureau_session()
-        ((recno, report),) = s.verify_pending()
-        limits = issuance.Limits(deadline=deadline, single_limit=limit_kw.get("single_limit", 1_000_000),
-                          cumulative_limit=limit_kw.get("cumulative_limit", 50_000_000),
-                          return_limit=limit_kw.get("return_limit", 2_000_000))
-        s.clear(recno, report, limits)
+        self.hall().clear(deadline, **limit_kw)
 
 
 class TillRig(RigRequests):
-    def __init__(self, *, start=datetime.datetime(2026, 1, 5, 9, 0, 0), flash_sectors=512, seed=1,
-                 limits: issuance.Limits | None = None, **card_kw):
+    def __init__(self, *, start=START, flash_sectors=512, seed=1, limits: issuance.Limits | None = None,
+                 identity: dict | None = None, **card_kw):
+        """identity: more fields of the board's identity (e.g. journal_quotas); card_kw: demo_cards()'s."""
         kw = dict(management_pin=None, **card_kw)
         if limits is not None:
             kw["limits"] = limits
-        self.cards = demo.demo_cards(seed, **kw)
+        self.cards = demo_cards.demo_cards(seed, **kw)
         self.keystore = self.cards.keystore
-        self.flash = NorFlash(sector_count=flash_sectors, sector_size=4096)
-        self.fiscal_slot = CardSlot(self.cards.fiscal, name="fiscal")
-        self.user_slot = CardSlot(self.cards.user, name="user")
-        self.rtc = RTC(start)
-        self.nvram = RamNvram()
         self.printer = Printer()
+        self.simboard = SimBoard.in_memory(
+            self.cards.fiscal, self.cards.user, rtc=ManualRTC(start), flash_sectors=flash_sectors,
+            printer=self.printer,
+            identity={"machine_no": demo_cards.MACHINE_NO, "model": demo_cards.MODEL, "non_fiscal": True,
+                      **(identity or {})})
+        self.flash, self.nvram, self.rtc = self.simboard.flash, self.simboard.nvram, self.simboard.rtc
+        self.fiscal_slot, self.user_slot = self.simboard.fiscal_slot, self.simboard.user_slot
         self.rid = 1000
         self.boot()
 
     # ---- the device ---------------------------------------------------------------------------------
-    def board(self) -> Board:
-        return Board(rtc=self.rtc, flash=self.flash, fiscal_slot=self.fiscal_slot, user_slot=self.user_slot,
-                     printer=self.printer, nvram=self.nvram,
-                     identity={"machine_no": demo.MACHINE_NO, "model": "FTK-1 SIM", "non_fiscal": True})
+    @property
+    def mains(self):
+        """The board's power (hw_sim.mains): every card command, flash program or erase, nvram write is a step."""
+        return self.simboard.mains
 
     def boot(self) -> None:
+        """A new firmware instance on the same flash, cards (reset, as a reboot resets them) and nvram.
+        Unlike SimBoard.boot() the mains is left as it is, so a cut scheduled inside the boot happens
+        (tests/powercut.py restores the power itself)."""
         for slot in (self.fiscal_slot, self.user_slot):
-            slot.power_off()  # a reboot resets the cards too
+            slot.power_off()
         self.till = Till(self.board())
         self.server = LinkServer(self.till)
+
+    def board(self):
+        """The firmware's HAL on the rig's board (fiscal_till.hal.Board)."""
+        return self.simboard.hal_board()
 
     reboot = boot
 
@@ -156,21 +132,23 @@ class TillRig(RigRequests):
 
     # ---- requests -----------------------------------------------------------------------------------
     # ---- the bureau's side --------------------------------------------------------------------------
-    def bureau_session(self) -> UserCardSession:
-        s = UserCardSession(SimReader(self.user_slot), self.keystore)
-        s.open()
-        s.authenticate()
-        return s
+    def bureau_session(self):
+        """An authenticated bureau session on the card in the user slot (gateway.usercard.UserCardSession)."""
+        return bureau.open_session(self.user_slot, self.keystore)
+
+    def hall(self) -> bureau.Bureau:
+        """The tax hall for this till's user card: sell rolls, clear-unlock (testbed.bureau)."""
+        return bureau.Bureau(self.user_slot, self.keystore, machine_no=self.machine_no)
 
 
 def locks(rig: TillRig) -> list[str]:
     """The names of the lock reasons GET_STATUS shows."""
-    return S.mask_names(rig.status().lock_reasons, S.LOCK_REASONS)
+    return status_table.mask_names(rig.status().lock_reasons, status_table.LOCK_REASONS)
 
 
 def warnings(rig: TillRig) -> list[str]:
     """The names of the warnings GET_STATUS shows."""
-    return S.mask_names(rig.status().warnings, S.WARNINGS)
+    return status_table.mask_names(rig.status().warnings, status_table.WARNINGS)
 
 
 def ready(**kw) -> TillRig:

@@ -17,7 +17,11 @@ import signal
 import sys
 import threading
 
-from .sim import CARD_SETS, DEFAULT_MACHINE_NO, INTERPRETERS, SimTill, SimTillError
+from hw_sim.sim import INTERPRETERS
+from hw_sim.sim_config import SimTillError
+
+from .demo_cards import MACHINE_NO
+from .simtill import CARD_SET_NAMES, SimTill
 
 PROG = "fiscal-sim"
 
@@ -50,8 +54,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rfc2217", type=_port_number, metavar="PORT",
                    help="also serve rfc2217://127.0.0.1:PORT")
     p.add_argument("--machine-no", type=_machine_no, metavar="DIGITS",
-                   help="machine number of a new state folder (default %s)" % DEFAULT_MACHINE_NO)
-    p.add_argument("--cards", choices=CARD_SETS,
+                   help="machine number of a new state folder (default %s)" % MACHINE_NO)
+    p.add_argument("--cards", choices=CARD_SET_NAMES,
                    help="cards of a new state folder: demo (TEST keys, default) or none (empty slots)")
     return p
 

@@ -1,4 +1,4 @@
-"""A whole simulated till over its real pty: tests/tillrig.py's interface on a hw_sim SimTill, driven by the
+"""A whole simulated till over its real pty: testbed/rigs.py's interface on a hw_sim SimTill, driven by the
 gateway's TillClient, with the bureau's side of the cards through the sim's user slot.
 
     with SimRig(tmp_path, "micropython") as rig:     # demo cards (TEST keys), 2 MiB flash, the sim's RTC
@@ -14,9 +14,9 @@ from __future__ import annotations
 import time
 
 from gateway.link import TillClient
-from hw_sim.sim import SimTill
+from testbed.simtill import SimTill
 from protocol import commands, frame
-from tillrig import RigRequests
+from testbed.rigs import RigRequests
 
 
 class SimRig(RigRequests):
@@ -69,6 +69,9 @@ class SimRig(RigRequests):
     def bureau_session(self):
         assert self.sim.keystore is not None, "a till without demo cards"
         return self.sim.bureau()
+
+    def hall(self):
+        return self.sim.hall()
 
     @property
     def keystore(self):

@@ -1,6 +1,7 @@
 """The tax hall and one till, the whole lifecycle, narrated: the bureau gateway on its database.
 
-    .venv/bin/python -m gateway.demo [FOLDER]          (default ./demo-state; SQLite bureau.db + till/)
+    make demo
+    .venv/bin/python -m testbed.demo [FOLDER]          (default ./demo-state; SQLite bureau.db + till/)
 
 The bureau registers a taxpayer and a machine and issues its cards (published TEST keys: everything is
 NON-FISCAL), initializes the simulated till over its pty, sells a roll that the till loads; invoices are
@@ -8,8 +9,11 @@ issued over three simulated days; the invoice deadline passes and the till locks
 onto the user card; at the filing window a shortfall is caught and refused, then a corrected filing is
 accepted with a late surcharge and the clear-unlock data is written to the card; the till clear-unlocks;
 验旧售新; issuing resumes; an audit reads the whole fiscal memory out over the line and verifies it; the
-taxpayer's whole record (一户式) is exported.  FOLDER keeps the database (bureau.db), the till's state
-(till/), the audit and the export; a previous demo there is replaced, any other content refused.
+taxpayer's whole record (一户式) is exported.  Last, the same till is switched on again with its firmware
+in the MicroPython unix port, as on a board: same firmware hash, same state, the next invoice number
+(skipped, with a line saying why, where the micropython command is missing).  FOLDER keeps the database
+(bureau.db), the till's state (till/), the audit and the export; a previous demo there is replaced, any
+other content refused.
 """
 
 from __future__ import annotations
@@ -25,20 +29,23 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from gateway import stations
+from gateway.db import open_store
+from gateway.keystore import KeyStore
+from gateway.link import LinkError, StatusError, TillClient
+from gateway.readers import SimReader
+from gateway.stations.common import Refused, iso, yuan
 from hw_sim.cards import FiscalCard, UserCard
-from hw_sim.cards import demo as demo_cards
-from hw_sim.sim import SimTill
+from hw_sim.sim_config import SimTillError
+from hw_sim.sim_image import find_micropython
 from protocol.status import LOCK_REASONS, mask_names
 
-from . import stations
-from .db import open_store
-from .keystore import KeyStore
-from .link import StatusError, TillClient
-from .readers import SimReader
-from .stations.common import Refused, iso, yuan
+from . import demo_cards
+from .simtill import SimTill
 
 MARKER = ".fiscal-gateway-demo"
-ROLL_CODE = "1440012345"
+ROLL_CODE = demo_cards.ROLL_CODE
+INVOICE_TITLES = ("发票 INVOICE", "红字发票 RETURN", "作废 VOID")  # the second line of a printed invoice
 
 
 class Demo:
@@ -51,6 +58,8 @@ class Demo:
         self.tp = demo_cards.TAXPAYER.taxpayer_no
         self.machine = self.sim.config["machine_no"]
         self.step_no = 0
+        self.fw_hash = b""  # the firmware hash GET_INFO reported under CPython
+        self.last_number = 0  # the last invoice number issued under CPython
 
     def close(self) -> None:
         self.till.close()
@@ -103,6 +112,10 @@ class Demo:
                                   "first deadline": iso(demo_cards.LIMITS.deadline), "roll quota": "2 per period"})
 
         self.step("Initialization over the serial line (%s)" % sim.port)
+        info = self.till.call_ok("GET_INFO")
+        self.fw_hash = info.fw_hash
+        self.say("GET_INFO: model %s, machine %s, firmware %s, hash %s... (the firmware runs in this process, "
+                 "under CPython)" % (info.model, info.machine_no, info.fw_version, info.fw_hash.hex()[:16]))
         self.say("locks before: %s" % ", ".join(self.locks()))
         init = stations.initialize_till(st, self.till, self.machine, date=20260105, time=90000)
         self.say("INITIALIZE: machine %s bound to fiscal card %s of taxpayer %s" % (
@@ -122,7 +135,9 @@ class Demo:
                 rec = self.invoice(2000 + 150 * i, 1 + i % 2)
                 total += rec.total
             self.say("%s: %d invoices, last no. %d" % (iso(day), n, rec.number))
-        self.say("30 invoices, %s yuan" % yuan(total))
+        self.say("30 invoices, %s yuan; the last one as the printer printed it:" % yuan(total))
+        for line in last_printed(sim.printer.tail(60)):
+            self.out.print("      | " + line, markup=False, highlight=False)
 
         self.step("The deadline passes: the till locks itself")
         sim.rtc.set(20260201, 90000)
@@ -178,6 +193,7 @@ class Demo:
         self.step("Issuing resumes")
         sim.rtc.set(20260221, 100000)
         rec = self.invoice(8800, 1)
+        self.last_number = rec.number
         self.say("2026-02-21 invoice no. %d, %s yuan; locks: %s" % (rec.number, yuan(rec.total),
                                                                    ", ".join(self.locks()) or "none"))
 
@@ -206,6 +222,42 @@ class Demo:
         if not result.ok:
             raise SystemExit("the audit found problems")
 
+    def micropython(self) -> None:
+        """The same till (same folder) switched on again with its firmware in the MicroPython unix port."""
+        self.step("The same till on MicroPython, as on a board")
+        try:
+            find_micropython()
+        except SimTillError as e:
+            self.say("skipped: %s" % e)
+            return
+        self.till.close()
+        self.sim.close()
+        self.sim = SimTill(self.folder / "till", "micropython")
+        self.till = TillClient(self.sim.port, timeout=5, rid_dir=self.folder / "request-ids")
+        info = self.till.call_ok("GET_INFO")
+        rec = self.invoice(1500, 1)
+        same = info.fw_hash == self.fw_hash and rec.number == self.last_number + 1
+        self.say("firmware image %s (.mpy, 256 KiB heap); flash, cards, nvram and clock as CPython left them"
+                 % self.sim.image)
+        self.say("GET_INFO: firmware hash %s... (%s); ISSUE_INVOICE no. %d, %s yuan; locks: %s" % (
+            info.fw_hash.hex()[:16], "the same" if info.fw_hash == self.fw_hash else "DIFFERENT", rec.number,
+            yuan(rec.total), ", ".join(self.locks()) or "none"))
+        if not same:
+            raise SystemExit("the MicroPython firmware did not carry on where CPython stopped")
+        self.say("One till, one firmware, two interpreters: it carried on at invoice no. %d." % rec.number)
+
+
+def last_printed(lines: list[str]) -> list[str]:
+    """The last invoice on the printer roll: from its first line (a NON-FISCAL stamp, or the taxpayer's
+    name above the title) on."""
+    titles = [i for i, line in enumerate(lines) if line in INVOICE_TITLES]
+    if not titles:
+        return lines[-24:]
+    start = max(titles[-1] - 1, 0)
+    if start and lines[start - 1].startswith("*** NON-FISCAL"):
+        start -= 1
+    return lines[start:]
+
 
 def prepare(folder: Path) -> None:
     if folder.exists() and any(folder.iterdir()):
@@ -213,22 +265,27 @@ def prepare(folder: Path) -> None:
             raise SystemExit("%s exists and is not a previous gateway demo: choose another folder" % folder)
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / MARKER).write_text("made by python -m gateway.demo; replaced by the next run\n")
+    (folder / MARKER).write_text("made by python -m testbed.demo; replaced by the next run\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gateway.demo", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m testbed.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("folder", nargs="?", default="demo-state", help="where to keep the state (default ./demo-state)")
     args = p.parse_args(argv)
     folder = Path(args.folder).resolve()
     out = Console()
     prepare(folder)
     t0 = time.monotonic()
-    demo = Demo(folder, out)
     try:
-        demo.run()
-    finally:
-        demo.close()
+        demo = Demo(folder, out)
+        try:
+            demo.run()
+            demo.micropython()
+        finally:
+            demo.close()
+    except (SimTillError, LinkError, StatusError) as e:
+        out.print("the demo stopped: %s" % e, markup=False)
+        return 1
     out.rule()
     out.print("done in %.1f s; database %s, till %s" % (time.monotonic() - t0, folder / "bureau.db", folder / "till"))
     return 0

@@ -630,7 +630,7 @@ MUTANTS_BY_NAME = {m.name: m for m in MUTANTS}
 def hunt(mutant: Mutant, make_dut, cases, *, first_only: bool = True):
     """Run the catalogue under a mutant, hinted cases first; the verdicts (stops at the first kill when
     `first_only`).  Provisional cases do not count."""
-    from ..runner import run_case
+    from conformance.runner import run_case
     order = sorted((c for c in cases if not c.provisional), key=lambda c: c.id not in mutant.hint)
     out = []
     with mutant.applied():
