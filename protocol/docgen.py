@@ -14,7 +14,7 @@ import construct as cs
 
 import protocol
 
-from . import apdu, cardfiles, commands, errors, frame, records, status, types
+from . import apdu, cardfiles, commands, docgen_commands, errors, frame, records, status, types
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "PROTOCOL.md"
 
@@ -112,9 +112,10 @@ def render() -> str:
             cmd.code, cmd.name, "yes" if cmd.mutating else "no", NAMED.get(id(cmd.request), "?"),
             NAMED.get(id(cmd.reply), "?"), cmd.doc))
     o.append("")
+    o += docgen_commands.state_matrix()
     seen: set[int] = set()
     for cmd in commands.COMMANDS:
-        o += ["### 0x%02X %s" % (cmd.code, cmd.name), ""]
+        o += ["### 0x%02X %s" % (cmd.code, cmd.name), ""] + docgen_commands.command_checks(cmd.name)
         for label, st in (("Request", cmd.request), ("Reply", cmd.reply)):
             name = NAMED.get(id(st), "?")
             if id(st) in seen:
