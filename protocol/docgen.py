@@ -14,11 +14,12 @@ import construct as cs
 
 import protocol
 
-from . import apdu, cardfiles, commands, docgen_commands, errors, frame, records, status, types
+from . import apdu, cardfiles, commands, docgen_client, docgen_commands, errors, frame, records, status, types
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "PROTOCOL.md"
 
-_FMT = {">B": "u8", ">H": "u16", ">L": "u32", ">I": "u32", ">h": "s16", ">l": "s32", ">i": "s32", ">Q": "u64"}
+_FMT = {">B": "u8", ">H": "u16", ">L": "u32", ">I": "u32", ">h": "s16", ">l": "s32", ">i": "s32", ">Q": "u64",
+        "<B": "u8", "<H": "u16 LE", "<L": "u32 LE", "<I": "u32 LE"}
 
 
 def _named() -> dict[int, str]:
@@ -39,6 +40,12 @@ def describe(sc: cs.Construct, top: bool = False) -> str:
         return "%s (%d B)" % (NAMED[id(sc)], sc.sizeof()) if _fixed(sc) else NAMED[id(sc)]
     if isinstance(sc, cs.Renamed):
         return describe(sc.subcon)
+    if isinstance(sc, cs.Const):
+        value = sc.value
+        shown = '"%s" (%s)' % (value.decode("ascii"), value.hex(" ")) if isinstance(value, bytes) else "0x%02X" % value
+        return "%s, constant %s" % (describe(sc.subcon), shown)
+    if isinstance(sc, cs.Default):
+        return "%s, may be left out (then %r)" % (describe(sc.subcon), sc.value)
     if isinstance(sc, types.BcdAdapter):
         return "BCD date CCYYMMDD (4 B)" if sc.nbytes == 4 else "BCD time hhmmss (3 B)"
     if isinstance(sc, cs.FormatField):
@@ -103,6 +110,7 @@ def render() -> str:
         "",
         "## Scope and choices", "", _doc(protocol), "",
         "## Conventions", "", _doc(types), "",
+        *docgen_client.answers(), *docgen_client.walkthrough(),
         "## Frames", "", "```", _doc(frame), "```", "",
         "## Commands", "", _doc(commands), "",
         "| code | command | mutating | request | reply | purpose |", "|---|---|---|---|---|---|",
@@ -149,6 +157,7 @@ def render() -> str:
     o += ["## Fiscal-memory records", "", _doc(records), ""]
     for code, (name, st) in sorted(records.RECORDS.items()):
         o += ["### 0x%02X %s (`%s`)" % (code, name, NAMED[id(st)]), ""] + table(st)
+    o += docgen_client.journal_layouts(table)
     o += ["## Card APDUs", "", "```", _doc(apdu), "```", "", "| INS | command | card |", "|---|---|---|"]
     for n in dir(apdu):
         if n.startswith("INS_"):
