@@ -1,6 +1,7 @@
 """docs/PROTOCOL.md's "Answers for implementers" and "Writing a client" state what the firmware does:
 the walkthrough's bytes are the firmware's, and every answer a client writer relies on is held here."""
 
+from conftest import ROOT
 from fiscal_till.fiscal import machine_device_id, request_digest as firmware_digest
 from protocol import commands, errors, frame, journal_format, records
 from protocol.docgen_client import SAMPLE_MACHINE_NO, SAMPLE_STATUS_RID, sample_status_exchange
@@ -77,3 +78,14 @@ def test_roll_usage_is_written_right_after_the_invoice_taking_the_rolls_last_num
     before = jn.next_index
     rig.ok("ISSUE_INVOICE", **rig.invoice(100))
     assert jn.counters()[usage] == 1 and jn.next_index == before + 2  # the invoice, then its usage record
+
+
+def test_fiscal_memory_md_stream_header_table_matches_the_layout():
+    text = (ROOT / "docs" / "FISCAL_MEMORY.md").read_text(encoding="utf-8")
+    rows = [line.split("|")[1:4] for line in text.split("Stream header, 76 bytes")[1].split("\n\n")[1].splitlines()[2:]]
+    documented = [(int(off), int(size), name.strip()) for off, size, name in rows]
+    layout, off = [], 0
+    for sc in journal_format.StreamHeader.subcons:
+        layout.append((off, sc.sizeof(), "crc32" if sc.name == "crc" else sc.name))
+        off += sc.sizeof()
+    assert documented == layout
