@@ -3,6 +3,8 @@
 A request is checked in a fixed order and refused with the error of the *first* check it fails; nothing
 is written before the last check passed (a refused request changes nothing and is not remembered).  The
 link checks (LINK_CHECKS) run for every command first, then the command's own (RULES[name].checks).
+Before the first request after boot is checked at all, the till back-fills the days missed while it was
+off (keep-alives meanwhile).
 
 Till states, as a host sees them in GET_STATUS (TILL_STATES):
 

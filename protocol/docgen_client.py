@@ -95,6 +95,18 @@ def answers() -> list[str]:
         "- **device_id** (journal_format.device_id): the 16-digit machine number packed as 8 bytes of BCD, "
         "two digits a byte, first digit high: %s is `%s`." % (
             SAMPLE_MACHINE_NO, _hex(journal_format.device_id(SAMPLE_MACHINE_NO))),
+        "- **Dates and times** (types.BcdDate, types.BcdTime): BCD CCYYMMDD and hhmmss; 0 is \"no date\".  "
+        "The till takes years 2000..2099 and real calendar days (20260230 is INPUT_BAD_DATE); bad BCD "
+        "digits are LINK_BAD_PAYLOAD.",
+        "- **Fiscal code** (税控码, InvoiceRecord.fiscal_code, %d bytes): printed as 20 digits, the two "
+        "big-endian u32 halves each zero-padded to 10 digits." % types.FISCAL_CODE_LEN,
+        "- **fw_hash** (GET_INFO): SHA-256 over the firmware package's .py modules in sorted name order, "
+        "each contributing its file name, a NUL, its length (u32 big-endian) and its bytes; a frozen build "
+        "reports the hash of its sources.",
+        "- **The first request after boot** runs the back-fill of the days missed while the till was off "
+        "(one signed DAILY record per day) before it is answered, so it may take long and sends keep-alives.",
+        "- **Thresholds** behind the warnings and locks (DEADLINE_NEAR days, ROLL_LOW invoices, the 75 % "
+        "and 90 % marks, the service life) are the rules catalogue's (protocol/rules.py, docs/RULES.md).",
         "- **Damage fields** (status.DAMAGE_KINDS): `damage_kind` 0 when none; `damage_sector` 0xFFFF and "
         "`damage_offset`, `damage_index` 0x%08X when not known." % status.DAMAGE_NONE_FIELD,
         "",

@@ -1,6 +1,8 @@
 """docs/PROTOCOL.md's "Answers for implementers" and "Writing a client" state what the firmware does:
 the walkthrough's bytes are the firmware's, and every answer a client writer relies on is held here."""
 
+import hashlib
+
 from conftest import ROOT
 from fiscal_till.fiscal import machine_device_id, request_digest as firmware_digest
 from protocol import commands, errors, frame, journal_format, records
@@ -89,3 +91,14 @@ def test_fiscal_memory_md_stream_header_table_matches_the_layout():
         layout.append((off, sc.sizeof(), "crc32" if sc.name == "crc" else sc.name))
         off += sc.sizeof()
     assert documented == layout
+
+
+def test_fw_hash_follows_the_documented_rule():
+    package = ROOT / "firmware" / "fiscal_till"
+    h = hashlib.sha256()
+    for path in sorted(package.glob("*.py"), key=lambda p: p.name):
+        if path.name == "_build.py":
+            continue
+        data = path.read_bytes()
+        h.update(path.name.encode() + b"\x00" + len(data).to_bytes(4, "big") + data)
+    assert TillRig().ok("GET_INFO").fw_hash == h.digest()
