@@ -4,7 +4,7 @@ the walkthrough's bytes are the firmware's, and every answer a client writer rel
 import hashlib
 
 from conftest import ROOT
-from fiscal_till.fiscal import machine_device_id, request_digest as firmware_digest
+from fiscal_till.device import request_digest as firmware_digest
 from protocol import commands, errors, frame, journal_format, records
 from protocol.docgen_client import SAMPLE_MACHINE_NO, SAMPLE_STATUS_RID, sample_status_exchange
 from tillrig import TillRig, ready
@@ -26,7 +26,7 @@ def test_the_request_digest_is_the_firmwares():
 
 
 def test_the_journal_device_id_is_the_machine_number_in_bcd():
-    assert journal_format.device_id(SAMPLE_MACHINE_NO) == machine_device_id(SAMPLE_MACHINE_NO)
+    assert journal_format.device_id(SAMPLE_MACHINE_NO) == bytes([0x44, 0x01, 0, 0, 0, 0, 0, 0x01])
     rig = TillRig()
     assert rig.till.fiscal.jn.device_id == journal_format.device_id(rig.machine_no)
 
