@@ -2,6 +2,7 @@
 the walkthrough's bytes are the firmware's, and every answer a client writer relies on is held here."""
 
 import hashlib
+import zlib
 
 from conftest import ROOT
 from fiscal_till.device import request_digest as firmware_digest
@@ -102,3 +103,81 @@ def test_fw_hash_follows_the_documented_rule():
         data = path.read_bytes()
         h.update(path.name.encode() + b"\x00" + len(data).to_bytes(4, "big") + data)
     assert TillRig().ok("GET_INFO").fw_hash == h.digest()
+
+
+# ---- a read-out verifier written from the walkthrough alone (docs/PROTOCOL.md "Writing a client" §5) ----
+def _read_whole_stream(rig):
+    data = b""
+    while True:
+        r = rig.ok("READ_JOURNAL", offset=len(data), length=commands.READ_JOURNAL_MAX)
+        data += r.data
+        if len(data) == r.total:
+            return data
+
+
+def _sector_records(image, fiscal):
+    """Committed (envelope, crc ok) pairs of one sector image, from the header's end to free space."""
+    envelope = journal_format.FiscalRecord if fiscal else journal_format.RingRecord
+    head_len = 39 if fiscal else 2
+    pos = journal_format.FISCAL_HDR_SIZE if fiscal else journal_format.RING_HDR_SIZE
+    out = []
+    while pos < len(image) and image[pos] != 0xFF:
+        rec = envelope.parse(image[pos:])
+        end = pos + head_len + rec.length
+        if journal_format.committed(rec.commit):
+            out.append((rec, zlib.crc32(image[pos:end]) == rec.crc))
+        pos = end + 5
+    return out
+
+
+def _verify_readout(data, machine_no):
+    hdr = journal_format.StreamHeader.parse(data)
+    assert hdr.version == journal_format.VERSION and hdr.crc == zlib.crc32(data[:72])
+    size = hdr.sector_size
+    assert len(data) == 76 + (hdr.fiscal_images + hdr.ring_images) * size
+    assert hdr.device_id == journal_format.device_id(machine_no)
+    fiscal, invoices, ring_heads = [], [], []
+    for i in range(hdr.fiscal_images + hdr.ring_images):
+        image = data[76 + i * size:76 + (i + 1) * size]
+        is_fiscal = i < hdr.fiscal_images
+        layout = journal_format.FiscalSectorHeader if is_fiscal else journal_format.RingSectorHeader
+        sh = layout.parse(image)
+        assert sh.crc == zlib.crc32(image[:132 if is_fiscal else 68])
+        assert (sh.device_id, sh.format_id) == (hdr.device_id, hdr.format_id)
+        if is_fiscal:
+            assert sh.seq == i
+        recs = _sector_records(image, is_fiscal)
+        assert all(ok for _, ok in recs)
+        if is_fiscal:
+            fiscal += [rec for rec, _ in recs]
+        else:
+            ring_heads.append((sh.first_ordinal, sh.head))
+            invoices += [(sh.first_ordinal + k, rec) for k, (rec, _) in enumerate(recs)]
+    before = [rec.index - j for j, rec in enumerate(fiscal)]  # invoices before each fiscal record
+    ordered = [(rec.index, rec.type, rec.body, rec.prev_head) for rec in fiscal]
+    ordered += [(n + sum(1 for b in before if b <= n), rec.type, rec.body, None) for n, rec in invoices]
+    ordered.sort(key=lambda r: r[0])
+    assert [r[0] for r in ordered] == list(range(hdr.next_index))  # nothing reused in this small journal
+    head = journal_format.genesis(hdr.device_id, hdr.format_id)
+    head_before = {}
+    for index, rtype, body, prev_head in ordered:
+        assert prev_head in (None, head)  # every fiscal record is an anchor
+        head_before[index] = head
+        head = journal_format.chain_step(head, index, rtype, body)
+    for first_ordinal, ring_head in ring_heads:  # so is every ring header, for its first invoice
+        first = first_ordinal + sum(1 for b in before if b <= first_ordinal)
+        assert head_before.get(first, head) == ring_head
+        records.RECORDS[rtype][1].parse(body)  # every body decodes by its type code
+    assert head == hdr.chain_head
+    assert (hdr.fiscal_records, hdr.invoices) == (len(fiscal), len(invoices))
+    return ordered
+
+
+def test_a_verifier_written_from_the_walkthrough_verifies_a_real_read_out():
+    rig = ready()
+    for amount in (100, 250, 999):
+        rig.ok("ISSUE_INVOICE", **rig.invoice(amount))
+    rig.ok("DAILY_CLOSE")
+    ordered = _verify_readout(_read_whole_stream(rig), rig.machine_no)
+    types_seen = {rtype for _, rtype, _, _ in ordered}
+    assert {records.REC_INIT, records.REC_INVOICE, records.REC_DAILY, records.REC_ROLL_LOAD} <= types_seen
