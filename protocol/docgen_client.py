@@ -50,8 +50,8 @@ def answers() -> list[str]:
         ".  Locks are separate (`lock_reasons`); see \"States and check order\" for what each command "
         "does in each state.",
         "- **protocol_version** (commands.PROTOCOL_VERSION): u16, major in the high byte, minor in the low "
-        "byte: 0x%04X is %d.%d.  A 1.0 host sends LOAD_ROLL and CLEAR_UNLOCK with an empty payload (flags "
-        "0); nothing else differs." % (v, v >> 8, v & 0xFF),
+        "byte: 0x%04X is %d.%d.  A 1.0 host's LOAD_ROLL and CLEAR_UNLOCK carry no flags byte: an empty "
+        "payload is read as flags 0." % (v, v >> 8, v & 0xFF),
         "- **Payload limits** (frame.MAX_PAYLOAD): a frame carries at most %d payload bytes either way; "
         "GET_INFO reports the same in `max_payload`.  A frame announcing more fails the header check and is "
         "dropped unanswered.  READ_JOURNAL returns at most READ_JOURNAL_MAX = %d data bytes; a larger "
