@@ -9,7 +9,6 @@ from protocol.journal_format import FISCAL_HDR_SIZE
 from tillrig import TillRig, ready
 
 NOT_LINK_ERRORS = {LOCK, "CARD_*"}
-NEW_DAY = 20260106  # the rigs' clock reads 2026-01-05
 
 
 # ---- the four till states ----------------------------------------------------------------------------
@@ -29,6 +28,13 @@ def _locked():
     return rig
 
 
+def _locked_past_deadline():
+    """DEADLINE and NO_ROLL: the demo deadline (2026-01-31) passed, the roll used up."""
+    rig = _locked()
+    rig.rtc.set(20260202, 100000)
+    return rig
+
+
 def _damaged():
     """A bit flipped in the record after INIT (fiscal sector 0 is the tail mount parses): INIT readable."""
     rig = _in_service()
@@ -39,15 +45,20 @@ def _damaged():
 
 
 RIGS = {NEW: TillRig, IN_SERVICE: _in_service, LOCKED: _locked, DAMAGED: _damaged}
+FIXTURES = {  # rig -> (the table's column, GET_STATUS state and lock reasons it shows)
+    "new": (TillRig, NEW, 0, ["NOT_INITIALIZED"]),
+    "in_service": (_in_service, IN_SERVICE, 1, []),
+    "locked_no_roll": (_locked, LOCKED, 1, ["NO_ROLL"]),
+    "locked_past_deadline": (_locked_past_deadline, LOCKED, 1, ["DEADLINE", "NO_ROLL"]),
+    "damaged": (_damaged, DAMAGED, 1, ["FM_DAMAGED"]),
+}
 
 
-@pytest.mark.parametrize("state", command_rules.TILL_STATES)
-def test_each_state_rig_shows_its_state_in_get_status(state):
-    st = RIGS[state]().status()
-    locks = status.mask_names(st.lock_reasons, status.LOCK_REASONS)
-    expected = {NEW: (0, ["NOT_INITIALIZED"]), IN_SERVICE: (1, []), LOCKED: (1, ["NO_ROLL"]),
-                DAMAGED: (1, ["FM_DAMAGED"])}[state]
-    assert (st.state, locks) == expected
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_each_state_rig_shows_its_state_in_get_status(fixture):
+    make, _column, state, locks = FIXTURES[fixture]
+    st = make().status()
+    assert (st.state, status.mask_names(st.lock_reasons, status.LOCK_REASONS)) == (state, locks)
 
 
 # ---- a request that would succeed, given what the state's history allows -----------------------------
@@ -67,7 +78,7 @@ def _prepare(name, rig, healthy):
     if name == "SET_TIME":
         if rig.till.fiscal.initialized():
             _management_card(rig)
-        return dict(date=NEW_DAY, time=80000)
+        return dict(date=rig.rtc.date + 1, time=80000)  # the rigs' days are never a month's last
     if name == "INITIALIZE":
         return dict(date=rig.rtc.date, time=90000)
     if name == "LOAD_ROLL" and healthy:
@@ -94,10 +105,11 @@ def _expected(value, rig):
     return _lock_error(rig) if value == LOCK else value
 
 
-@pytest.mark.parametrize("state", command_rules.TILL_STATES)
+@pytest.mark.parametrize("fixture", FIXTURES)
 @pytest.mark.parametrize("name", [rules.name for rules in command_rules.RULES])
-def test_every_command_in_every_state_answers_what_the_table_says(name, state):
-    rig = RIGS[state]()
+def test_every_command_in_every_state_answers_what_the_table_says(name, fixture):
+    make, state, _, _ = FIXTURES[fixture]
+    rig = make()
     fields = _prepare(name, rig, state in (IN_SERVICE, LOCKED))
     want = _expected(command_rules.BY_NAME[name].states[state], rig)
     got, _, _ = rig.call(name, **fields)
