@@ -23,6 +23,10 @@ of the first lock reason standing, in bit order (protocol.status.LOCK_REASONS)",
 lets a host predict.  A command that needs the fiscal card's PIN session (check `session`) answers LOCK
 when the card cannot be opened: the card's own lock reason, or a lower-numbered one standing with it.
 tests/test_protocol_states.py holds the firmware to this table, state by state and check by check.
+
+A till whose fiscal core cannot start at all (a firmware fault; firmware/fiscal_till/fallback.py) shows
+`state` NEW with locks NOT_INITIALIZED and FM_DAMAGED and the date 0, answers GET_INFO, GET_STATUS and
+READ_JOURNAL (a read-only mount, if one mounts), and every other command with LINK_DEVICE_FAULT.
 """
 
 from __future__ import annotations
