@@ -3,9 +3,9 @@ every command in every till state, and the first failing check's error when a re
 
 import pytest
 
-from protocol import command_rules, commands, errors, frame, status
+from protocol import command_rules, commands, errors, frame, records, status
 from protocol.command_rules import DAMAGED, IN_SERVICE, LOCK, LOCKED, NEW, OK
-from protocol.journal_format import FISCAL_HDR_SIZE
+from protocol.journal_format import FISCAL_HDR_SIZE, FISCAL_REC_OVERHEAD
 from tillrig import TillRig, ready
 
 NOT_LINK_ERRORS = {LOCK, "CARD_*"}
@@ -38,8 +38,8 @@ def _locked_past_deadline():
 def _damaged():
     """A bit flipped in the record after INIT (fiscal sector 0 is the tail mount parses): INIT readable."""
     rig = _in_service()
-    init_envelope = 44 + len(rig.till.fiscal.jn.read(0)[1])
-    rig.flash.flip_bit(FISCAL_HDR_SIZE + init_envelope + 39 + 3, 0)
+    init_envelope = FISCAL_REC_OVERHEAD + records.InitRecord.sizeof()
+    rig.flash.flip_bit(FISCAL_HDR_SIZE + init_envelope + FISCAL_REC_OVERHEAD, 0)  # in the next record's body
     rig.reboot()
     return rig
 
@@ -76,7 +76,7 @@ def _prepare(name, rig, healthy):
     """Fields of a request that succeeds in a healthy initialized till; the history it needs is made only
     there (a NEW or DAMAGED till cannot record it)."""
     if name == "SET_TIME":
-        if rig.till.fiscal.initialized():
+        if rig.status().state == status.STATE_IN_SERVICE:
             _management_card(rig)
         return dict(date=rig.rtc.date + 1, time=80000)  # the rigs' days are never a month's last
     if name == "INITIALIZE":
