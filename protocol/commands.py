@@ -19,7 +19,9 @@ survives a reboot, and GET_STATUS reports it (`last_rid`, 0 if none).  A mutatin
     never runs twice);
   - is above it: executed.
 A request refused with an error status has no effect and is not remembered; the host may retry it with
-the same RID.  Hosts use a fresh, larger RID for each new request and the same RID to retry a lost
+the same RID.  (What a refusal still leaves: a MAC the fiscal card refused counts against its tries and
+is logged; SET_TIME refused FM_DAMAGED has moved the clock.  "States and check order" lists every
+command's checks.)  Hosts use a fresh, larger RID for each new request and the same RID to retry a lost
 reply; a host that lost its counter (or shares the till with another host) resumes from
 GET_STATUS.last_rid + 1, and after LINK_RID_STALE sends the request again with a fresh RID (the refused
 one changed nothing).  Read-only requests are never remembered, never refused for their RID and may use

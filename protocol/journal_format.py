@@ -114,6 +114,14 @@ StreamHeader = cs.Struct(
 STREAM_HDR_SIZE = 76
 
 
+def device_id(machine_no: str) -> bytes:
+    """The journal's ``device_id`` (sector headers, stream header, genesis): the 16-digit machine number
+    packed as 8 bytes of BCD, two digits a byte, first digit in the high nibble ("4401..." -> 44 01 ...)."""
+    if len(machine_no) != 16 or machine_no.strip("0123456789"):
+        raise ValueError("machine number must be 16 digits: %r" % machine_no)
+    return bytes.fromhex(machine_no)
+
+
 def genesis(device_id: bytes, format_id: bytes) -> bytes:
     return hashlib.sha256(b"FJ-genesis" + device_id + format_id).digest()
 

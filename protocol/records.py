@@ -8,6 +8,8 @@ All bodies are fixed-size, so a reader can index them without parsing.
 
 from __future__ import annotations
 
+import zlib
+
 import construct as cs
 
 from .types import (
@@ -31,6 +33,12 @@ REC_EVENT = 0x08
 # flash write: after a power cut a retried request either finds its record (and gets the same reply
 # rebuilt from it) or finds nothing and runs.
 RequestTag = cs.Struct("rid" / cs.Int32ub, "digest" / cs.Int32ub)
+
+
+def request_digest(command: int, payload: bytes) -> int:
+    """RequestTag.digest: CRC-32 (zlib's) of the command byte followed by the request payload exactly as
+    it crossed the link (an empty LOAD_ROLL payload digests as empty, not as its flags byte 0)."""
+    return zlib.crc32(bytes(payload), zlib.crc32(bytes([command]))) & 0xFFFFFFFF
 
 # 税控初始化: written once, after TERMINAL_REGISTER succeeded.
 InitRecord = cs.Struct(
@@ -88,7 +96,10 @@ RollLoadRecord = cs.Struct(
     "end" / cs.Int32ub,
 )
 
-# Written when a roll is used up (or replaced): what the bureau checks at 验旧.
+# Written when a roll is used up: right after the INVOICE record that takes the roll's last number, by the
+# same request but untagged (no request tag); never at LOAD_ROLL (a roll with numbers left cannot be
+# replaced: STATE_ROLL_LOADED).  If that write fails the invoice stands and boot recovery appends it.
+# What the bureau checks at 验旧.
 RollUsageRecord = cs.Struct(
     "date" / BcdDate,
     "code" / Digits(INVOICE_CODE_LEN),
