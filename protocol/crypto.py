@@ -36,6 +36,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import cmac, hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.kbkdf import KBKDFCMAC, CounterLocation, Mode
 
 SUITE_ID = 1
 SUITE_NAME = "FTK-SM4-ED25519-v1"
@@ -330,12 +331,12 @@ class SuiteV1:
             raise MacError("MAC mismatch")
 
     def kdf(self, master: bytes, label: bytes, context: bytes, length: int = KEY_LEN) -> bytes:
-        """SP 800-108 counter mode, PRF = SM4-CMAC:
-        K(i) = CMAC(master, i(1) || label || 0x00 || context || L(2, bits, BE)), output = K(1) || K(2)..."""
-        _need("master key", master, KEY_LEN)
-        tail = label + b"\x00" + context + (length * 8).to_bytes(2, "big")
-        out = b"".join(self.prf(master, bytes([i]) + tail) for i in range(1, -(-length // 16) + 1))
-        return out[:length]
+        """SP 800-108 counter mode, PRF = SM4-CMAC (cryptography's KBKDFCMAC):
+        K(i) = CMAC(master, i(1) || label || 0x00 || context || L(2, bits, BE)), output = K(1) || K(2)...
+        The counter is 1 byte before the fixed input and L is 2 bytes: the golden vectors pin it."""
+        kbkdf = KBKDFCMAC(algorithms.SM4, Mode.CounterMode, length, rlen=1, llen=2,
+                          location=CounterLocation.BeforeFixed, label=label, context=context, fixed=None)
+        return kbkdf.derive(_need("master key", master, KEY_LEN))
 
     def cipher24_encrypt(self, key: bytes, plain: bytes) -> bytes:
         """SM4-CBC-CS3, IV = 0, for 24 bytes: C1 = E(P1), C2 = E(C1 ^ (P2 || 0^8)); output C2 || C1[:8]."""
