@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from protocol.commands import NO_DEADLINE_DAYS
+from protocol.money import yuan
 from protocol.status import CAPABILITIES, LOCK_REASONS, STATES, WARNINGS, mask_names
 
 from .link import LinkError, TillClient
@@ -36,10 +37,6 @@ def _date(d: int) -> str | None:
 
 def _time(t: int) -> str:
     return "%02d:%02d:%02d" % (t // 10000, t // 100 % 100, t % 100)
-
-
-def _yuan(fen: int) -> str:
-    return "%d.%02d" % divmod(fen, 100)
 
 
 def info_record(info, status) -> dict:
@@ -83,7 +80,7 @@ def _table(title: str, rows: dict) -> Table:
     table.add_column(overflow="fold")  # a hash stays whole, folded, never cut
     for key, value in rows.items():
         if key.endswith("_fen"):
-            key, value = key[:-4] + " (yuan)", _yuan(value)
+            key, value = key[:-4] + " (yuan)", yuan(value)
         elif isinstance(value, list):
             value = ", ".join(value) or "none"
         elif value is None:

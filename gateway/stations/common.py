@@ -20,6 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from protocol.money import yuan  # noqa: F401  (re-exported: the stations print amounts with it)
+
 from ..bureau_errors import BureauError, KeyStoreError
 from ..db import Store
 from ..db.eventlog import use_key
@@ -84,11 +86,6 @@ def as_int(d: dt.date) -> int:
 
 def iso(d: int | None) -> str | None:
     return as_date(d).isoformat() if d else None
-
-
-def yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return "%s%d.%02d" % ((sign,) + divmod(abs(fen), 100))
 
 
 # ---- the log and lookups -----------------------------------------------------------------------------------
