@@ -9,7 +9,7 @@ over, since the till appended in between.  The till must be the registered machi
 byte is read.
 
 Findings (every one is reported; nothing stops at the first):
-  stream      protocol.journal_format.audit_stream: sector and record CRCs, order, the SHA-256 chain;
+  stream      protocol.journal_audit.audit_stream: sector and record CRCs, order, the SHA-256 chain;
   identity    the INIT record: machine, fiscal card, taxpayer of the record; exactly one INIT;
   daily       each DAILY signature under the fiscal card's public key (derived from the key store's master
               key of the card's generation); dates strictly consecutive (one record per calendar day);
@@ -41,7 +41,8 @@ from protocol import crypto
 from protocol import records
 from protocol.commands import READ_JOURNAL_MAX
 from protocol.crypto import SigKind
-from protocol.journal_format import STREAM_HDR_SIZE, audit_stream
+from protocol.journal_audit import audit_stream
+from protocol.journal_format import STREAM_HDR_SIZE
 
 from ..db.eventlog import verify as verify_log
 from ..db.models import Audit, ClearUnlock, Declaration, Machine, Roll
