@@ -88,9 +88,9 @@ def make_machine(make_dut, record: list):
 
         @rule(days=st.integers(10, 60))
         def bureau_clears(self, days):
-            if any(r[2] == "signed" for r in self.m.user_decls) and self.m.user_slot == "user":
+            if any(r.status == "signed" for r in self.m.user_decls) and self.m.user_slot == "user":
                 from .model import add_days
-                self.do({"bureau": "clear", "deadline": add_days(self.m.decl[1] if self.m.decl else self.m.date,
+                self.do({"bureau": "clear", "deadline": add_days(self.m.decl.end if self.m.decl else self.m.date,
                                                                   days)})
 
         @rule()
@@ -100,7 +100,7 @@ def make_machine(make_dut, record: list):
         @rule(size=st.integers(1, 40))
         def sell_and_load(self, size):
             if self.m.user_slot == "user" and len(self.m.user_rolls) < 2:  # the user card holds 16 rolls
-                top = max([r[2] for r in self.m.user_rolls] + [self.m.roll[2] if self.m.roll else 0])
+                top = max([r.end for r in self.m.user_rolls] + [self.m.roll.end if self.m.roll else 0])
                 self.do({"bureau": "sell_roll", "start": top + 1, "end": top + size})
             self.do({"send": "LOAD_ROLL"})
 
