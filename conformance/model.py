@@ -33,9 +33,11 @@ from typing import NamedTuple
 
 import construct as cs
 
+from protocol import calendar
 from protocol import commands
 from protocol import errors
 from protocol import status as status_table
+from protocol.calendar import valid_time
 
 ERR = {e.name: e.code for e in errors.TABLE}
 OK = 0
@@ -74,24 +76,15 @@ def status_name(code) -> str:
 
 # ---------------------------------------------------------------------------------------------- calendar
 def as_date(d: int) -> _dt.date | None:
-    try:
-        if d < 20000101 or d > 20991231:
-            return None
-        return _dt.date(d // 10000, d // 100 % 100, d % 100)
-    except ValueError:
+    """The date of a YYYYMMDD the device can hold (years 2000-2099: BCD century 20), else None."""
+    if d < 20000101 or d > 20991231:
         return None
-
-
-def valid_time(t: int) -> bool:
-    return 0 <= t and t // 10000 < 24 and t // 100 % 100 < 60 and t % 100 < 60
-
-
-def to_int(d: _dt.date) -> int:
-    return d.year * 10000 + d.month * 100 + d.day
+    return calendar.as_date(d)
 
 
 def add_days(d: int, n: int) -> int:
-    return to_int(as_date(d) + _dt.timedelta(days=n))
+    """Day arithmetic within the device's range (a day outside it is a TypeError, as for days_between)."""
+    return calendar.from_date(as_date(d) + _dt.timedelta(days=n))
 
 
 def days_between(a: int, b: int) -> int:
@@ -413,9 +406,7 @@ class Model:
 
     def advance(self, delta: _dt.timedelta) -> None:
         def f(s):
-            t = _dt.datetime(s.date // 10000, s.date // 100 % 100, s.date % 100, s.time // 10000,
-                             s.time // 100 % 100, s.time % 100) + delta
-            s.date, s.time = to_int(t.date()), t.hour * 10000 + t.minute * 100 + t.second
+            s.date, s.time = calendar.from_datetime(calendar.to_datetime(s.date, s.time) + delta)
         self._each(f)
 
     def power_cycle(self) -> None:

@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from protocol.calendar import hour_of
+
 from .runner import Case, CaseFailed, Session, Verdict
 
 MODEL_CASE = Case(id="FC-MODEL-001", title="random command sequences agree with the reference model",
@@ -106,7 +108,7 @@ def make_machine(make_dut, record: list):
 
         @rule(days=st.integers(0, 40), hours=st.integers(0, 6))
         def time_travel(self, days, hours):
-            if self.m.time // 10000 + hours >= 23:
+            if hour_of(self.m.time) + hours >= 23:
                 hours = 0
             self.do({"advance": {"days": days, "hours": hours}})
 

@@ -22,6 +22,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from protocol import calendar
 from protocol.commands import NO_DEADLINE_DAYS
 from protocol.money import yuan
 from protocol.status import CAPABILITIES, LOCK_REASONS, STATES, WARNINGS, mask_names
@@ -32,11 +33,7 @@ PROG = "fiscal-gateway"
 
 
 def _date(d: int) -> str | None:
-    return "%04d-%02d-%02d" % (d // 10000, d // 100 % 100, d % 100) if d else None
-
-
-def _time(t: int) -> str:
-    return "%02d:%02d:%02d" % (t // 10000, t // 100 % 100, t % 100)
+    return calendar.iso(d) if d else None
 
 
 def info_record(info, status) -> dict:
@@ -54,7 +51,7 @@ def info_record(info, status) -> dict:
         },
         "status": {
             "state": STATES.get(status.state, "STATE_%d" % status.state),
-            "clock": "%s %s" % (_date(status.date), _time(status.time)),
+            "clock": "%s %s" % (_date(status.date), calendar.time_text(status.time)),
             "lock_reasons": mask_names(status.lock_reasons, LOCK_REASONS),
             "warnings": mask_names(status.warnings, WARNINGS),
             "deadline": _date(status.deadline),

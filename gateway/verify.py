@@ -25,7 +25,6 @@ Verification is fast on purpose (bench/bench_cards.py: declarations per second a
 
 from __future__ import annotations
 
-import datetime
 import hmac
 import struct
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import algorithms
 
 from protocol import apdu
+from protocol import calendar
 from protocol import crypto
 from protocol.crypto import MasterKey, SigKind
 
@@ -87,19 +87,6 @@ def _xor(data: bytes) -> int:
     return x & 0xFF
 
 
-@lru_cache(maxsize=1024)
-def _bcd_date(raw: bytes) -> int | None:
-    text = raw.hex()
-    if not text.isdigit():
-        return None
-    value = int(text)
-    try:
-        datetime.date(value // 10000, value // 100 % 100, value % 100)
-    except ValueError:
-        return None
-    return value
-
-
 @lru_cache(maxsize=4096)
 def _card_keys(master: MasterKey, card_no: bytes) -> tuple[object, object, bytes]:
     """(SM4-CMAC context keyed with K_DECL_MAC, Ed25519 public key object, raw public key) of one card."""
@@ -128,7 +115,7 @@ def verify_declaration(keystore, record: bytes, machine_no: str, *, public_key: 
     items, normal, returned = rest[:6], rest[6:12], rest[12:]
     lines = list(zip(items, normal, returned))
     payload = record[8:82] + record[83:92]
-    first, last = _bcd_date(start), _bcd_date(end)
+    first, last = calendar.bcd_day(start), calendar.bcd_day(end)
     problems: list[str] = []
     if _xor(record[8:83]):  # data and its check byte XOR to zero
         problems.append("declaration check byte wrong")
@@ -220,13 +207,9 @@ def check_period(report: DeclarationReport, daily_records: list[dict], public_ke
     `public_key` is given), and equal counts and per-item amounts.  Returns every problem found."""
     problems = []
     days = {rec["date"]: rec for rec in daily_records if report.start <= rec["date"] <= report.end}
-    d = datetime.date(report.start // 10000, report.start // 100 % 100, report.start % 100)
-    last = datetime.date(report.end // 10000, report.end // 100 % 100, report.end % 100)
-    while d <= last:
-        key = d.year * 10000 + d.month * 100 + d.day
+    for key in calendar.each_day(report.start, report.end):
         if key not in days:
             problems.append("no daily record for %d" % key)
-        d += datetime.timedelta(days=1)
     counts, per_item = [0, 0, 0], {}
     for rec in days.values():
         if public_key is not None:

@@ -38,6 +38,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.kbkdf import KBKDFCMAC, CounterLocation, Mode
 
+from .calendar import bcd_to_date, date_to_bcd  # noqa: F401  (crypto.bcd_to_date: part of this module's API)
+
 SUITE_ID = 1
 SUITE_NAME = "FTK-SM4-ED25519-v1"
 
@@ -111,19 +113,6 @@ def _u32(name: str, value: int) -> bytes:
     if not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
         raise ValueError(f"{name} must be an unsigned 32-bit integer, got {value!r}")
     return value.to_bytes(4, "big")
-
-
-def date_to_bcd(d: date) -> bytes:
-    """CCYYMMDD as 4 packed-BCD bytes (2024-03-15 -> 20 24 03 15)."""
-    return bytes.fromhex(f"{d.year:04d}{d.month:02d}{d.day:02d}")
-
-
-def bcd_to_date(b: bytes) -> date:
-    """Inverse of :func:`date_to_bcd`; ValueError on non-BCD nibbles or an impossible date."""
-    text = _need("BCD date", b, 4).hex()
-    if not text.isdigit():
-        raise ValueError(f"not a packed-BCD date: {text}")
-    return date(int(text[:4]), int(text[4:6]), int(text[6:]))
 
 
 def sm3(data: bytes) -> bytes:

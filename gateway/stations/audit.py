@@ -26,7 +26,6 @@ Notes (not problems): a declaration made at the till and not yet filed at the wi
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 from collections.abc import Callable
@@ -37,6 +36,7 @@ import construct as cs
 from sqlalchemy import select
 
 from protocol import apdu
+from protocol import calendar
 from protocol import crypto
 from protocol import records
 from protocol.commands import READ_JOURNAL_MAX
@@ -48,7 +48,7 @@ from ..db.eventlog import verify as verify_log
 from ..db.models import Audit, ClearUnlock, Declaration, Machine, Roll
 from ..link import LinkError, TillClient
 from ..verify import DeclarationReport, check_period, verify_daily_record
-from .common import FOREIGN_TILL, TILL, UNKNOWN, Refused, Station, as_date, fiscal_card_of, lock_taxpayer, log
+from .common import FOREIGN_TILL, TILL, UNKNOWN, Refused, Station, fiscal_card_of, lock_taxpayer, log
 
 Progress = Callable[[int, int], None]
 
@@ -131,11 +131,6 @@ def declaration_payload(start: int, end: int, totals: dict) -> bytes:
     return data + totals["normal_total"].to_bytes(4, "big") + totals["return_total"].to_bytes(4, "big") + b"\x00"
 
 
-def _next_day(d: int) -> int:
-    n = as_date(d) + dt.timedelta(days=1)
-    return n.year * 10000 + n.month * 100 + n.day
-
-
 def analyse(stream: bytes, exp: Expected) -> Findings:
     """Every finding about one journal stream against the record."""
     f = Findings()
@@ -177,7 +172,7 @@ def analyse(stream: bytes, exp: Expected) -> Findings:
             d = {"date": rec.date, "totals": _totals(rec.totals), "signature": rec.signature}
             for p in verify_daily_record(exp.public_key, d):
                 f.add("daily", idx, p)
-            if dailies and rec.date != _next_day(dailies[-1]["date"]):
+            if dailies and rec.date != calendar.next_day(dailies[-1]["date"]):
                 f.add("daily", idx, "daily record for %d follows %d: days %s" % (
                     rec.date, dailies[-1]["date"], "missing" if rec.date > dailies[-1]["date"] else "repeated or back"))
             dailies.append(d)

@@ -43,10 +43,11 @@ from protocol import cardauth
 from protocol import apdu
 from protocol import cardfiles
 from protocol import crypto
+from protocol.calendar import valid_date
 
 from .iso import (
     PIN_TRIES, SW_BAD_DATA, SW_CONDITIONS, SW_LIMIT, SW_MAC, SW_PIN_BLOCKED, SW_REGISTRATION, SW_SECURITY,
-    CardState, FileSpec, Refuse, Session, SimCard, sw_pin_wrong, valid_date,
+    CardState, FileSpec, Refuse, Session, SimCard, sw_pin_wrong,
 )
 
 NORMAL, RETURN, VOID = 1, 2, 3
