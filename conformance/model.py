@@ -38,6 +38,7 @@ from protocol import commands
 from protocol import errors
 from protocol import status as status_table
 from protocol.calendar import valid_time
+from protocol.totals import AMOUNTS, COUNTS
 
 ERR = {e.name: e.code for e in errors.TABLE}
 OK = 0
@@ -122,7 +123,8 @@ def add_invoice(t: dict, kind: int, items: dict, total: int) -> None:
 
 
 def add_totals(acc: dict, t: dict) -> None:
-    for k in ("normal_count", "return_count", "void_count", "normal_total", "return_total"):
+    """A period's sums are the sums of its days (protocol/totals.py), in the model's form."""
+    for k in COUNTS + AMOUNTS:
         acc[k] += t[k]
     for item, (n, r) in t["items"].items():
         a = acc["items"].setdefault(item, [0, 0])
@@ -132,7 +134,7 @@ def add_totals(acc: dict, t: dict) -> None:
 
 def device_totals(t: dict) -> dict:
     """The wire Totals as the model's form (line order is the device's business)."""
-    out = {k: t[k] for k in ("normal_count", "return_count", "void_count", "normal_total", "return_total")}
+    out = {k: t[k] for k in COUNTS + AMOUNTS}
     out["items"] = {ln["item"]: [ln["normal"], ln["returned"]] for ln in t["lines"] if ln["item"]}
     return out
 

@@ -38,6 +38,7 @@ from protocol import apdu
 from protocol import calendar
 from protocol import crypto
 from protocol.crypto import MasterKey, SigKind
+from protocol.totals import card_sums, lines_add_up, period_sums
 
 from .bureau_errors import DeclarationRejected, VerificationError
 
@@ -173,19 +174,14 @@ def check_declaration(keystore, record: bytes, machine_no: str, **kw) -> Declara
 # ---- daily records ------------------------------------------------------------------------------------------
 def daily_signed_bytes(date: int, totals: dict) -> bytes:
     """The bytes a DAILY record's signature covers: DAILY_COLLECT_SIGN data without its check byte."""
-    lines = totals["lines"]
-    sums = dict(normal_count=totals["normal_count"], return_count=totals["return_count"],
-                void_count=totals["void_count"], items=[ln["item"] for ln in lines],
-                normal=[ln["normal"] for ln in lines], returned=[ln["returned"] for ln in lines])
-    return apdu.DailyCollectSignData.build(dict(date=date, sums=sums))[:-1]
+    return apdu.DailyCollectSignData.build(dict(date=date, sums=card_sums(totals)))[:-1]
 
 
 def verify_daily_record(public_key: bytes, record: dict) -> list[str]:
     """Problems of one daily record (fields of protocol.records.DailyRecord: date, totals, signature)."""
     problems = []
     totals = record["totals"]
-    if sum(ln["normal"] for ln in totals["lines"]) != totals["normal_total"] or \
-            sum(ln["returned"] for ln in totals["lines"]) != totals["return_total"]:
+    if not lines_add_up(totals):
         problems.append("%d: totals are not the sums of the lines" % record["date"])
     try:
         crypto.verify_record(public_key, SigKind.DAILY, daily_signed_bytes(record["date"], totals),
@@ -210,20 +206,13 @@ def check_period(report: DeclarationReport, daily_records: list[dict], public_ke
     for key in calendar.each_day(report.start, report.end):
         if key not in days:
             problems.append("no daily record for %d" % key)
-    counts, per_item = [0, 0, 0], {}
-    for rec in days.values():
-        if public_key is not None:
+    if public_key is not None:
+        for rec in days.values():
             problems += verify_daily_record(public_key, rec)
-        t = rec["totals"]
-        counts = [counts[0] + t["normal_count"], counts[1] + t["return_count"], counts[2] + t["void_count"]]
-        for ln in t["lines"]:
-            if ln["item"]:
-                a, b = per_item.get(ln["item"], (0, 0))
-                per_item[ln["item"]] = (a + ln["normal"], b + ln["returned"])
+    counts, recorded = period_sums(rec["totals"] for rec in days.values())
     declared = {i: (a, b) for i, a, b in report.lines if i and (a or b)}
-    recorded = {i: ab for i, ab in per_item.items() if any(ab)}
-    if tuple(counts) != tuple(report.counts):
-        problems.append("declared counts %s, daily records give %s" % (tuple(report.counts), tuple(counts)))
+    if counts != tuple(report.counts):
+        problems.append("declared counts %s, daily records give %s" % (tuple(report.counts), counts))
     if declared != recorded:
         problems.append("declared per-item amounts %s, daily records give %s" % (declared, recorded))
     return problems

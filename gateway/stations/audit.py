@@ -43,6 +43,7 @@ from protocol.commands import READ_JOURNAL_MAX
 from protocol.crypto import SigKind
 from protocol.journal_audit import audit_stream
 from protocol.journal_format import STREAM_HDR_SIZE
+from protocol.totals import card_sums, counts_of, lines_of
 
 from ..db.eventlog import verify as verify_log
 from ..db.models import Audit, ClearUnlock, Declaration, Machine, Roll
@@ -123,11 +124,7 @@ def _totals(t) -> dict:
 def declaration_payload(start: int, end: int, totals: dict) -> bytes:
     """What a declaration's MAC1 and signature cover (docs/CRYPTO.md 4.5): DECLARE_DUTY data without its
     check byte || normal total || return total || status 0."""
-    lines = totals["lines"]
-    sums = dict(normal_count=totals["normal_count"], return_count=totals["return_count"],
-                void_count=totals["void_count"], items=[ln["item"] for ln in lines],
-                normal=[ln["normal"] for ln in lines], returned=[ln["returned"] for ln in lines])
-    data = apdu.DeclareDutyData.build(dict(start=start, end=end, sums=sums))[:-1]
+    data = apdu.DeclareDutyData.build(dict(start=start, end=end, sums=card_sums(totals)))[:-1]
     return data + totals["normal_total"].to_bytes(4, "big") + totals["return_total"].to_bytes(4, "big") + b"\x00"
 
 
@@ -240,9 +237,7 @@ def _declarations(f: Findings, exp: Expected, declared: list, dailies: list) -> 
     seen = set()
     for start, end, t, rec, idx in declared:
         seen.add(end)
-        report = DeclarationReport(exp.fiscal_card_no, exp.machine_no, start, end,
-                                   (t["normal_count"], t["return_count"], t["void_count"]),
-                                   [(ln["item"], ln["normal"], ln["returned"]) for ln in t["lines"]],
+        report = DeclarationReport(exp.fiscal_card_no, exp.machine_no, start, end, counts_of(t), lines_of(t),
                                    t["normal_total"], t["return_total"])
         for p in check_period(report, dailies):
             f.add("declarations", idx, "declaration %d-%d against its daily records: %s" % (start, end, p))
