@@ -29,12 +29,16 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+from typing import NamedTuple
 
 import construct as cs
 
+from protocol import calendar
 from protocol import commands
 from protocol import errors
 from protocol import status as status_table
+from protocol.calendar import valid_time
+from protocol.totals import AMOUNTS, COUNTS
 
 ERR = {e.name: e.code for e in errors.TABLE}
 OK = 0
@@ -73,24 +77,15 @@ def status_name(code) -> str:
 
 # ---------------------------------------------------------------------------------------------- calendar
 def as_date(d: int) -> _dt.date | None:
-    try:
-        if d < 20000101 or d > 20991231:
-            return None
-        return _dt.date(d // 10000, d // 100 % 100, d % 100)
-    except ValueError:
+    """The date of a YYYYMMDD the device can hold (years 2000-2099: BCD century 20), else None."""
+    if d < 20000101 or d > 20991231:
         return None
-
-
-def valid_time(t: int) -> bool:
-    return 0 <= t and t // 10000 < 24 and t // 100 % 100 < 60 and t % 100 < 60
-
-
-def to_int(d: _dt.date) -> int:
-    return d.year * 10000 + d.month * 100 + d.day
+    return calendar.as_date(d)
 
 
 def add_days(d: int, n: int) -> int:
-    return to_int(as_date(d) + _dt.timedelta(days=n))
+    """Day arithmetic within the device's range (a day outside it is a TypeError, as for days_between)."""
+    return calendar.from_date(as_date(d) + _dt.timedelta(days=n))
 
 
 def days_between(a: int, b: int) -> int:
@@ -128,7 +123,8 @@ def add_invoice(t: dict, kind: int, items: dict, total: int) -> None:
 
 
 def add_totals(acc: dict, t: dict) -> None:
-    for k in ("normal_count", "return_count", "void_count", "normal_total", "return_total"):
+    """A period's sums are the sums of its days (protocol/totals.py), in the model's form."""
+    for k in COUNTS + AMOUNTS:
         acc[k] += t[k]
     for item, (n, r) in t["items"].items():
         a = acc["items"].setdefault(item, [0, 0])
@@ -138,7 +134,7 @@ def add_totals(acc: dict, t: dict) -> None:
 
 def device_totals(t: dict) -> dict:
     """The wire Totals as the model's form (line order is the device's business)."""
-    out = {k: t[k] for k in ("normal_count", "return_count", "void_count", "normal_total", "return_total")}
+    out = {k: t[k] for k in COUNTS + AMOUNTS}
     out["items"] = {ln["item"]: [ln["normal"], ln["returned"]] for ln in t["lines"] if ln["item"]}
     return out
 
@@ -170,6 +166,49 @@ def _refused(code, backfill_variant=None) -> list[Outcome]:
 
 
 # ---------------------------------------------------------------------------------------------- state
+class Controls(NamedTuple):
+    """The control data a till works under (INIT, then each CLEAR_UNLOCK)."""
+    deadline: int
+    single_limit: int
+    cumulative_limit: int
+    return_limit: int
+
+
+class Roll(NamedTuple):
+    """The loaded invoice roll: numbers start..end, `next` the number the next invoice takes."""
+    code: str
+    start: int
+    end: int
+    next: int
+
+
+class UserRoll(NamedTuple):
+    """A roll sold onto the user card; genuine False: its MAC is for another fiscal card."""
+    code: str
+    start: int
+    end: int
+    genuine: bool
+
+
+class Period(NamedTuple):
+    start: int
+    end: int
+
+
+class UserDecl(NamedTuple):
+    """A declaration on the user card's EF04: status 'signed', then 'cleared' by the bureau."""
+    start: int
+    end: int
+    status: str
+
+
+class UserControls(NamedTuple):
+    """Clear-unlock data the bureau wrote: forgery > 0 means its MAC2 is damaged (a different damage each)."""
+    controls: Controls
+    period_end: int
+    forgery: int
+
+
 class State:
     def __init__(self, profile) -> None:
         p = profile
@@ -177,31 +216,31 @@ class State:
         self.date, self.time = 20260105, 90000
         self.initialized = False
         self.init_date = 0
-        self.controls = None  # (deadline, single, cumulative, return)
+        self.controls: Controls | None = None
         self.cum_normal = self.cum_return = 0
-        self.roll = None  # [code, start, end, next]
+        self.roll: Roll | None = None
         self.invoices: list[dict] = []
         self.day = 0
         self.day_totals = zero_totals()
         self.closed = 0
         self.daily: dict[int, dict] = {}
         self.declared_end = 0
-        self.decl = None  # (start, end)
+        self.decl: Period | None = None  # the pending declaration
         self.declaration_count = 0
         self.last_date = 0
         self.last_time = 0  # (last_date, last_time): the newest record; the clock may not be behind it
         self.mac_failures = 0  # the fiscal card's consecutive MAC failures (docs/FIRMWARE.md "MAC tries")
         self.card_locked = False  # ... reached MAC_TRIES: 9303 for good
         self.refused: list = []  # MAC-bearing data the fiscal card refused: never handed to it again
-        self.user_last_roll = None  # a roll in the user card's EF07 not yet loaded nor refused (recovery)
+        self.user_last_roll: UserRoll | None = None  # in the user card's EF07, not yet loaded nor refused (recovery)
         self.last_req = None  # dict rid, cmd, payload, reply (bytes or None), check
         self.durable_req = None
         # the cards
         self.fiscal_slot = "fiscal"
         self.user_slot = "user"
-        self.user_rolls: list[tuple] = []  # (code, start, end, genuine) sold to this till, on the user card
-        self.user_decls: list[list] = []  # [start, end, status] on the user card's EF04
-        self.user_controls = None  # (controls tuple, period_end, forgery no. or 0) written by the bureau
+        self.user_rolls: list[UserRoll] = []  # sold to this till, on the user card
+        self.user_decls: list[UserDecl] = []  # on the user card's EF04
+        self.user_controls: UserControls | None = None  # written by the bureau
         self.pull = None  # a card pull scheduled for the next request: (slot, executed)
         # the fiscal records the device must have written, in order: (type name, fields); INVOICE records
         # are `invoices`.  "rid": REQ stands for the request id, filled in by _after (records_problems)
@@ -221,14 +260,14 @@ class State:
         if not self.initialized:
             return {"NOT_INITIALIZED"}
         out = set()
-        deadline, _single, cum, ret = self.controls
-        if self.date > deadline:
+        ctl = self.controls
+        if self.date > ctl.deadline:
             out.add("DEADLINE")
-        if self.cum_normal >= cum:
+        if self.cum_normal >= ctl.cumulative_limit:
             out.add("CUMULATIVE_LIMIT")
-        if ret and self.cum_return >= ret:
+        if ctl.return_limit and self.cum_return >= ctl.return_limit:
             out.add("RETURN_LIMIT")
-        if self.roll is None or self.roll[3] > self.roll[2]:
+        if self.roll is None or self.roll.next > self.roll.end:
             out.add("NO_ROLL")
         if self.clock_behind() or as_date(self.date) is None:
             out.add("CLOCK_FAULT")
@@ -241,12 +280,12 @@ class State:
         out = {"NON_FISCAL"} if self.p.non_fiscal else set()
         if not self.initialized:
             return out
-        deadline, _single, cum, ret = self.controls
+        ctl = self.controls
         if 0 <= self.days_to_deadline() <= self.p.warn_days:
             out.add("DEADLINE_NEAR")
-        if self.cum_normal * 4 >= cum * 3:
+        if self.cum_normal * 4 >= ctl.cumulative_limit * 3:
             out.add("AMOUNT_75")
-        if ret and self.cum_return * 4 >= ret * 3:
+        if ctl.return_limit and self.cum_return * 4 >= ctl.return_limit * 3:
             out.add("RETURN_75")
         if self.roll is not None and 0 < self.invoices_left() <= self.p.warn_invoices:
             out.add("ROLL_LOW")
@@ -259,23 +298,23 @@ class State:
     def days_to_deadline(self) -> int:
         if not self.initialized or as_date(self.date) is None:
             return commands.NO_DEADLINE_DAYS
-        return max(-0x8000, min(0x7FFE, days_between(self.date, self.controls[0])))
+        return max(-0x8000, min(0x7FFE, days_between(self.date, self.controls.deadline)))
 
     def invoices_left(self) -> int:
-        return 0 if self.roll is None else max(0, self.roll[2] - self.roll[3] + 1)
+        return 0 if self.roll is None else max(0, self.roll.end - self.roll.next + 1)
 
     def expected_status(self) -> dict:
         init = self.initialized
-        ctl = self.controls or (0, 0, 0, 0)
+        ctl = self.controls or Controls(0, 0, 0, 0)
         lock = sum(1 << LOCK_BITS[n] for n in self.locks())
         warn = sum(1 << WARN_BITS[n] for n in self.warnings())
         r = self.roll
         return {"state": status_table.STATE_IN_SERVICE if init else status_table.STATE_NEW, "date": self.date,
-                "lock_reasons": lock, "warnings": warn, "deadline": ctl[0] if init else 0,
-                "days_to_deadline": self.days_to_deadline(), "single_limit": ctl[1] if init else 0,
-                "amount_left": max(0, ctl[2] - self.cum_normal) if init else 0,
-                "return_left": max(0, ctl[3] - self.cum_return) if init else 0,
-                "roll_code": r[0] if r else "", "roll_next": r[3] if r else 0, "roll_end": r[2] if r else 0,
+                "lock_reasons": lock, "warnings": warn, "deadline": ctl.deadline if init else 0,
+                "days_to_deadline": self.days_to_deadline(), "single_limit": ctl.single_limit if init else 0,
+                "amount_left": max(0, ctl.cumulative_limit - self.cum_normal) if init else 0,
+                "return_left": max(0, ctl.return_limit - self.cum_return) if init else 0,
+                "roll_code": r.code if r else "", "roll_next": r.next if r else 0, "roll_end": r.end if r else 0,
                 "invoices_left": self.invoices_left(), "last_number": self.invoices[-1]["number"]
                 if self.invoices else 0, "last_declared_end": self.declared_end}
 
@@ -369,9 +408,7 @@ class Model:
 
     def advance(self, delta: _dt.timedelta) -> None:
         def f(s):
-            t = _dt.datetime(s.date // 10000, s.date // 100 % 100, s.date % 100, s.time // 10000,
-                             s.time // 100 % 100, s.time % 100) + delta
-            s.date, s.time = to_int(t.date()), t.hour * 10000 + t.minute * 100 + t.second
+            s.date, s.time = calendar.from_datetime(calendar.to_datetime(s.date, s.time) + delta)
         self._each(f)
 
     def power_cycle(self) -> None:
@@ -384,7 +421,7 @@ class Model:
                 s.fiscal_slot = content
             elif content == "user_refused_roll":  # our user card, a roll for another fiscal card in EF07
                 s.user_slot = "user"
-                s.user_last_roll = (s.p.roll_code,) + STALE_ROLL + (False,)
+                s.user_last_roll = UserRoll(s.p.roll_code, *STALE_ROLL, False)
             else:
                 s.user_slot = content
         self._each(f)
@@ -396,33 +433,35 @@ class Model:
 
     def sell_roll(self, code: str, start: int, end: int, genuine: bool = True) -> None:
         """genuine False: the roll's MAC is for another fiscal card (or damaged): ours refuses it."""
-        self._each(lambda s: s.user_rolls.append((code, start, end, genuine)))
+        self._each(lambda s: s.user_rolls.append(UserRoll(code, start, end, genuine)))
 
     def bureau_clear(self, controls: tuple) -> list[str]:
         """The bureau verifies the pending declaration on the user card and writes clear-unlock data."""
+        controls = Controls(*controls)
+
         def f(s):
-            for rec in s.user_decls:
-                if rec[2] == "signed":
-                    rec[2] = "cleared"
-                    s.user_controls = (controls, rec[1], 0)
+            for i, rec in enumerate(s.user_decls):
+                if rec.status == "signed":
+                    s.user_decls[i] = rec._replace(status="cleared")
+                    s.user_controls = UserControls(controls, rec.end, 0)
         self._each(f)
         return []
 
     def bureau_rewrite_clear(self, controls: tuple, forgery: int) -> None:
         """Control data written again for the last declaration (forgery > 0: its MAC2 damaged, a
         different damage for each number)."""
+        controls = Controls(*controls)
+
         def f(s):
             if s.user_decls:
-                rec = s.user_decls[-1]
-                rec[2] = "cleared"
-                s.user_controls = (controls, rec[1], forgery)
+                rec = s.user_decls[-1] = s.user_decls[-1]._replace(status="cleared")
+                s.user_controls = UserControls(controls, rec.end, forgery)
         self._each(f)
 
     def bureau_mark_cleared(self) -> None:
         """A tampered user card: declarations marked cleared, no new control data written."""
         def f(s):
-            for rec in s.user_decls:
-                rec[2] = "cleared"
+            s.user_decls[:] = [rec._replace(status="cleared") for rec in s.user_decls]
         self._each(f)
 
     # ---- requests ----------------------------------------------------------------------------------
@@ -678,7 +717,7 @@ def _initialize(s, req):
         n.initialized = True
         n.init_date = date
         n.date, n.time = date, time
-        n.controls = (p.deadline, p.single_limit, p.cumulative_limit, p.return_limit)
+        n.controls = Controls(p.deadline, p.single_limit, p.cumulative_limit, p.return_limit)
         n.last_date, n.last_time = date, time
         n.history.append(("INIT", {"rid": REQ, "date": date, "time": time, "machine_no": p.machine_no,
                                    "fiscal_card_no": p.fiscal_card_no, "taxpayer_no": p.taxpayer_no,
@@ -719,7 +758,7 @@ def _load_roll(s, req):
     last_try = _last_try(s, req)
     if s.fiscal_slot != "fiscal" or s.card_locked:
         errs.add(CARD_ANY)
-    if s.roll is not None and s.roll[3] <= s.roll[2]:
+    if s.roll is not None and s.roll.next <= s.roll.end:
         errs.add(ERR["STATE_ROLL_LOADED"])
     pending = None
     if s.user_slot != "user":
@@ -733,23 +772,24 @@ def _load_roll(s, req):
             errs.add(ERR["CARD_NO_ROLL"])
     if errs:
         return [Outcome(e) for e in errs]
-    code, start, end, genuine = pending or s.user_rolls[0]
+    roll = pending or s.user_rolls[0]
+    code, start, end, genuine = roll
 
     def take(n):
         if pending is not None:
             n.user_last_roll = None
         else:
             n.user_rolls.pop(0)
-    if pending is None and (code, start, end, genuine) in s.refused:  # sold again: refused without the card
+    if pending is None and roll in s.refused:  # sold again: refused without the card
         return [Outcome(ERR["CARD_ROLL_REFUSED"], apply=take)]
     if last_try:
         return [Outcome(ERR["CARD_MAC_LAST_TRY"])]
     if not genuine:
-        return [_mac_refused(s, (code, start, end, genuine), "CARD_ROLL_REFUSED", take)]
+        return [_mac_refused(s, roll, "CARD_ROLL_REFUSED", take)]
 
     def apply(n):
         take(n)
-        n.roll = [code, start, end, start]
+        n.roll = Roll(code, start, end, next=start)
         n.mac_failures = 0  # a success resets the card's count
         n.wrote()
         n.history.append(("ROLL_LOAD", {"rid": REQ, "date": n.date, "time": n.time, "code": code, "start": start,
@@ -814,16 +854,16 @@ def _issue(s, req):
             errs.add(CARD_ANY)
         for name in s.locks():
             errs.add(ERR["LOCK_" + name])
-        deadline, single, cum, ret = s.controls
-        if total > single:
+        ctl = s.controls
+        if total > ctl.single_limit:
             errs.add(ERR["LOCK_SINGLE_LIMIT"])
-        if kind == status_table.INVOICE_NORMAL and s.cum_normal + total > cum:
+        if kind == status_table.INVOICE_NORMAL and s.cum_normal + total > ctl.cumulative_limit:
             errs.add(ERR["LOCK_CUMULATIVE_LIMIT"])
         if kind == status_table.INVOICE_RETURN:
-            if s.cum_return + total > ret:
+            if s.cum_return + total > ctl.return_limit:
                 errs.add(ERR["LOCK_RETURN_LIMIT"])
             orig = next((i for i in reversed(s.invoices) if i["number"] == ref and i["kind"] == status_table.INVOICE_NORMAL
-                         and i["code"] == (s.roll[0] if s.roll else None)), None)
+                         and i["code"] == (s.roll.code if s.roll else None)), None)
             returned = sum(i["total"] for i in s.invoices if i["kind"] == status_table.INVOICE_RETURN and i["ref"] == ref)
             if orig is None or returned + total > orig["total"]:
                 errs.add(ERR["INPUT_BAD_REFERENCE"])
@@ -832,13 +872,13 @@ def _issue(s, req):
             return [_AnyRefusal()]
         bf = s.backfill_variant()
         return [o for e in errs for o in _refused(e, bf)]
-    number = s.roll[3]
-    code = s.roll[0]
+    number = s.roll.next
+    code = s.roll.code
     date = s.date
 
     def apply(n):
         n.close_through(n.yesterday())
-        n.roll[3] = number + 1
+        n.roll = n.roll._replace(next=number + 1)
         n.invoices.append({"number": number, "kind": kind, "code": code, "total": total, "ref": ref,
                            "date": date, "items": dict(items), "time": n.time, "rid": REQ})
         if kind == status_table.INVOICE_NORMAL:
@@ -849,9 +889,9 @@ def _issue(s, req):
             n.day, n.day_totals = date, zero_totals()
         add_invoice(n.day_totals, kind, items, total)
         n.wrote()
-        if number == n.roll[2]:  # the roll is used up: its usage summary (验旧)
-            used = [i for i in n.invoices if i["code"] == code and n.roll[1] <= i["number"] <= n.roll[2]]
-            n.history.append(("ROLL_USAGE", {"date": date, "code": code, "start": n.roll[1], "end": n.roll[2],
+        if number == n.roll.end:  # the roll is used up: its usage summary (验旧)
+            used = [i for i in n.invoices if i["code"] == code and n.roll.start <= i["number"] <= n.roll.end]
+            n.history.append(("ROLL_USAGE", {"date": date, "code": code, "start": n.roll.start, "end": n.roll.end,
                                              "normal": sum(i["kind"] == status_table.INVOICE_NORMAL for i in used),
                                              "returned": sum(i["kind"] == status_table.INVOICE_RETURN for i in used),
                                              "voided": sum(i["kind"] == status_table.INVOICE_VOID for i in used),
@@ -947,9 +987,9 @@ def _declare(s, req):
         if bf is not None:
             bf(n)
         n.declared_end = end
-        n.decl = (start, end)
+        n.decl = Period(start, end)
         n.declaration_count += 1
-        n.user_decls.append([start, end, "signed"])
+        n.user_decls.append(UserDecl(start, end, "signed"))
         n.wrote()
         n.history.append(("DECLARATION", {"rid": REQ, "date": n.date, "time": n.time, "start": start, "end": end,
                                           "totals": copy.deepcopy(totals)}))
@@ -968,9 +1008,9 @@ def _clear_unlock(s, req):
     if s.user_slot != "user" or s.fiscal_slot != "fiscal":
         errs.add(CARD_ANY)
     else:
-        if any(r[2] == "signed" and r[1] == s.decl[1] for r in s.user_decls) or s.user_controls is None:
+        if any(r.status == "signed" and r.end == s.decl.end for r in s.user_decls) or s.user_controls is None:
             errs.add(ERR["STATE_DECLARATION_PENDING"])
-        elif s.user_controls[1] != s.decl[1]:  # control data of an earlier period: a replay
+        elif s.user_controls.period_end != s.decl.end:  # control data of an earlier period: a replay
             errs |= {ERR["CARD_CONDITIONS"], ERR["STATE_DECLARATION_PENDING"]}
             if _last_try(s, req):
                 errs.add(ERR["CARD_MAC_LAST_TRY"])
@@ -997,8 +1037,8 @@ def _clear_unlock(s, req):
                                            "controls": _controls(controls)}))
         n.history.append(("EVENT", {"event": "UNLOCKED", "rid": 0, "date": n.date, "time": n.time,
                                     "arg": period_end}))
-    ctl = dict(zip(("deadline", "single_limit", "cumulative_limit", "return_limit"), controls))
-    return [Outcome(OK, apply=apply, durable=True, check=_checker(("period_end", period_end), ("controls", ctl)))]
+    return [Outcome(OK, apply=apply, durable=True,
+                    check=_checker(("period_end", period_end), ("controls", _controls(controls))))]
 
 
 # ---- SET_TIME -------------------------------------------------------------------------------------------
@@ -1125,5 +1165,5 @@ def _tag(entries, rid, command, payload) -> None:
             fields["rid"], fields["digest"] = rid, zlib.crc32(bytes(payload), zlib.crc32(bytes([command])))
 
 
-def _controls(ctl: tuple) -> dict:
-    return dict(zip(("deadline", "single_limit", "cumulative_limit", "return_limit"), ctl))
+def _controls(ctl: Controls) -> dict:
+    return dict(ctl._asdict())

@@ -51,7 +51,7 @@ import yaml
 
 from protocol import commands
 from protocol import errors
-from protocol import journal_format as JF
+from protocol import journal_audit
 from protocol import records as record_types
 from protocol import status as status_table
 
@@ -550,7 +550,7 @@ class Session:
 
     def audit(self, want: dict) -> None:
         stream = self.read_journal()
-        rep = JF.audit_stream(stream)
+        rep = journal_audit.audit_stream(stream)
         if rep.header is not None and rep.header.next_index == 0 and not rep.records:
             # an empty journal: audit_stream has no record to start the chain from and says so
             rep.problems = [p for p in rep.problems if p[0] != "chain"]

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from protocol import commands
+from protocol.calendar import hour_of
 
 from .model import add_days
 from .runner import Case, CaseFailed, Session, Verdict
@@ -96,8 +97,8 @@ class TillMachine(RuleBasedStateMachine):
 
     @rule(days=st.integers(10, 60))
     def bureau_clears(self, days):
-        if any(r[2] == "signed" for r in self.m.user_decls) and self.m.user_slot == "user":
-            self.do({"bureau": "clear", "deadline": add_days(self.m.decl[1] if self.m.decl else self.m.date,
+        if any(r.status == "signed" for r in self.m.user_decls) and self.m.user_slot == "user":
+            self.do({"bureau": "clear", "deadline": add_days(self.m.decl.end if self.m.decl else self.m.date,
                                                               days)})
 
     @rule()
@@ -107,13 +108,13 @@ class TillMachine(RuleBasedStateMachine):
     @rule(size=st.integers(1, 40))
     def sell_and_load(self, size):
         if self.m.user_slot == "user" and len(self.m.user_rolls) < 2:  # the user card holds 16 rolls
-            top = max([r[2] for r in self.m.user_rolls] + [self.m.roll[2] if self.m.roll else 0])
+            top = max([r.end for r in self.m.user_rolls] + [self.m.roll.end if self.m.roll else 0])
             self.do({"bureau": "sell_roll", "start": top + 1, "end": top + size})
         self.do({"send": "LOAD_ROLL"})
 
     @rule(days=st.integers(0, 40), hours=st.integers(0, 6))
     def time_travel(self, days, hours):
-        if self.m.time // 10000 + hours >= 23:
+        if hour_of(self.m.time) + hours >= 23:
             hours = 0
         self.do({"advance": {"days": days, "hours": hours}})
 

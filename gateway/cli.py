@@ -22,7 +22,9 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from protocol import calendar
 from protocol.commands import NO_DEADLINE_DAYS
+from protocol.money import yuan
 from protocol.status import CAPABILITIES, LOCK_REASONS, STATES, WARNINGS, mask_names
 
 from .link import LinkError, TillClient
@@ -31,15 +33,7 @@ PROG = "fiscal-gateway"
 
 
 def _date(d: int) -> str | None:
-    return "%04d-%02d-%02d" % (d // 10000, d // 100 % 100, d % 100) if d else None
-
-
-def _time(t: int) -> str:
-    return "%02d:%02d:%02d" % (t // 10000, t // 100 % 100, t % 100)
-
-
-def _yuan(fen: int) -> str:
-    return "%d.%02d" % divmod(fen, 100)
+    return calendar.iso(d) if d else None
 
 
 def info_record(info, status) -> dict:
@@ -57,7 +51,7 @@ def info_record(info, status) -> dict:
         },
         "status": {
             "state": STATES.get(status.state, "STATE_%d" % status.state),
-            "clock": "%s %s" % (_date(status.date), _time(status.time)),
+            "clock": "%s %s" % (_date(status.date), calendar.time_text(status.time)),
             "lock_reasons": mask_names(status.lock_reasons, LOCK_REASONS),
             "warnings": mask_names(status.warnings, WARNINGS),
             "deadline": _date(status.deadline),
@@ -83,7 +77,7 @@ def _table(title: str, rows: dict) -> Table:
     table.add_column(overflow="fold")  # a hash stays whole, folded, never cut
     for key, value in rows.items():
         if key.endswith("_fen"):
-            key, value = key[:-4] + " (yuan)", _yuan(value)
+            key, value = key[:-4] + " (yuan)", yuan(value)
         elif isinstance(value, list):
             value = ", ".join(value) or "none"
         elif value is None:

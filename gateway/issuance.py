@@ -29,6 +29,7 @@ import datetime
 from dataclasses import dataclass
 
 from protocol import apdu
+from protocol import calendar
 from protocol import cardfiles
 from protocol import crypto
 from protocol.personalisation import FiscalCardData, ManagementCardData, TillKeys, UserCardData
@@ -96,16 +97,12 @@ def _text(value: str, n: int, what: str, ascii_only: bool = False) -> str:
 def day(value: int | datetime.date, what: str) -> int:
     """YYYYMMDD as an int, from an int or a date; IssuanceError unless a real calendar day."""
     if isinstance(value, datetime.date):
-        return value.year * 10000 + value.month * 100 + value.day
+        return calendar.from_date(value)
     try:
-        datetime.date(value // 10000, value // 100 % 100, value % 100)
+        calendar.to_date(value)
     except (TypeError, ValueError):
         raise IssuanceError("%s %r is not a date (YYYYMMDD)" % (what, value)) from None
     return value
-
-
-def _as_date(value: int) -> datetime.date:
-    return datetime.date(value // 10000, value // 100 % 100, value % 100)
 
 
 def _limits(limits: Limits) -> dict:
@@ -258,8 +255,8 @@ def issue_controls(keystore: KeyStore, report, *, limits: Limits, seq: int | Non
         raise IssuanceError("seq must be 1 to %d" % U32)
     master = keystore.master(report.key_id)
     keys = crypto.derive_fiscal_card_keys(master, report.fiscal_card_no)
-    controls = crypto.ControlData(_as_date(values["deadline"]), values["single_limit"], values["cumulative_limit"],
-                                  values["return_limit"], _as_date(report.end), seq)
+    controls = crypto.ControlData(calendar.to_date(values["deadline"]), values["single_limit"],
+                                  values["cumulative_limit"], values["return_limit"], calendar.to_date(report.end), seq)
     blob = crypto.seal_controls(keys, report.machine_no, controls)
     return cardfiles.UserControls.build(dict(machine_no=report.machine_no, key_id=blob[0], ciphertext=blob[1:25],
                                      mac2=blob[25:]))

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from protocol.crypto import TEST_MASTER_KEYS, MasterKey, is_test_key
+from protocol.fileio import write_atomic
 
 from .bureau_errors import KeyStoreError, TestKeyRefused
 
@@ -108,15 +109,7 @@ class KeyStore:
         nonce = os.urandom(12)
         ct = AESGCM(_derive(passphrase, header["kdf"])).encrypt(nonce, plain.encode(), _aad(header))
         doc = dict(header, nonce=nonce.hex(), ciphertext=ct.hex())
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, (json.dumps(doc, indent=1) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
 
     @classmethod
     def open(cls, path: str | os.PathLike, passphrase: str, *, test_mode: bool = False) -> "KeyStore":

@@ -51,6 +51,7 @@ from protocol import frame
 from protocol.commands import BY_CODE, BY_NAME, Command
 from protocol.errors import BY_NAME as ERRORS
 from protocol.errors import describe
+from protocol.fileio import write_atomic
 from protocol.status import REQUEST_FLAGS
 
 OK = ERRORS["OK"].code
@@ -153,9 +154,8 @@ class TillClient:
             return
         try:
             self.rid_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.rid_file.with_name(self.rid_file.name + ".%d.tmp" % os.getpid())
-            tmp.write_text("%d\n" % self._rid, encoding="ascii")
-            os.replace(tmp, self.rid_file)
+            write_atomic(self.rid_file, b"%d\n" % self._rid, durable=False, mode=0o666,
+                         tmp=self.rid_file.with_name(self.rid_file.name + ".%d.tmp" % os.getpid()))
         except OSError as e:
             self.rid_problem = "cannot keep the request-id counter in %s (%s); it is kept in memory and " \
                 "resumed from the till" % (self.rid_file.parent, e.strerror or e)

@@ -25,7 +25,6 @@ Verification is fast on purpose (bench/bench_cards.py: declarations per second a
 
 from __future__ import annotations
 
-import datetime
 import hmac
 import struct
 from dataclasses import dataclass, field
@@ -36,8 +35,10 @@ from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import algorithms
 
 from protocol import apdu
+from protocol import calendar
 from protocol import crypto
 from protocol.crypto import MasterKey, SigKind
+from protocol.totals import card_sums, lines_add_up, period_sums
 
 from .bureau_errors import DeclarationRejected, VerificationError
 
@@ -87,19 +88,6 @@ def _xor(data: bytes) -> int:
     return x & 0xFF
 
 
-@lru_cache(maxsize=1024)
-def _bcd_date(raw: bytes) -> int | None:
-    text = raw.hex()
-    if not text.isdigit():
-        return None
-    value = int(text)
-    try:
-        datetime.date(value // 10000, value // 100 % 100, value % 100)
-    except ValueError:
-        return None
-    return value
-
-
 @lru_cache(maxsize=4096)
 def _card_keys(master: MasterKey, card_no: bytes) -> tuple[object, object, bytes]:
     """(SM4-CMAC context keyed with K_DECL_MAC, Ed25519 public key object, raw public key) of one card."""
@@ -128,7 +116,7 @@ def verify_declaration(keystore, record: bytes, machine_no: str, *, public_key: 
     items, normal, returned = rest[:6], rest[6:12], rest[12:]
     lines = list(zip(items, normal, returned))
     payload = record[8:82] + record[83:92]
-    first, last = _bcd_date(start), _bcd_date(end)
+    first, last = calendar.bcd_day(start), calendar.bcd_day(end)
     problems: list[str] = []
     if _xor(record[8:83]):  # data and its check byte XOR to zero
         problems.append("declaration check byte wrong")
@@ -186,19 +174,14 @@ def check_declaration(keystore, record: bytes, machine_no: str, **kw) -> Declara
 # ---- daily records ------------------------------------------------------------------------------------------
 def daily_signed_bytes(date: int, totals: dict) -> bytes:
     """The bytes a DAILY record's signature covers: DAILY_COLLECT_SIGN data without its check byte."""
-    lines = totals["lines"]
-    sums = dict(normal_count=totals["normal_count"], return_count=totals["return_count"],
-                void_count=totals["void_count"], items=[ln["item"] for ln in lines],
-                normal=[ln["normal"] for ln in lines], returned=[ln["returned"] for ln in lines])
-    return apdu.DailyCollectSignData.build(dict(date=date, sums=sums))[:-1]
+    return apdu.DailyCollectSignData.build(dict(date=date, sums=card_sums(totals)))[:-1]
 
 
 def verify_daily_record(public_key: bytes, record: dict) -> list[str]:
     """Problems of one daily record (fields of protocol.records.DailyRecord: date, totals, signature)."""
     problems = []
     totals = record["totals"]
-    if sum(ln["normal"] for ln in totals["lines"]) != totals["normal_total"] or \
-            sum(ln["returned"] for ln in totals["lines"]) != totals["return_total"]:
+    if not lines_add_up(totals):
         problems.append("%d: totals are not the sums of the lines" % record["date"])
     try:
         crypto.verify_record(public_key, SigKind.DAILY, daily_signed_bytes(record["date"], totals),
@@ -220,27 +203,16 @@ def check_period(report: DeclarationReport, daily_records: list[dict], public_ke
     `public_key` is given), and equal counts and per-item amounts.  Returns every problem found."""
     problems = []
     days = {rec["date"]: rec for rec in daily_records if report.start <= rec["date"] <= report.end}
-    d = datetime.date(report.start // 10000, report.start // 100 % 100, report.start % 100)
-    last = datetime.date(report.end // 10000, report.end // 100 % 100, report.end % 100)
-    while d <= last:
-        key = d.year * 10000 + d.month * 100 + d.day
+    for key in calendar.each_day(report.start, report.end):
         if key not in days:
             problems.append("no daily record for %d" % key)
-        d += datetime.timedelta(days=1)
-    counts, per_item = [0, 0, 0], {}
-    for rec in days.values():
-        if public_key is not None:
+    if public_key is not None:
+        for rec in days.values():
             problems += verify_daily_record(public_key, rec)
-        t = rec["totals"]
-        counts = [counts[0] + t["normal_count"], counts[1] + t["return_count"], counts[2] + t["void_count"]]
-        for ln in t["lines"]:
-            if ln["item"]:
-                a, b = per_item.get(ln["item"], (0, 0))
-                per_item[ln["item"]] = (a + ln["normal"], b + ln["returned"])
+    counts, recorded = period_sums(rec["totals"] for rec in days.values())
     declared = {i: (a, b) for i, a, b in report.lines if i and (a or b)}
-    recorded = {i: ab for i, ab in per_item.items() if any(ab)}
-    if tuple(counts) != tuple(report.counts):
-        problems.append("declared counts %s, daily records give %s" % (tuple(report.counts), tuple(counts)))
+    if counts != tuple(report.counts):
+        problems.append("declared counts %s, daily records give %s" % (tuple(report.counts), counts))
     if declared != recorded:
         problems.append("declared per-item amounts %s, daily records give %s" % (declared, recorded))
     return problems

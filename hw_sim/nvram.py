@@ -17,6 +17,8 @@ import os
 import re
 from pathlib import Path
 
+from protocol.fileio import sync_folder, write_atomic
+
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
@@ -40,17 +42,8 @@ class FolderNvram:
             return None
 
     def put(self, key: str, value: bytes) -> None:
-        path = self._path(key)
-        tmp = self.folder / (".%s.tmp" % key)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the PIN lives here
-        try:
-            os.write(fd, bytes(value))
-            if self.fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        self._sync_folder()
+        # mode 0o600: the PIN lives here; the temp name is the one __init__ sweeps
+        write_atomic(self._path(key), value, durable=self.fsync, tmp=self.folder / (".%s.tmp" % key))
 
     def delete(self, key: str) -> None:
         try:
@@ -64,8 +57,4 @@ class FolderNvram:
 
     def _sync_folder(self) -> None:
         if self.fsync:
-            fd = os.open(self.folder, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            sync_folder(self.folder)

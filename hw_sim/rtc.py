@@ -20,6 +20,8 @@ from datetime import datetime as DateTime
 from datetime import timedelta
 from pathlib import Path
 
+from protocol.fileio import write_atomic
+
 
 class SimRTC:
     def __init__(self, path: str | os.PathLike | None = None, clock=time.time) -> None:
@@ -71,9 +73,8 @@ class SimRTC:
     def _save(self) -> None:
         if self.path is None:
             return
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"offset_s": self._offset}) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, (json.dumps({"offset_s": self._offset}) + "\n").encode("utf-8"),
+                     durable=False, mode=0o666, tmp=self.path.with_suffix(".tmp"))
 
 
 class ManualRTC:

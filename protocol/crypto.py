@@ -36,6 +36,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import cmac, hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.kbkdf import KBKDFCMAC, CounterLocation, Mode
+
+from .calendar import bcd_to_date, date_to_bcd  # noqa: F401  (crypto.bcd_to_date: part of this module's API)
 
 SUITE_ID = 1
 SUITE_NAME = "FTK-SM4-ED25519-v1"
@@ -110,19 +113,6 @@ def _u32(name: str, value: int) -> bytes:
     if not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
         raise ValueError(f"{name} must be an unsigned 32-bit integer, got {value!r}")
     return value.to_bytes(4, "big")
-
-
-def date_to_bcd(d: date) -> bytes:
-    """CCYYMMDD as 4 packed-BCD bytes (2024-03-15 -> 20 24 03 15)."""
-    return bytes.fromhex(f"{d.year:04d}{d.month:02d}{d.day:02d}")
-
-
-def bcd_to_date(b: bytes) -> date:
-    """Inverse of :func:`date_to_bcd`; ValueError on non-BCD nibbles or an impossible date."""
-    text = _need("BCD date", b, 4).hex()
-    if not text.isdigit():
-        raise ValueError(f"not a packed-BCD date: {text}")
-    return date(int(text[:4]), int(text[4:6]), int(text[6:]))
 
 
 def sm3(data: bytes) -> bytes:
@@ -330,12 +320,12 @@ class SuiteV1:
             raise MacError("MAC mismatch")
 
     def kdf(self, master: bytes, label: bytes, context: bytes, length: int = KEY_LEN) -> bytes:
-        """SP 800-108 counter mode, PRF = SM4-CMAC:
-        K(i) = CMAC(master, i(1) || label || 0x00 || context || L(2, bits, BE)), output = K(1) || K(2)..."""
-        _need("master key", master, KEY_LEN)
-        tail = label + b"\x00" + context + (length * 8).to_bytes(2, "big")
-        out = b"".join(self.prf(master, bytes([i]) + tail) for i in range(1, -(-length // 16) + 1))
-        return out[:length]
+        """SP 800-108 counter mode, PRF = SM4-CMAC (cryptography's KBKDFCMAC):
+        K(i) = CMAC(master, i(1) || label || 0x00 || context || L(2, bits, BE)), output = K(1) || K(2)...
+        The counter is 1 byte before the fixed input and L is 2 bytes: the golden vectors pin it."""
+        kbkdf = KBKDFCMAC(algorithms.SM4, Mode.CounterMode, length, rlen=1, llen=2,
+                          location=CounterLocation.BeforeFixed, label=label, context=context, fixed=None)
+        return kbkdf.derive(_need("master key", master, KEY_LEN))
 
     def cipher24_encrypt(self, key: bytes, plain: bytes) -> bytes:
         """SM4-CBC-CS3, IV = 0, for 24 bytes: C1 = E(P1), C2 = E(C1 ^ (P2 || 0^8)); output C2 || C1[:8]."""

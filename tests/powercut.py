@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from hw_sim.cards import store
 from hw_sim.nor_flash import PowerLoss
 from protocol import commands, frame
-from protocol import journal_format as JF
+from protocol import journal_audit
 from protocol import records
 from testbed.rigs import TillRig
 
@@ -147,7 +147,7 @@ SCENARIOS = {s.name: s for s in _SCENARIOS}
 def _records(rig) -> list:
     jn = rig.till.fiscal.jn
     stream = bytes(jn.read_stream(0, jn.stream_length()))
-    rep = JF.audit_stream(stream)
+    rep = journal_audit.audit_stream(stream)
     assert not rep.problems and rep.chain_ok, rep.problems[:3]
     out = []
     for _idx, t, body in rep.records:

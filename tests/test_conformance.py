@@ -242,13 +242,13 @@ def test_docs_catalogue_matches_the_case_files():
 
 
 def test_the_record_case_compares_every_field_of_every_record_type_with_the_model():
-    from protocol import journal_format as JF
+    from protocol import journal_audit
     from protocol import records as record_types
     case = runner.select(CASES, ["FC-JRNL-020"])[0]
     d = dut.dut_factory("sim")()
     sess = runner.Session(d, case)
     sess.run()
-    records = JF.audit_stream(sess.read_journal()).records
+    records = journal_audit.audit_stream(sess.read_journal()).records
     assert {record_types.RECORDS[t][0] for _i, t, _b in records} == {name for name, _ in record_types.RECORDS.values()}
     state = sess.model.state
     assert not runner.record_problems(records, state)

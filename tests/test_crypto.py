@@ -104,6 +104,14 @@ def test_kdf_matches_sp800_108_layout():
         assert crypto.derive_key(MK, purpose, ctx) == ref
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=0, max_size=20), st.binary(min_size=0, max_size=20), st.integers(1, 64))
+def test_kdf_is_counter_mode_with_one_byte_counter_and_two_byte_length(label, context, length):
+    tail = label + b"\x00" + context + (length * 8).to_bytes(2, "big")
+    ref = b"".join(ref_cmac(MK.key, bytes([i]) + tail) for i in range(1, -(-length // 16) + 1))[:length]
+    assert crypto.kdf(MK.key, label, context, length) == ref
+
+
 def test_control_cipher_is_cbc_cs3():
     p = CTL.pack()
     c1 = crypto.sm4_encrypt_block(KEYS_A.ctl_enc, p[:16])               # IV = 0

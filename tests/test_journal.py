@@ -17,7 +17,7 @@ import journal_campaign as jc  # noqa: E402
 from fiscal_till.journal import Journal, JournalError, fiscal_sectors_for  # noqa: E402
 from fiscal_till.journal_format import DEFAULT_QUOTAS  # noqa: E402
 from hw_sim.nor_flash import NorFlash  # noqa: E402
-from protocol.journal_format import audit_stream  # noqa: E402
+from protocol.journal_audit import audit_stream  # noqa: E402
 
 INIT, DAILY, DECL, CLEAR, ROLL_LOAD, ROLL_USAGE, INVOICE, EVENT = 1, 2, 3, 4, 5, 6, 7, 8
 DEVICE = jc.DEVICE

@@ -14,7 +14,7 @@ from hw_sim.nor_flash import TEAR_NOTHING, TEAR_PREFIX, TEAR_RANDOM
 from hw_sim.sim_config import SimTillError
 from protocol import commands, frame, records
 from protocol.commands import READ_JOURNAL_MAX
-from protocol.journal_format import audit_stream
+from protocol.journal_audit import audit_stream
 from protocol.status import LOCK_REASONS, WARNINGS, mask_names
 from testbed.simrig import SimRig
 

@@ -15,6 +15,7 @@ from fiscal_till.fiscal import _enc
 from fiscal_till.fallback import FallbackTill
 from fiscal_till.journal_format import FISCAL_HDR_SIZE, RING_HDR_SIZE, RING_SUCC_AT
 from hw_sim.nor_flash import TEARS, PowerLoss
+from protocol import journal_audit
 from protocol import journal_format as JF
 from protocol import status
 from testbed.rigs import TillRig
@@ -56,7 +57,7 @@ def read_out(rig):
         r = rig.ok("READ_JOURNAL", offset=len(data), length=4000)
         data += r.data
         if len(data) >= r.total:
-            return JF.audit_stream(data)
+            return journal_audit.audit_stream(data)
 
 
 # ---- bricked by one bit ------------------------------------------------------------------------------

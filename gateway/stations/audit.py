@@ -9,7 +9,7 @@ over, since the till appended in between.  The till must be the registered machi
 byte is read.
 
 Findings (every one is reported; nothing stops at the first):
-  stream      protocol.journal_format.audit_stream: sector and record CRCs, order, the SHA-256 chain;
+  stream      protocol.journal_audit.audit_stream: sector and record CRCs, order, the SHA-256 chain;
   identity    the INIT record: machine, fiscal card, taxpayer of the record; exactly one INIT;
   daily       each DAILY signature under the fiscal card's public key (derived from the key store's master
               key of the card's generation); dates strictly consecutive (one record per calendar day);
@@ -26,7 +26,6 @@ Notes (not problems): a declaration made at the till and not yet filed at the wi
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 from collections.abc import Callable
@@ -37,17 +36,20 @@ import construct as cs
 from sqlalchemy import select
 
 from protocol import apdu
+from protocol import calendar
 from protocol import crypto
 from protocol import records
 from protocol.commands import READ_JOURNAL_MAX
 from protocol.crypto import SigKind
-from protocol.journal_format import STREAM_HDR_SIZE, audit_stream
+from protocol.journal_audit import audit_stream
+from protocol.journal_format import STREAM_HDR_SIZE
+from protocol.totals import card_sums, counts_of, lines_of
 
 from ..db.eventlog import verify as verify_log
 from ..db.models import Audit, ClearUnlock, Declaration, Machine, Roll
 from ..link import LinkError, TillClient
 from ..verify import DeclarationReport, check_period, verify_daily_record
-from .common import FOREIGN_TILL, TILL, UNKNOWN, Refused, Station, as_date, fiscal_card_of, lock_taxpayer, log
+from .common import FOREIGN_TILL, TILL, UNKNOWN, Refused, Station, fiscal_card_of, lock_taxpayer, log
 
 Progress = Callable[[int, int], None]
 
@@ -122,17 +124,8 @@ def _totals(t) -> dict:
 def declaration_payload(start: int, end: int, totals: dict) -> bytes:
     """What a declaration's MAC1 and signature cover (docs/CRYPTO.md 4.5): DECLARE_DUTY data without its
     check byte || normal total || return total || status 0."""
-    lines = totals["lines"]
-    sums = dict(normal_count=totals["normal_count"], return_count=totals["return_count"],
-                void_count=totals["void_count"], items=[ln["item"] for ln in lines],
-                normal=[ln["normal"] for ln in lines], returned=[ln["returned"] for ln in lines])
-    data = apdu.DeclareDutyData.build(dict(start=start, end=end, sums=sums))[:-1]
+    data = apdu.DeclareDutyData.build(dict(start=start, end=end, sums=card_sums(totals)))[:-1]
     return data + totals["normal_total"].to_bytes(4, "big") + totals["return_total"].to_bytes(4, "big") + b"\x00"
-
-
-def _next_day(d: int) -> int:
-    n = as_date(d) + dt.timedelta(days=1)
-    return n.year * 10000 + n.month * 100 + n.day
 
 
 def analyse(stream: bytes, exp: Expected) -> Findings:
@@ -176,7 +169,7 @@ def analyse(stream: bytes, exp: Expected) -> Findings:
             d = {"date": rec.date, "totals": _totals(rec.totals), "signature": rec.signature}
             for p in verify_daily_record(exp.public_key, d):
                 f.add("daily", idx, p)
-            if dailies and rec.date != _next_day(dailies[-1]["date"]):
+            if dailies and rec.date != calendar.next_day(dailies[-1]["date"]):
                 f.add("daily", idx, "daily record for %d follows %d: days %s" % (
                     rec.date, dailies[-1]["date"], "missing" if rec.date > dailies[-1]["date"] else "repeated or back"))
             dailies.append(d)
@@ -244,9 +237,7 @@ def _declarations(f: Findings, exp: Expected, declared: list, dailies: list) -> 
     seen = set()
     for start, end, t, rec, idx in declared:
         seen.add(end)
-        report = DeclarationReport(exp.fiscal_card_no, exp.machine_no, start, end,
-                                   (t["normal_count"], t["return_count"], t["void_count"]),
-                                   [(ln["item"], ln["normal"], ln["returned"]) for ln in t["lines"]],
+        report = DeclarationReport(exp.fiscal_card_no, exp.machine_no, start, end, counts_of(t), lines_of(t),
                                    t["normal_total"], t["return_total"])
         for p in check_period(report, dailies):
             f.add("declarations", idx, "declaration %d-%d against its daily records: %s" % (start, end, p))

@@ -20,6 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from protocol import calendar
+from protocol.money import yuan  # noqa: F401  (re-exported: the stations print amounts with it)
+
 from ..bureau_errors import BureauError, KeyStoreError
 from ..db import Store
 from ..db.eventlog import use_key
@@ -74,21 +77,12 @@ class Station:
 
 
 # ---- dates -------------------------------------------------------------------------------------------------
-def as_date(d: int) -> dt.date:
-    return dt.date(d // 10000, d // 100 % 100, d % 100)
-
-
-def as_int(d: dt.date) -> int:
-    return d.year * 10000 + d.month * 100 + d.day
+as_date = calendar.to_date    # the stations' names for protocol.calendar's (YYYYMMDD int <-> date)
+as_int = calendar.from_date
 
 
 def iso(d: int | None) -> str | None:
-    return as_date(d).isoformat() if d else None
-
-
-def yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return "%s%d.%02d" % ((sign,) + divmod(abs(fen), 100))
+    return calendar.iso(d) if d else None
 
 
 # ---- the log and lookups -----------------------------------------------------------------------------------

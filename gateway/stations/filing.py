@@ -16,11 +16,10 @@ The seed's order (二(七)) as rules:
      for that declaration is sealed (gateway.issuance.issue_controls: new deadline, the machine's limits,
      sequence period end x 100) and written to the card, and the declaration marked CLEARED on it.
 
-Two phases, so that no clear-unlock is ever lost or made twice: the clear-unlock row is committed first
-(state "writing"; unique per declaration and per machine and period), then the card is written, then the
-row is marked "written".  A card write that failed leaves "writing": the next visit (any station, once
-STALE_WRITE passed, or this station at once) writes the same stored record again.  A card showing a
-declaration pending whose clear-unlock is "written" is a replayed or restored card: refused.
+The clear-unlock is written in two phases (gateway.stations.cardwrite: neither lost nor doubled): its row
+is committed "writing" (unique per declaration and per machine and period), the card is written, the row
+marked "written".  A card showing a declaration pending whose clear-unlock is "written" is a replayed or
+restored card: refused.
 """
 
 from __future__ import annotations
@@ -38,9 +37,9 @@ from ..bureau_errors import BureauError
 from ..db.models import ClearUnlock, Comparison, Declaration, Machine, Referral, Surcharge, Taxpayer
 from ..usercard import UserCardSession
 from ..verify import DeclarationReport, verify_declaration
-from . import surcharge
-from .common import (CARD, CONFLICT, FOREIGN_CARD, IN_PROGRESS, ORDER, REPLAYED, TAMPERED, UNKNOWN, Refused,
-                     Station, card_row, integrity, lock_taxpayer, log, stale, user_card_of)
+from . import cardwrite, surcharge
+from .common import (CARD, CONFLICT, FOREIGN_CARD, ORDER, REPLAYED, TAMPERED, UNKNOWN, Refused, Station, card_row,
+                     integrity, lock_taxpayer, log, user_card_of)
 from .income import DeclaredIncome, check_against
 
 
@@ -188,9 +187,8 @@ def _scan(st: Station, s, card: UserCardSession, tp: Taxpayer) -> tuple[list[Pen
                           "(clear-unlock #%d), yet the card shows it pending: a replayed or restored card"
                           % (m.machine_no, d.period_start, d.period_end, cu.at.date(), cu.station, cu.id))
         if cu is not None:
-            if cu.station != st.name and not stale(cu.at):
-                raise Refused(IN_PROGRESS, "station %s is writing the clear-unlock of machine %s for %d right now"
-                              % (cu.station, m.machine_no, d.period_end))
+            cardwrite.refuse_if_in_progress(st, cu.station, cu.at, "the clear-unlock of machine %s for %d"
+                                            % (m.machine_no, d.period_end))
             resume.append((recno, cu))
             continue
         pending.append(Pending(recno, d.id, m.machine_no, report))
@@ -202,23 +200,19 @@ def _finish(st: Station, card: UserCardSession, taxpayer_no: str, recno: int, cu
     with st.store.transaction() as s:
         cu = s.get(ClearUnlock, cu_id)
         record = cu.record
-    try:
-        card.authenticate()
+
+    def put() -> None:
         card.put_controls(record)
         card.set_declaration_status(recno, cardfiles.DECL_CLEARED)
-    except BureauError as e:
-        raise Refused(CARD, "the clear-unlock #%d is on record but writing the card failed (%s); present the card "
-                      "again to finish" % (cu_id, e)) from None
-    with st.store.transaction() as s:
-        tp = lock_taxpayer(s, taxpayer_no)
-        cu = s.get(ClearUnlock, cu_id)
-        if cu.state != "written":
-            cu.state = "written"
-            log(s, st, "clear-unlock.written", tp, clear_unlock_id=cu.id, declaration_id=cu.declaration_id,
-                period_end=cu.period_end, sequence=cu.sequence)
-        return {"clear_unlock_id": cu.id, "period_end": cu.period_end, "deadline": cu.deadline,
-                "single_limit_fen": cu.single_limit, "cumulative_limit_fen": cu.cumulative_limit,
-                "return_limit_fen": cu.return_limit, "sequence": cu.sequence}
+    cardwrite.write(card, put, "the clear-unlock #%d is on record but writing the card failed" % cu_id,
+                    "present the card again to finish")
+    return cardwrite.mark_written(
+        st, taxpayer_no, ClearUnlock, cu_id, "clear-unlock.written",
+        lambda cu: dict(clear_unlock_id=cu.id, declaration_id=cu.declaration_id, period_end=cu.period_end,
+                        sequence=cu.sequence),
+        lambda cu, _taxpayer: {"clear_unlock_id": cu.id, "period_end": cu.period_end, "deadline": cu.deadline,
+                               "single_limit_fen": cu.single_limit, "cumulative_limit_fen": cu.cumulative_limit,
+                               "return_limit_fen": cu.return_limit, "sequence": cu.sequence})
 
 
 def _visit(st: Station, reader, taxpayer_no: str) -> tuple[UserCardSession, CardReading]:

@@ -16,14 +16,15 @@ income exactly.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import BAD_INPUT, Refused, as_int
+from protocol import calendar
+
+from .common import BAD_INPUT, Refused
 
 MAX_FEN = 10 ** 15  # 10 trillion yuan: far beyond any till's limits, below every integer column
 _YUAN = re.compile(r"^(\d{1,13})(?:\.(\d{1,2}))?$")
@@ -57,13 +58,10 @@ def parse_yuan(text, what: str = "income") -> int:
 
 def parse_date(text, what: str = "date") -> int:
     """YYYYMMDD int from 'YYYY-MM-DD' or 'YYYYMMDD'."""
-    s = str(text).strip()
-    for fmt in ("%Y-%m-%d", "%Y%m%d"):
-        try:
-            return as_int(dt.datetime.strptime(s, fmt).date())
-        except ValueError:
-            pass
-    raise Refused(BAD_INPUT, "%s must be a date YYYY-MM-DD, got %r" % (what, text))
+    try:
+        return calendar.parse_day(text)
+    except ValueError:
+        raise Refused(BAD_INPUT, "%s must be a date YYYY-MM-DD, got %r" % (what, text)) from None
 
 
 def typed(text: str) -> DeclaredIncome:

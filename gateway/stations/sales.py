@@ -18,8 +18,8 @@ not sell for this machine is a finding.  Consumption is attributed to rolls in t
   3. 验旧 found nothing;
   4. fewer rolls than the taxpayer's quota were sold since the last clear-unlock (限额限量);
   5. no number of the new roll was ever sold (same invoice code, overlapping range).
-The roll row is committed (state "writing") before the card is written and marked "written" after, as
-for clear-unlocks: a roll whose card write was lost is finished on the next visit, never sold again.
+The roll is written in two phases as clear-unlocks are (gateway.stations.cardwrite: neither lost nor
+doubled): a roll whose card write was lost is finished on the next visit, never sold again.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from .. import issuance
 from ..bureau_errors import BureauError, IssuanceError
 from ..db.models import Audit, ClearUnlock, Declaration, Machine, Roll, RollCode, Taxpayer
 from ..usercard import UserCardSession
-from .common import (BAD_INPUT, CARD, CONFLICT, IN_PROGRESS, ORDER, QUOTA, Refused, Station, integrity, iso,
-                     lock_taxpayer, log, machine_of, stale, user_card_of)
+from . import cardwrite
+from .common import (BAD_INPUT, CARD, CONFLICT, ORDER, QUOTA, Refused, Station, integrity, iso, lock_taxpayer, log,
+                     machine_of, user_card_of)
 
 
 @dataclass
@@ -170,16 +171,10 @@ def _finish_writing(st: Station, s, tp: Taxpayer, card: UserCardSession, m: Mach
     for r in s.execute(select(Roll).where(Roll.machine_id == m.id, Roll.state == "writing")).scalars():
         key = (r.code, r.start_no, r.end_no)
         if key not in {(c, a, b) for c, a, b, _ in on_card} and key != last:
-            if r.station != st.name and not stale(r.sold_at):
-                raise Refused(IN_PROGRESS, "station %s is writing roll %s %d-%d to this card right now"
-                              % ((r.station,) + key))
-            try:
-                card.authenticate()
-                card.add_roll(r.record)
-            except BureauError as e:
-                raise Refused(CARD, "roll #%d is sold but writing it to the card failed (%s); present the card "
-                              "again" % (r.id, e)) from None
-        r.state = "written"
+            cardwrite.refuse_if_in_progress(st, r.station, r.sold_at, "roll %s %d-%d to this card" % key)
+            cardwrite.write(card, lambda: card.add_roll(r.record),
+                            "roll #%d is sold but writing it to the card failed" % r.id, "present the card again")
+        r.state = cardwrite.WRITTEN
         log(s, st, "roll.written", tp, roll_id=r.id, code=r.code, start=r.start_no, end=r.end_no)
 
 
@@ -233,20 +228,13 @@ def sell_roll(st: Station, reader, taxpayer_no: str, machine_no: str, *, code: s
             roll_id = roll.id
     except IntegrityError as e:
         raise integrity(e, CONFLICT, "another station sold this roll or this quota slot at the same moment") from None
-    try:
-        card.authenticate()
-        card.add_roll(record)
-    except BureauError as e:
-        raise Refused(CARD, "roll #%d is sold but writing it to the card failed (%s); present the card again to "
-                      "finish" % (roll_id, e)) from None
-    with st.store.transaction() as s:
-        tp = lock_taxpayer(s, taxpayer_no)
-        roll = s.get(Roll, roll_id)
-        if roll.state != "written":
-            roll.state = "written"
-            log(s, st, "roll.written", tp, roll_id=roll.id, code=code, start=start, end=end)
+    cardwrite.write(card, lambda: card.add_roll(record), "roll #%d is sold but writing it to the card failed"
+                    % roll_id, "present the card again to finish")
+    quota = cardwrite.mark_written(st, taxpayer_no, Roll, roll_id, "roll.written",
+                                   lambda roll: dict(roll_id=roll.id, code=code, start=start, end=end),
+                                   lambda _roll, taxpayer: taxpayer.roll_quota)
     return {"roll_id": roll_id, "machine_no": machine_no, "code": code, "start": start, "end": end,
-            "sales_period": period, "slot": n + 1, "quota": tp.roll_quota, "checked": account.as_dict()}
+            "sales_period": period, "slot": n + 1, "quota": quota, "checked": account.as_dict()}
 
 
 __all__ = ["RollAccount", "check_old", "sell_roll", "ClearUnlock"]

@@ -26,12 +26,10 @@ last day of the period after it.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
+from protocol import calendar
 from protocol import cardfiles
-
-from .common import as_date, as_int
 
 FILING_DAY = 15
 SURCHARGE_PER_10K = 5  # 0.05 % a day
@@ -45,13 +43,11 @@ def round_half_up(numerator: int, denominator: int) -> int:
 
 
 def filing_deadline(period_end: int) -> int:
-    d = as_date(period_end)
-    y, m = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
-    return as_int(dt.date(y, m, FILING_DAY))
+    return calendar.day_of_next_month(period_end, FILING_DAY)
 
 
 def days_late(period_end: int, filed_on: int) -> int:
-    return max(0, (as_date(filed_on) - as_date(filing_deadline(period_end))).days)
+    return max(0, calendar.days_between(filing_deadline(period_end), filed_on))
 
 
 def tax_due(rates: dict[int, int], recorded_lines: list, declared: int, items: dict[int, int] | None) -> int:
@@ -87,14 +83,9 @@ def assess(period_end: int, filed_on: int, base: int) -> Assessment:
                       round_half_up(base * days * SURCHARGE_PER_10K, 10000))
 
 
-def _period_last_day(d: dt.date, filing_mode: int) -> dt.date:
-    month = d.month if filing_mode != cardfiles.FILING_QUARTERLY else (d.month + 2) // 3 * 3
-    first_next = dt.date(d.year + 1, 1, 1) if month == 12 else dt.date(d.year, month + 1, 1)
-    return first_next - dt.timedelta(days=1)
-
-
 def next_deadline(period_end: int, filed_on: int, filing_mode: int) -> int:
-    last = _period_last_day(as_date(filed_on), filing_mode)
-    if last <= as_date(period_end):
-        last = _period_last_day(as_date(period_end) + dt.timedelta(days=1), filing_mode)
-    return as_int(last)
+    months = calendar.QUARTERLY if filing_mode == cardfiles.FILING_QUARTERLY else calendar.MONTHLY
+    last = calendar.period_last_day(filed_on, months)
+    if last <= period_end:
+        last = calendar.period_last_day(calendar.next_day(period_end), months)
+    return last

@@ -43,10 +43,11 @@ from protocol import cardauth
 from protocol import apdu
 from protocol import cardfiles
 from protocol import crypto
+from protocol.calendar import from_date, valid_date
 
 from .iso import (
     PIN_TRIES, SW_BAD_DATA, SW_CONDITIONS, SW_LIMIT, SW_MAC, SW_PIN_BLOCKED, SW_REGISTRATION, SW_SECURITY,
-    CardState, FileSpec, Refuse, Session, SimCard, sw_pin_wrong, valid_date,
+    CardState, FileSpec, Refuse, Session, SimCard, sw_pin_wrong,
 )
 
 NORMAL, RETURN, VOID = 1, 2, 3
@@ -430,12 +431,12 @@ class FiscalCard(SimCard):
             self.mac_failed()
         except ValueError:
             raise Refuse(SW_BAD_DATA) from None
-        period_end = int(ctl.period_end.strftime("%Y%m%d"))
+        period_end = from_date(ctl.period_end)
         if ctl.seq <= s.sequence:
             raise Refuse(SW_CONDITIONS)  # a replay of an earlier period's control data
         if s.declaration["status"] != cardfiles.DECL_SIGNED or period_end != s.declaration["end"]:
             raise Refuse(SW_CONDITIONS)
-        s.controls = dict(deadline=int(ctl.deadline.strftime("%Y%m%d")), single_limit=ctl.single_limit,
+        s.controls = dict(deadline=from_date(ctl.deadline), single_limit=ctl.single_limit,
                           cumulative_limit=ctl.cumulative_limit, return_limit=ctl.return_limit)
         s.period_end, s.sequence = period_end, ctl.seq
         s.today["cumulative_normal"] = s.today["cumulative_return"] = 0

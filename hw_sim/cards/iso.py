@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,15 +89,6 @@ def make_atr(historical: bytes) -> bytes:
     for b in body:
         tck ^= b
     return b"\x3b" + body + bytes([tck])
-
-
-def valid_date(d: int) -> bool:
-    """A BCD-decoded CCYYMMDD that is a real calendar day."""
-    try:
-        datetime.date(d // 10000, d // 100 % 100, d % 100)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import json
 import os
 from pathlib import Path
 
+from protocol.fileio import write_atomic
+
 from .fiscal import FiscalCard, FiscalState
 from .management import ManagementCard, ManagementState
 from .user import UserCard, UserState
@@ -73,20 +75,7 @@ def loads(text: str, *, rng=None):
 
 def save_card(card, path: str | os.PathLike) -> None:
     """Write atomically (temp file, fsync, rename, fsync the folder)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, dumps(card).encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(path, dumps(card).encode("utf-8"))
 
 
 def load_card(path: str | os.PathLike, *, rng=None):
