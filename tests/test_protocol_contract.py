@@ -8,7 +8,7 @@ from conftest import ROOT
 from fiscal_till.device import request_digest as firmware_digest
 from protocol import commands, errors, frame, journal_format, records
 from protocol.docgen_client import SAMPLE_MACHINE_NO, SAMPLE_STATUS_RID, sample_status_exchange
-from tillrig import TillRig, ready
+from testbed.rigs import TillRig, ready
 
 
 def _bytes_answered(rig, raw):

@@ -6,7 +6,7 @@ import pytest
 from protocol import command_rules, commands, errors, frame, records, status
 from protocol.command_rules import DAMAGED, IN_SERVICE, LOCK, LOCKED, NEW, OK
 from protocol.journal_format import FISCAL_HDR_SIZE, FISCAL_REC_OVERHEAD
-from tillrig import TillRig, ready
+from testbed.rigs import TillRig, ready
 
 NOT_LINK_ERRORS = {LOCK, "CARD_*"}
 
