@@ -54,6 +54,7 @@ from protocol import errors
 from protocol import journal_audit
 from protocol import records as record_types
 from protocol import status as status_table
+from protocol.calendar import seconds_of_day
 
 from .dut import ControlLimits, DutError, PowerCut
 from .model import Model, parse_reply, plain
@@ -605,8 +606,7 @@ MODELLED_EVENTS = ("POWER_ON", "CLOCK_SET", "UNLOCKED")  # the events the model 
 
 
 def _time_ok(got: int, want: int) -> bool:
-    secs = lambda t: t // 10000 * 3600 + t // 100 % 100 * 60 + t % 100  # noqa: E731
-    return 0 <= secs(got) - secs(want) <= CLOCK_TICK
+    return 0 <= seconds_of_day(got) - seconds_of_day(want) <= CLOCK_TICK
 
 
 def _totals(t: dict) -> dict:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 
+from protocol.calendar import to_datetime
+
 
 class Locked:
     """A device seen from the test thread: every method call and attribute write holds `lock`."""
@@ -44,8 +46,7 @@ class SimClock(Locked):
 
     def set(self, when, time: int = 0) -> None:
         if isinstance(when, int):
-            when = datetime.datetime(when // 10000, when // 100 % 100, when % 100, time // 10000, time // 100 % 100,
-                                time % 100)
+            when = to_datetime(when, time)
         with self._lock:
             self._obj.set(when)
 

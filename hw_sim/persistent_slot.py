@@ -7,8 +7,9 @@ as a card keeps its EEPROM, so a simulator restart finds it as it was.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from protocol.fileio import write_atomic
 
 from .cards import store
 from .cards.slot import CardSlot
@@ -94,11 +95,5 @@ class PersistentSlot:
         if self.fsync:
             store.save_card(card, self.path)
         else:
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # card keys: owner only
-            try:
-                os.write(fd, text.encode("utf-8"))
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
+            write_atomic(self.path, text.encode("utf-8"), durable=False)  # card keys: owner only (0o600)
         self._saved = text

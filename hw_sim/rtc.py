@@ -20,6 +20,7 @@ from datetime import datetime as DateTime
 from datetime import timedelta
 from pathlib import Path
 
+from protocol.calendar import from_date, to_datetime
 from protocol.fileio import write_atomic
 
 
@@ -98,8 +99,7 @@ class ManualRTC:
 
     def set(self, date: int, time: int = 90000) -> None:
         """date YYYYMMDD, time HHMMSS (a till opens at nine unless told otherwise)."""
-        self.t = DateTime(date // 10000, date // 100 % 100, date % 100, time // 10000, time // 100 % 100,
-                          time % 100)
+        self.t = to_datetime(date, time)
 
     def advance(self, **kw) -> None:
         """Move the clock by timedelta(**kw) (days=1, hours=-2 ...)."""
@@ -107,4 +107,4 @@ class ManualRTC:
 
     @property
     def date(self) -> int:
-        return self.t.year * 10000 + self.t.month * 100 + self.t.day
+        return from_date(self.t)

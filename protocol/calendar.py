@@ -106,6 +106,11 @@ def hour_of(t: int) -> int:
     return t // 10000
 
 
+def seconds_of_day(t: int) -> int:
+    """Seconds since midnight of an HHMMSS int."""
+    return t // 10000 * 3600 + t // 100 % 100 * 60 + t % 100
+
+
 def time_text(t: int) -> str:
     """'HH:MM:SS' of an HHMMSS int."""
     return "%02d:%02d:%02d" % (t // 10000, t // 100 % 100, t % 100)

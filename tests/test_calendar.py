@@ -102,3 +102,7 @@ def test_a_period_ends_on_the_last_day_of_its_month_or_quarter(day, months, last
 def test_day_of_next_month_crosses_the_year():
     assert calendar.day_of_next_month(20260131, 15) == 20260215
     assert calendar.day_of_next_month(20261231, 15) == 20270115
+
+
+def test_seconds_of_day_counts_from_midnight():
+    assert [calendar.seconds_of_day(t) for t in (0, 59, 100, 10000, 235959)] == [0, 59, 60, 3600, 86399]
