@@ -130,107 +130,156 @@ def declaration_payload(start: int, end: int, totals: dict) -> bytes:
 
 def analyse(stream: bytes, exp: Expected) -> Findings:
     """Every finding about one journal stream against the record."""
+    # R-VERIFY-RECORDS, R-FM-APPEND-ONLY: every record of the read-out is checked and each finding kept;
+    # R-DAILY-EVERY-DAY
     f = Findings()
     rep = audit_stream(stream)
     for kind, where, detail in rep.problems:
         f.add("stream:" + kind, where, detail)
-    counts: dict[str, int] = {}
-    inits, dailies, declared = [], [], []
-    last_when, last_idx = 0, None
-    roll = None  # the loaded roll: dict(code, start, end, normal, returned, voided, next)
-    rolls: dict[tuple, dict] = {}
+    walk = _Walk(f, exp)
     for idx, rtype, body in rep.records:
+        walk.record(idx, rtype, body)
+    if len(walk.inits) != 1:
+        f.add("identity", "INIT", "%d INIT records, expected exactly 1" % len(walk.inits))
+    _declarations(f, exp, walk.declared, walk.dailies)
+    f.summary = walk.summary(rep)
+    return f
+
+
+class _Walk:
+    """One pass over the fiscal records in journal order: each record type has its own check, and the
+    state they share (the loaded roll, the last date, the daily records so far) lives here."""
+
+    def __init__(self, f: Findings, exp: Expected) -> None:
+        self.f, self.exp = f, exp
+        self.counts: dict[str, int] = {}
+        self.inits: list[int] = []
+        self.dailies: list[dict] = []
+        self.declared: list[tuple] = []
+        self.last_when, self.last_idx = 0, None
+        self.roll: dict | None = None  # the loaded roll: code, start, end, normal, returned, voided, next
+        self.rolls: dict[tuple, dict] = {}
+        self.checks = {records.REC_INIT: self.init, records.REC_DAILY: self.daily,
+                       records.REC_ROLL_LOAD: self.roll_load, records.REC_INVOICE: self.invoice,
+                       records.REC_ROLL_USAGE: self.roll_usage, records.REC_DECLARATION: self.declaration,
+                       records.REC_CLEAR_UNLOCK: self.clear_unlock}
+
+    def record(self, idx: int, rtype: int, body: bytes) -> None:
         name, layout = records.RECORDS.get(rtype, ("type %d" % rtype, None))
-        counts[name] = counts.get(name, 0) + 1
+        self.counts[name] = self.counts.get(name, 0) + 1
         if layout is None:
-            f.add("record", idx, "unknown record type %d" % rtype)
-            continue
+            self.f.add("record", idx, "unknown record type %d" % rtype)
+            return
         try:
             rec = layout.parse(body)
         except (cs.ConstructError, ValueError) as e:
-            f.add("record", idx, "%s record does not parse: %s" % (name, e))
-            continue
-        gap = last_idx is not None and idx != last_idx + 1
-        last_idx = idx
+            self.f.add("record", idx, "%s record does not parse: %s" % (name, e))
+            return
+        gap = self.last_idx is not None and idx != self.last_idx + 1
+        self.last_idx = idx
+        self.dates(idx, rtype, name, rec)
+        check = self.checks.get(rtype)
+        if check is not None:
+            check(idx, rec, gap)
+
+    def dates(self, idx: int, rtype: int, name: str, rec) -> None:
+        """Records other than DAILY never go back in time (a DAILY may be back-filled for a past day)."""
         when = getattr(rec, "date", 0)
-        if rtype not in (records.REC_DAILY,) and when:
-            if when < last_when:
-                f.add("dates", idx, "%s dated %d after a record dated %d: the clock went back" % (name, when, last_when))
-            last_when = max(last_when, when)
-        if rtype == records.REC_INIT:
-            inits.append(idx)
-            for fld, want in (("machine_no", exp.machine_no), ("taxpayer_no", exp.taxpayer_no)):
-                if getattr(rec, fld) != want:
-                    f.add("identity", idx, "INIT %s is %s, the record says %s" % (fld, getattr(rec, fld), want))
-            if rec.fiscal_card_no != exp.fiscal_card_no:
-                f.add("identity", idx, "INIT fiscal card %s, the record says %s" % (
-                    rec.fiscal_card_no.hex(), exp.fiscal_card_no.hex()))
-        elif rtype == records.REC_DAILY:
-            d = {"date": rec.date, "totals": _totals(rec.totals), "signature": rec.signature}
-            for p in verify_daily_record(exp.public_key, d):
-                f.add("daily", idx, p)
-            if dailies and rec.date != calendar.next_day(dailies[-1]["date"]):
-                f.add("daily", idx, "daily record for %d follows %d: days %s" % (
-                    rec.date, dailies[-1]["date"], "missing" if rec.date > dailies[-1]["date"] else "repeated or back"))
-            dailies.append(d)
-        elif rtype == records.REC_ROLL_LOAD:
-            key = (rec.code, rec.start, rec.end)
-            if key not in exp.rolls:
-                f.add("bureau", idx, "roll %s %d-%d loaded, never sold for machine %s" % (key + (exp.machine_no,)))
-            roll = rolls.setdefault(key, dict(code=rec.code, start=rec.start, end=rec.end, normal=0, returned=0,
-                                              voided=0, next=rec.start, used_up=False))
-        elif rtype == records.REC_INVOICE:
-            if roll is None or rec.code != roll["code"]:
-                if not gap and roll is not None:
-                    f.add("counters", idx, "invoice %s/%d is not of the loaded roll %s" % (rec.code, rec.number, roll["code"]))
-                roll = next((r for r in rolls.values() if r["code"] == rec.code and r["start"] <= rec.number <= r["end"]),
-                            None)
-                if roll is None:
-                    roll = rolls.setdefault((rec.code, 0, 0), dict(code=rec.code, start=0, end=0, normal=0,
-                                                                   returned=0, voided=0, next=rec.number, used_up=False))
-            elif rec.number != roll["next"] and not gap:
-                f.add("counters", idx, "invoice number %d follows %d in roll %s" % (rec.number, roll["next"] - 1,
-                                                                                   rec.code))
-            if roll["end"] and not roll["start"] <= rec.number <= roll["end"]:
-                f.add("counters", idx, "invoice %d outside roll %s %d-%d" % (rec.number, rec.code, roll["start"],
-                                                                              roll["end"]))
-            roll["next"] = rec.number + 1
-            roll[{1: "normal", 2: "returned", 3: "voided"}.get(rec.kind, "voided")] += 1
-        elif rtype == records.REC_ROLL_USAGE:
-            key = (rec.code, rec.start, rec.end)
-            if rec.normal + rec.returned + rec.voided != rec.end - rec.start + 1:
-                f.add("counters", idx, "roll %s %d-%d used up with %d+%d+%d invoices" % (
-                    key + (rec.normal, rec.returned, rec.voided)))
-            r = rolls.setdefault(key, dict(code=rec.code, start=rec.start, end=rec.end, next=rec.end + 1))
-            r.update(normal=rec.normal, returned=rec.returned, voided=rec.voided, used_up=True)
-        elif rtype == records.REC_DECLARATION:
-            t = _totals(rec.totals)
-            try:
-                crypto.verify_record(exp.public_key, SigKind.DECLARATION, declaration_payload(rec.start, rec.end, t),
-                                     rec.signature)
-            except crypto.SignatureError:
-                f.add("declarations", idx, "declaration %d-%d: signature does not verify" % (rec.start, rec.end))
-            if declared and rec.start <= declared[-1][1]:
-                f.add("declarations", idx, "declaration %d-%d overlaps the previous one ending %d" % (
-                    rec.start, rec.end, declared[-1][1]))
-            declared.append((rec.start, rec.end, t, rec, idx))
-        elif rtype == records.REC_CLEAR_UNLOCK:
-            if exp.clear_unlocks.get(rec.period_end) != rec.sequence:
-                f.add("bureau", idx, "clear-unlock of the period ending %d (sequence %d) was not issued by this "
-                      "bureau for machine %s" % (rec.period_end, rec.sequence, exp.machine_no))
-    if len(inits) != 1:
-        f.add("identity", "INIT", "%d INIT records, expected exactly 1" % len(inits))
-    _declarations(f, exp, declared, dailies)
-    hdr = rep.header
-    f.summary = {
-        "records": counts, "chain_ok": rep.chain_ok, "chain_head": hdr.chain_head.hex() if hdr else None,
-        "first_day": dailies[0]["date"] if dailies else None, "last_day": dailies[-1]["date"] if dailies else None,
-        "declarations": [{"start": s, "end": e, "normal_total": t["normal_total"], "return_total": t["return_total"]}
-                         for s, e, t, _r, _i in declared],
-        "rolls": [{k: v for k, v in r.items() if k != "next"} | {"last_number": r["next"] - 1}
-                  for key, r in rolls.items() if key[1]],
-    }
-    return f
+        if rtype != records.REC_DAILY and when:
+            if when < self.last_when:
+                self.f.add("dates", idx, "%s dated %d after a record dated %d: the clock went back" % (
+                    name, when, self.last_when))
+            self.last_when = max(self.last_when, when)
+
+    def init(self, idx: int, rec, _gap: bool) -> None:
+        self.inits.append(idx)
+        for fld, want in (("machine_no", self.exp.machine_no), ("taxpayer_no", self.exp.taxpayer_no)):
+            if getattr(rec, fld) != want:
+                self.f.add("identity", idx, "INIT %s is %s, the record says %s" % (fld, getattr(rec, fld), want))
+        if rec.fiscal_card_no != self.exp.fiscal_card_no:
+            self.f.add("identity", idx, "INIT fiscal card %s, the record says %s" % (
+                rec.fiscal_card_no.hex(), self.exp.fiscal_card_no.hex()))
+
+    def daily(self, idx: int, rec, _gap: bool) -> None:
+        d = {"date": rec.date, "totals": _totals(rec.totals), "signature": rec.signature}
+        for p in verify_daily_record(self.exp.public_key, d):
+            self.f.add("daily", idx, p)
+        if self.dailies and rec.date != calendar.next_day(self.dailies[-1]["date"]):
+            prev = self.dailies[-1]["date"]
+            self.f.add("daily", idx, "daily record for %d follows %d: days %s" % (
+                rec.date, prev, "missing" if rec.date > prev else "repeated or back"))
+        self.dailies.append(d)
+
+    def roll_load(self, idx: int, rec, _gap: bool) -> None:
+        key = (rec.code, rec.start, rec.end)
+        if key not in self.exp.rolls:
+            self.f.add("bureau", idx, "roll %s %d-%d loaded, never sold for machine %s" % (key + (self.exp.machine_no,)))
+        self.roll = self.rolls.setdefault(key, _new_roll(rec.code, rec.start, rec.end, rec.start))
+
+    def invoice(self, idx: int, rec, gap: bool) -> None:
+        """Numbers run on within the loaded roll; after a gap in the read-out the roll is found by number."""
+        roll = self.roll
+        if roll is None or rec.code != roll["code"]:
+            if not gap and roll is not None:
+                self.f.add("counters", idx, "invoice %s/%d is not of the loaded roll %s" % (
+                    rec.code, rec.number, roll["code"]))
+            roll = self.roll = self.roll_of(rec.code, rec.number)
+        elif rec.number != roll["next"] and not gap:
+            self.f.add("counters", idx, "invoice number %d follows %d in roll %s" % (
+                rec.number, roll["next"] - 1, rec.code))
+        if roll["end"] and not roll["start"] <= rec.number <= roll["end"]:
+            self.f.add("counters", idx, "invoice %d outside roll %s %d-%d" % (
+                rec.number, rec.code, roll["start"], roll["end"]))
+        roll["next"] = rec.number + 1
+        roll[{1: "normal", 2: "returned", 3: "voided"}.get(rec.kind, "voided")] += 1
+
+    def roll_of(self, code: str, number: int) -> dict:
+        """The loaded roll an invoice number belongs to, or a roll of unknown range (start = end = 0)."""
+        for r in self.rolls.values():
+            if r["code"] == code and r["start"] <= number <= r["end"]:
+                return r
+        return self.rolls.setdefault((code, 0, 0), _new_roll(code, 0, 0, number))
+
+    def roll_usage(self, idx: int, rec, _gap: bool) -> None:
+        key = (rec.code, rec.start, rec.end)
+        if rec.normal + rec.returned + rec.voided != rec.end - rec.start + 1:
+            self.f.add("counters", idx, "roll %s %d-%d used up with %d+%d+%d invoices" % (
+                key + (rec.normal, rec.returned, rec.voided)))
+        r = self.rolls.setdefault(key, dict(code=rec.code, start=rec.start, end=rec.end, next=rec.end + 1))
+        r.update(normal=rec.normal, returned=rec.returned, voided=rec.voided, used_up=True)
+
+    def declaration(self, idx: int, rec, _gap: bool) -> None:
+        t = _totals(rec.totals)
+        try:
+            crypto.verify_record(self.exp.public_key, SigKind.DECLARATION,
+                                 declaration_payload(rec.start, rec.end, t), rec.signature)
+        except crypto.SignatureError:
+            self.f.add("declarations", idx, "declaration %d-%d: signature does not verify" % (rec.start, rec.end))
+        if self.declared and rec.start <= self.declared[-1][1]:
+            self.f.add("declarations", idx, "declaration %d-%d overlaps the previous one ending %d" % (
+                rec.start, rec.end, self.declared[-1][1]))
+        self.declared.append((rec.start, rec.end, t, rec, idx))
+
+    def clear_unlock(self, idx: int, rec, _gap: bool) -> None:
+        if self.exp.clear_unlocks.get(rec.period_end) != rec.sequence:
+            self.f.add("bureau", idx, "clear-unlock of the period ending %d (sequence %d) was not issued by this "
+                       "bureau for machine %s" % (rec.period_end, rec.sequence, self.exp.machine_no))
+
+    def summary(self, rep) -> dict:
+        hdr, dailies = rep.header, self.dailies
+        return {
+            "records": self.counts, "chain_ok": rep.chain_ok, "chain_head": hdr.chain_head.hex() if hdr else None,
+            "first_day": dailies[0]["date"] if dailies else None,
+            "last_day": dailies[-1]["date"] if dailies else None,
+            "declarations": [{"start": s, "end": e, "normal_total": t["normal_total"],
+                              "return_total": t["return_total"]} for s, e, t, _r, _i in self.declared],
+            "rolls": [{k: v for k, v in r.items() if k != "next"} | {"last_number": r["next"] - 1}
+                      for key, r in self.rolls.items() if key[1]],
+        }
+
+
+def _new_roll(code: str, start: int, end: int, first: int) -> dict:
+    return dict(code=code, start=start, end=end, normal=0, returned=0, voided=0, next=first, used_up=False)
 
 
 def _declarations(f: Findings, exp: Expected, declared: list, dailies: list) -> None:
