@@ -74,9 +74,11 @@ class SimBoard:
         return hal.Board(uart=uart, rtc=self.rtc, flash=flash, fiscal_slot=fiscal_slot, user_slot=user_slot,
                          printer=self.printer, identity=dict(self.identity), nvram=nvram)
 
-    def boot(self, uart=None, ticks_ms=None) -> server.LinkServer:
-        """Power on and boot a new firmware instance on this board (see the rules above)."""
-        self.mains.restore()
+    def boot(self, uart=None, ticks_ms=None, *, restore: bool = True) -> server.LinkServer:
+        """Power on and boot a new firmware instance on this board (see the rules above).  restore=False
+        leaves the mains as it is, so a cut scheduled inside the boot itself happens."""
+        if restore:
+            self.mains.restore()
         for slot in (self.fiscal_slot, self.user_slot):
             slot.power_off()
         return server.LinkServer(device.Till(self.hal_board(uart)), ticks_ms=ticks_ms)

@@ -11,8 +11,6 @@ frames (the h11 way: no port, no thread), and the bureau's side of the cards (te
 
 from __future__ import annotations
 
-from fiscal_till.device import Till
-from fiscal_till.server import LinkServer
 from gateway import issuance
 from hw_sim.board import START, SimBoard
 from hw_sim.rtc import ManualRTC
@@ -94,12 +92,10 @@ class TillRig(RigRequests):
 
     def boot(self) -> None:
         """A new firmware instance on the same flash, cards (reset, as a reboot resets them) and nvram.
-        Unlike SimBoard.boot() the mains is left as it is, so a cut scheduled inside the boot happens
-        (tests/powercut.py restores the power itself)."""
-        for slot in (self.fiscal_slot, self.user_slot):
-            slot.power_off()
-        self.till = Till(self.board())
-        self.server = LinkServer(self.till)
+        The mains is left as it is, so a cut scheduled inside the boot happens (tests/powercut.py
+        restores the power itself)."""
+        self.server = self.simboard.boot(restore=False)
+        self.till = self.server.till
 
     def board(self):
         """The firmware's HAL on the rig's board (fiscal_till.hal.Board)."""
