@@ -97,8 +97,9 @@ RULES: tuple[Rule, ...] = (
          "A blocked fiscal PIN locks the till; only the bureau resets it.",
          "domain §4, §7.10"),
     Rule("R-PIN-ROLLS", "the fiscal PIN rolls on every use",
-         "VERIFY_FISCAL_PIN returns a new PIN each time; the till keeps the newest in non-volatile memory, "
-         "and a lost reply must not lose it (the card accepts the current PIN again without rolling).",
+         "VERIFY_FISCAL_PIN returns a new PIN each time and the till keeps the newest in non-volatile "
+         "memory; a lost reply must not lose it (the card accepts the previous PIN once more and answers "
+         "the current one without rolling).",
          "domain §2 (VERIFY_FISCAL_PIN)"),
     Rule("R-LOCK-MAC", "MAC refusals are limited and lock the card",
          "The fiscal card refuses bad MAC data a limited number of times and then locks itself for good; "
