@@ -34,6 +34,7 @@ import construct as cs
 
 from protocol import commands
 from protocol import errors
+from protocol import rules
 from protocol import status as status_table
 
 ERR = {e.name: e.code for e in errors.TABLE}
@@ -46,7 +47,9 @@ STALE_ROLL = (901, 1000)  # the roll for another fiscal card a damaged user card
 #                           variant user_refused_roll)
 MODELLED_WARNINGS = ("DEADLINE_NEAR", "AMOUNT_75", "RETURN_75", "ROLL_LOW", "DECLARATION_PENDING", "NON_FISCAL",
                      "MAC_LAST_TRY")
-MAC_TRIES = 3  # CARDS.md §1 MAC lock: 3 consecutive counted MAC failures lock the fiscal card for good
+# R-LOCK-MAC (CARDS.md §1 MAC lock): this many consecutive counted MAC failures lock the fiscal card for good
+MAC_TRIES = rules.THRESHOLDS["CARD_MAC_TRIES"]
+WARN_LIMIT_PERCENT = rules.THRESHOLDS["WARN_LIMIT_PERCENT"]  # R-WARN-LIMITS: AMOUNT_75 / RETURN_75 from here
 CONFIRM_MAC = 1 << {name: bit for bit, name in status_table.REQUEST_FLAGS.items()}["CONFIRM_MAC"]
 LOCK_MASK = sum(1 << LOCK_BITS[n] for n in MODELLED_LOCKS)
 WARN_MASK = sum(1 << WARN_BITS[n] for n in MODELLED_WARNINGS)
@@ -244,9 +247,9 @@ class State:
         deadline, _single, cum, ret = self.controls
         if 0 <= self.days_to_deadline() <= self.p.warn_days:
             out.add("DEADLINE_NEAR")
-        if self.cum_normal * 4 >= cum * 3:
+        if self.cum_normal * 100 >= cum * WARN_LIMIT_PERCENT:  # R-WARN-LIMITS
             out.add("AMOUNT_75")
-        if ret and self.cum_return * 4 >= ret * 3:
+        if ret and self.cum_return * 100 >= ret * WARN_LIMIT_PERCENT:
             out.add("RETURN_75")
         if self.roll is not None and 0 < self.invoices_left() <= self.p.warn_invoices:
             out.add("ROLL_LOW")

@@ -19,7 +19,9 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-TAG = re.compile(r"\bR-[A-Z0-9]+(?:-[A-Z0-9]+)*\b")
+# A rule ID: "R-", then words of capitals and digits joined by "-", the first starting with a letter (so
+# "F+R-1" in a comment is no tag).
+TAG = re.compile(r"\bR-[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*\b")
 
 
 class Rule(NamedTuple):
@@ -39,6 +41,7 @@ THRESHOLDS: dict[str, int] = {
     "WARN_ROLL_INVOICES": 20,  # ROLL_LOW when 0 < invoices left <= this
     "SERVICE_LIFE_YEARS": 5,  # SERVICE_LIFE lock from the initialization date plus this many years
     "CARD_MAC_TRIES": 3,  # MAC refusals before the fiscal card locks itself for good
+    "CARD_PIN_TRIES": 3,  # wrong fiscal PINs before the card blocks the PIN (63C2, 63C1, 6983)
     "SURCHARGE_PER_10K_PER_DAY": 5,  # 滞纳金: 0.05 % of the unpaid tax per day late
 }
 
@@ -94,8 +97,9 @@ RULES: tuple[Rule, ...] = (
          "from it or written to it (CARD_FOREIGN_TAXPAYER).",
          "domain §4"),
     Rule("R-LOCK-PIN", "a blocked fiscal PIN locks the till",
-         "A blocked fiscal PIN locks the till; only the bureau resets it.",
-         "domain §4, §7.10"),
+         "The fiscal card blocks its PIN after the threshold's wrong PINs in a row; a blocked PIN locks "
+         "the till, and only the bureau resets it.",
+         "domain §4, §7.10", {"CARD_PIN_TRIES": THRESHOLDS["CARD_PIN_TRIES"]}),
     Rule("R-PIN-ROLLS", "the fiscal PIN rolls on every use",
          "VERIFY_FISCAL_PIN returns a new PIN each time and the till keeps the newest in non-volatile "
          "memory; a lost reply must not lose it (the card accepts the previous PIN once more and answers "

@@ -30,11 +30,12 @@ import datetime as dt
 from dataclasses import dataclass
 
 from protocol import cardfiles
+from protocol import rules
 
 from .common import as_date, as_int
 
 FILING_DAY = 15
-SURCHARGE_PER_10K = 5  # 0.05 % a day
+SURCHARGE_PER_10K = rules.THRESHOLDS["SURCHARGE_PER_10K_PER_DAY"]  # R-SURCHARGE: 0.05 % a day
 
 
 def round_half_up(numerator: int, denominator: int) -> int:
