@@ -137,6 +137,8 @@ def _next_day(d: int) -> int:
 
 def analyse(stream: bytes, exp: Expected) -> Findings:
     """Every finding about one journal stream against the record."""
+    # R-VERIFY-RECORDS, R-FM-APPEND-ONLY: every record of the read-out is checked and each finding kept;
+    # R-DAILY-EVERY-DAY
     f = Findings()
     rep = audit_stream(stream)
     for kind, where, detail in rep.problems:
@@ -241,6 +243,7 @@ def analyse(stream: bytes, exp: Expected) -> Findings:
 
 
 def _declarations(f: Findings, exp: Expected, declared: list, dailies: list) -> None:
+    # R-VERIFY-RECORDS, R-DECLARE-PERIOD
     seen = set()
     for start, end, t, rec, idx in declared:
         seen.add(end)
@@ -266,6 +269,7 @@ def _declarations(f: Findings, exp: Expected, declared: list, dailies: list) -> 
 def event_log(f: Findings, session, st: Station) -> None:
     """The bureau's own event log (gateway.db.eventlog.verify) goes into every audit: its problems are
     findings of kind `events`, where = the sequence number; the summary keeps its head."""
+    # R-ONE-HOUSEHOLD: the audit carries the verified head of the event log
     rep = verify_log(session, st.keystore)
     for p in rep.problems:
         f.add("events", "event %d" % p["seq"], "%s: %s" % (p["kind"], p["detail"]))
@@ -308,6 +312,7 @@ def expected(st: Station, s, m: Machine) -> Expected:
 def audit_till(st: Station, till: TillClient, machine_no: str, *, partial: str | os.PathLike | None = None,
                progress: Progress | None = None) -> AuditResult:
     """Read out, verify and store an audit of the registered till `machine_no` on `till`'s line."""
+    # R-VERIFY-RECORDS
     with st.store.transaction() as s:
         m = s.execute(select(Machine).where(Machine.machine_no == machine_no)).scalar_one_or_none()
         if m is None:

@@ -257,6 +257,7 @@ class SimCard:
 
     def mac_failed(self) -> None:
         """Count a MAC failure and refuse: 9302, or 9303 once MAC_TRIES consecutive failures lock the card."""
+        # R-LOCK-MAC: MAC_TRIES consecutive MAC failures lock the card for good (9303)
         self.state.mac_failures += 1
         if self.state.mac_failures >= MAC_TRIES:
             self.state.locked = True
