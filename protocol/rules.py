@@ -43,6 +43,7 @@ THRESHOLDS: dict[str, int] = {
     "CARD_MAC_TRIES": 3,  # MAC refusals before the fiscal card locks itself for good
     "CARD_PIN_TRIES": 3,  # wrong fiscal PINs before the card blocks the PIN (63C2, 63C1, 6983)
     "SURCHARGE_PER_10K_PER_DAY": 5,  # 滞纳金: 0.05 % of the unpaid tax per day late
+    "FILING_DAY_OF_MONTH": 15,  # 征期: a period is filed by this day of the month after its end
 }
 
 RULES: tuple[Rule, ...] = (
@@ -176,10 +177,10 @@ RULES: tuple[Rule, ...] = (
          "A line's amount is (quantity x unit price + 500) // 1000 in fen; an invoice has at most "
          "MAX_LINES lines and six tax items (protocol.types.TAX_ITEMS), each registered on the fiscal card.",
          "domain §2; ours"),
-    Rule("R-INPUT-CHECKED", "a request that fails its input checks changes nothing",
-         "Amounts, totals, kinds, references, tax items, line counts, text and calendar dates (Gregorian, "
-         "leap years included) are checked before anything is written; a failed check is refused with its "
-         "INPUT_* code and the till is as before.",
+    Rule("R-INPUT-CHECKED", "a refused request changes nothing",
+         "Every request is checked before its first write: amounts, totals, kinds, references, tax items, "
+         "line counts, text and calendar dates (Gregorian, leap years included), then state, locks and "
+         "cards; a refused request gets its code (INPUT_* for bad input) and the till is as before.",
          "ours (PROTOCOL.md §Conventions)"),
     # ---------------------------------------------------------------- days and declarations
     Rule("R-DAILY-EVERY-DAY", "every calendar day gets a signed daily record",
@@ -250,10 +251,11 @@ RULES: tuple[Rule, ...] = (
          "cleared, within the taxpayer's quota.",
          "seed 二(七) (验旧售新, 限额限量供应)"),
     Rule("R-SURCHARGE", "late filing pays 滞纳金 that no one waives",
-         "A late declaration pays the surcharge per day late on the tax due, rounded once; no role can "
-         "waive or reduce it.",
-         "seed 一(二), 二(六); domain §3.6",
-         {"SURCHARGE_PER_10K_PER_DAY": THRESHOLDS["SURCHARGE_PER_10K_PER_DAY"]}),
+         "A declaration accepted after the filing day of the month after its period pays the surcharge per "
+         "day late on the tax due, rounded once; no role can waive or reduce it.",
+         "seed 一(二), 二(六); domain §3.6; ours (the filing day)",
+         {"SURCHARGE_PER_10K_PER_DAY": THRESHOLDS["SURCHARGE_PER_10K_PER_DAY"],
+          "FILING_DAY_OF_MONTH": THRESHOLDS["FILING_DAY_OF_MONTH"]}),
     Rule("R-VERIFY-RECORDS", "the bureau verifies every signature and MAC",
          "The bureau accepts a declaration only with a valid MAC and signature, and an audit verifies every "
          "record of a read-out and reports each finding without stopping.",

@@ -74,7 +74,7 @@ def test_rules_md_is_fresh():
 # Host modules where a threshold once was a literal: each now reads it from protocol.rules.
 THRESHOLD_HOMES = {
     "conformance/model.py": ["CARD_MAC_TRIES", "WARN_LIMIT_PERCENT"],
-    "gateway/stations/surcharge.py": ["SURCHARGE_PER_10K_PER_DAY"],
+    "gateway/stations/surcharge.py": ["SURCHARGE_PER_10K_PER_DAY", "FILING_DAY_OF_MONTH"],
     "hw_sim/cards/iso.py": ["CARD_PIN_TRIES"],
     "protocol/apdu.py": ["CARD_MAC_TRIES"],
 }
@@ -82,7 +82,7 @@ THRESHOLD_HOMES = {
 # helper "duts"' and still carries warn_days/warn_invoices/service_years literals: not scanned yet).
 HOST = ["conformance/model.py", "conformance/runner.py", "conformance/stateful.py", "gateway", "hw_sim/cards"]
 THRESHOLD_WORDS = {"MAC_TRIES", "PIN_TRIES", "PER_10K", "WARN_DAYS", "WARN_INVOICES", "WARN_PERCENT",
-                   "SERVICE_YEARS", "PERMILLE", "LIMIT_PERCENT"} | set(rules.THRESHOLDS)
+                   "SERVICE_YEARS", "PERMILLE", "LIMIT_PERCENT", "FILING_DAY"} | set(rules.THRESHOLDS)
 
 
 def _host_files():

@@ -34,7 +34,7 @@ from protocol import rules
 
 from .common import as_date, as_int
 
-FILING_DAY = 15
+FILING_DAY = rules.THRESHOLDS["FILING_DAY_OF_MONTH"]  # R-SURCHARGE: the filing deadline's day (征期)
 SURCHARGE_PER_10K = rules.THRESHOLDS["SURCHARGE_PER_10K_PER_DAY"]  # R-SURCHARGE: 0.05 % a day
 
 
