@@ -6,7 +6,7 @@ A case file:
     cases:
       - id: FC-ISSUE-001
         title: numbers follow the roll
-        requirement: "seed 二(三); domain §3.3; PROTOCOL.md 0x20 ISSUE_INVOICE"
+        requirement: "seed 二(七); domain §3.3; PROTOCOL.md 0x20 ISSUE_INVOICE"
         rules: [R-INVOICE-NUMBERING]   # the rules it checks (protocol/rules.py IDs; at least one)
         given: ready                 # fresh | initialized | ready (initialized, roll 1-100 loaded)
         needs: [clock]               # capabilities beyond those the steps imply

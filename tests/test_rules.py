@@ -145,3 +145,17 @@ def test_the_citation_reader_sees_ranges_and_lists():
     line = "domain §3.5-3.7; domain §3.4, §7.1 and domain §4 (lock)"
     assert [n for m in CITATION.finditer(line) for n in re.findall(r"\d+(?:\.\d+)?", m.group(1))] == \
         ["3.5", "3.7", "3.4", "7.1", "4"]
+
+
+SEED = re.compile(r"seed ([一二三四五六七八九十]+\([一二三四五六七八九十]+\))")
+
+
+def test_every_seed_paragraph_cited_is_summarised_in_docs_domain_md():
+    text = (ROOT / "docs" / "DOMAIN.md").read_text(encoding="utf-8")
+    summarised = set(re.findall(r"^\| ([一二三四五六七八九十]+\([一二三四五六七八九十]+\)) \|", text, re.M))
+    cited = {m for r in rules.RULES for m in SEED.findall(r.source)}
+    for top in ("firmware", "hw_sim", "gateway", "conformance", "protocol", "tests", "docs"):
+        for path in (ROOT / top).rglob("*"):
+            if path.suffix in (".py", ".md", ".yaml") and path.is_file() and ".venv" not in path.parts:
+                cited |= set(SEED.findall(path.read_text(encoding="utf-8")))
+    assert cited and cited <= summarised, "seed paragraphs cited but not in DOMAIN.md: %s" % (cited - summarised)
