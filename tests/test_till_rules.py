@@ -143,6 +143,7 @@ def test_clock_behind_the_last_record_locks():
 
 
 def test_service_life_over():
+    """R-LOCK-SERVICE-LIFE."""
     rig = ready()
     rig.rtc.set(20310105, 100000)
     assert "SERVICE_LIFE" in locks(rig)
@@ -212,6 +213,7 @@ def test_while_locked_daily_close_report_declaration_and_inspection_still_work()
 
 # ---- warnings before locks ---------------------------------------------------------------------------
 def test_warnings_deadline_near_roll_low_and_non_fiscal():
+    """R-WARN-DEADLINE, R-WARN-ROLL-LOW, R-NON-FISCAL at their thresholds."""
     rig = ready()
     assert warnings(rig) == ["NON_FISCAL"]
     rig.rtc.set(20260124, 100000)
@@ -289,6 +291,7 @@ def test_card_pulled_after_issuing_but_before_answering_is_recovered_when_it_is_
 
 
 def test_user_card_of_another_taxpayer_is_refused():
+    """R-LOCK-USER-CARD."""
     rig = ready()
     other = issuance.issue_user_card(rig.keystore, taxpayer=issuance.Taxpayer(taxpayer_no="91110000XXXXXXXX9X",
                                                                 taxpayer_id="110000000000009", name="别家",
