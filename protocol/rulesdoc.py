@@ -156,7 +156,7 @@ class Holding(NamedTuple):
     """What the code and the cases do for one rule."""
     rule: Rule
     cases: list[str]
-    by_role: dict[str, list[str]]  # role -> sorted "path: where" (or "path" at module level)
+    by_role: dict[str, list[str]]  # role -> sorted "path::where" (or "path" at module level)
 
 
 def index(tags: list[Tag] | None = None, cases: dict[str, list[str]] | None = None) -> list[Holding]:
@@ -168,12 +168,24 @@ def index(tags: list[Tag] | None = None, cases: dict[str, list[str]] | None = No
         for t in tags:
             if t.rule == rule.id:
                 entry = "%s::%s" % (t.path, t.where) if t.role == "tests" else \
-                    ("%s: `%s`" % (t.path, t.where) if t.where else t.path)
+                    ("%s::%s" % (t.path, t.where) if t.where else t.path)
                 if entry not in by_role[t.role]:
                     by_role[t.role].append(entry)
         out.append(Holding(rule, sorted(c for c, ids in cases.items() if rule.id in ids),
                            {role: sorted(v) for role, v in by_role.items()}))
     return out
+
+
+def _places(entries: list[str]) -> str:
+    """"path::a", "path::b", "path" -> "`path` (`a`, `b`)", one item per file."""
+    files: dict[str, list[str]] = {}
+    for e in entries:
+        path, _, where = e.partition("::")
+        names = files.setdefault(path, [])
+        if where:
+            names.append(where)
+    return "; ".join("`%s`" % path + (" (%s)" % ", ".join("`%s`" % n for n in names) if names else "")
+                     for path, names in sorted(files.items()))
 
 
 def unknown_tags(tags: list[Tag] | None = None) -> list[Tag]:
@@ -226,12 +238,12 @@ def _section(h: Holding) -> list[str]:
         out.append("- **thresholds:** " + ", ".join("`%s` = %d" % kv for kv in sorted(r.thresholds.items())))
     for role in ("enforcers", "verifiers", "model"):
         if h.by_role[role]:
-            out.append("- **%s:** %s" % (ROLE_TITLES[role], "; ".join(h.by_role[role])))
+            out.append("- **%s:** %s" % (ROLE_TITLES[role], _places(h.by_role[role])))
     out.append("- **conformance cases:** %s" % (", ".join("`%s`" % c for c in h.cases) or "none (held by tests)"))
     if h.by_role["tests"]:
         out.append("- **tests:** %s" % "; ".join("`%s`" % t for t in h.by_role["tests"]))
     if h.by_role["references"]:
-        out.append("- **%s:** %s" % (ROLE_TITLES["references"], "; ".join(h.by_role["references"])))
+        out.append("- **%s:** %s" % (ROLE_TITLES["references"], _places(h.by_role["references"])))
     return out
 
 
