@@ -79,8 +79,9 @@ RULES: tuple[Rule, ...] = (
          "When the cumulative normal amount since the last clear-unlock reaches the cumulative limit, "
          "issuing stops; an invoice that would pass the limit is refused.",
          "seed 二(七) (发票限额限量); domain §4"),
-    Rule("R-LOCK-RETURN-LIMIT", "the cumulative return limit locks returns",
-         "When the cumulative return amount reaches the return limit (if one is set), issuing stops.",
+    Rule("R-LOCK-RETURN-LIMIT", "the cumulative return limit locks issuing",
+         "When the cumulative return amount reaches the return limit (if one is set), issuing stops; a "
+         "return that would pass the limit is refused.",
          "domain §4"),
     Rule("R-LOCK-NO-ROLL", "invoices only from a roll the bureau sold",
          "Invoice numbers come only from the roll loaded from the user card, one roll at a time; with no "
