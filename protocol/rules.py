@@ -174,6 +174,12 @@ RULES: tuple[Rule, ...] = (
     Rule("R-INVOICE-VOID", "a void spends a number and no amount",
          "A void invoice (废票) uses the next number and carries no amount.",
          "domain §3.3"),
+    Rule("R-PRINTED-INVOICE", "the printed invoice carries every field",
+         "The printed roll invoice shows the invoice code and number, machine number, taxpayer, date and "
+         "time, cashier, payer, the lines, the total in figures and in Chinese capitals (大写) and the "
+         "20-digit 税控码 as two 10-digit halves; a return prints negative amounts and names the original, "
+         "a void prints 作废.",
+         "domain §3.3; ours"),
     Rule("R-INVOICE-LINES", "line amounts are computed one way",
          "A line's amount is (quantity x unit price + 500) // 1000 in fen; an invoice has at most "
          "MAX_LINES lines and six tax items (protocol.types.TAX_ITEMS), each registered on the fiscal card.",

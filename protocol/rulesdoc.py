@@ -13,8 +13,8 @@ sits says what the code does for the rule:
 - anywhere else: a *reference*.
 
 A conformance case names its rules under ``rules:`` (conformance/cases/*.yaml).  **What counts as a case**:
-a conformance case naming the rule, or, for a rule the till suite cannot show (the bureau's side, fiscal
-memory filled to capacity), a test function whose docstring names it.  tests/test_rules.py fails when a
+a conformance case naming the rule, or, for a rule the till suite cannot show (the bureau's side, the
+printed paper, fiscal memory filled to capacity), a test function whose docstring names it.  tests/test_rules.py fails when a
 rule has neither, or when a tag names no rule.
 
 Only the standard library is used here (``protocol`` may import nothing else but construct and
@@ -210,7 +210,8 @@ Every fiscal rule this project enforces, once, with its ID. The table lives in `
 - **also cited in**: other code carrying the ID.
 
 **What counts as a case.** A rule is held when at least one conformance case lists it, or, for a rule
-the till suite cannot show (the bureau's side, fiscal memory filled to capacity), at least one test
+the till suite cannot show (the bureau's side, the printed paper, fiscal memory filled to capacity), at
+least one test
 function names it in its docstring. tests/test_rules.py fails when a rule is held by neither, when a
 tag or a case names an unknown rule, and when this document is stale.
 
