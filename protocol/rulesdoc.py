@@ -14,8 +14,8 @@ sits says what the code does for the rule:
 
 A conformance case names its rules under ``rules:`` (conformance/cases/*.yaml).  **What counts as a case**:
 a conformance case naming the rule, or, for a rule the till suite cannot show (the bureau's side, the
-printed paper, fiscal memory filled to capacity), a test function whose docstring names it.  tests/test_rules.py fails when a
-rule has neither, or when a tag names no rule.
+printed paper, fiscal memory filled to capacity), a test function whose docstring names it.
+tests/test_rules.py fails when a rule has neither, or when a tag names no rule.
 
 Only the standard library is used here (``protocol`` may import nothing else but construct and
 cryptography): the case files are read as text, and tests/test_rules.py checks that reading against
@@ -211,9 +211,8 @@ Every fiscal rule this project enforces, once, with its ID. The table lives in `
 
 **What counts as a case.** A rule is held when at least one conformance case lists it, or, for a rule
 the till suite cannot show (the bureau's side, the printed paper, fiscal memory filled to capacity), at
-least one test
-function names it in its docstring. tests/test_rules.py fails when a rule is held by neither, when a
-tag or a case names an unknown rule, and when this document is stale.
+least one test function names it in its docstring. tests/test_rules.py fails when a rule is held by
+neither, when a tag or a case names an unknown rule, and when this document is stale.
 
 **Sources.** `seed X(Y)` is article X, paragraph Y of 国税发〔2004〕108号; `domain §N` is
 [DOMAIN.md](DOMAIN.md) §N; `ours` is a choice this project made. Thresholds are defined in
