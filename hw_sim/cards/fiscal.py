@@ -8,8 +8,8 @@ Rules it enforces (status word in brackets; `fiscal_rules` in docs/CARDS.md has 
 - ISSUE_INVOICE, INPUT_INVOICE_NB and UPDATE_CONTROLS need VERIFY_FISCAL_PIN in this session (6982) and
   an unblocked PIN (6983); daily closes and declarations do not, so they work while the till is locked;
 - the PIN rolls on every VERIFY_FISCAL_PIN; the previous PIN is accepted once more and answers the
-  current one without rolling (a lost reply must not lose the PIN); 3 wrong PINs block it (63C2, 63C1,
-  6983);
+  current one without rolling (a lost reply must not lose the PIN); CARD_PIN_TRIES (3, protocol.rules)
+  wrong PINs block it (63C2, 63C1, 6983);
 - invoice dates never go back, never reach a closed day, stay within the card's validity and the
   control-data deadline (6A80); the number is exactly the roll's next (6A80), a roll must be loaded with
   numbers left (6985); amounts within the single, cumulative and return limits (9401);
