@@ -43,10 +43,11 @@ mypy: $(STAMP) $(STUBS)/.installed
 	$(BIN)/mypy --config-file firmware/mypy.ini
 	$(BIN)/mypy --config-file firmware/boards/rp2/mypy.ini
 
-# regenerate firmware/fiscal_till/codes.py and docs/PROTOCOL.md from protocol/
+# regenerate firmware/fiscal_till/codes.py, docs/PROTOCOL.md and docs/RULES.md from protocol/
 gen: $(STAMP)
 	$(BIN)/python -m protocol.codegen
 	$(BIN)/python -m protocol.docgen
+	$(BIN)/python -m protocol.rulesdoc
 
 # .mpy files ready to copy to a board (mpremote cp -r build/firmware/* :) or to freeze
 firmware: $(STAMP)

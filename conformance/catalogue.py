@@ -21,10 +21,11 @@ def markdown() -> str:
     for c in cases:
         if c.area != area:
             area = c.area
-            out += ["", "### %s: %s" % (area, AREAS.get(area, "")), "", "| case | checks | requirement |",
-                    "|---|---|---|"]
+            out += ["", "### %s: %s" % (area, AREAS.get(area, "")), "", "| case | checks | rules | requirement |",
+                    "|---|---|---|---|"]
         flag = " *(provisional: %s)*" % c.provisional if c.provisional else ""
-        out.append("| `%s` | %s%s | %s |" % (c.id, c.title, flag, c.requirement.replace("|", "/")))
+        rules = ", ".join(c.rules)
+        out.append("| `%s` | %s%s | %s | %s |" % (c.id, c.title, flag, rules, c.requirement.replace("|", "/")))
     return "\n".join(out).strip() + "\n"
 
 

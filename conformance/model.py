@@ -36,6 +36,7 @@ import construct as cs
 from protocol import calendar
 from protocol import commands
 from protocol import errors
+from protocol import rules
 from protocol import status as status_table
 from protocol.calendar import valid_time
 from protocol.totals import AMOUNTS, COUNTS
@@ -50,7 +51,9 @@ STALE_ROLL = (901, 1000)  # the roll for another fiscal card a damaged user card
 #                           variant user_refused_roll)
 MODELLED_WARNINGS = ("DEADLINE_NEAR", "AMOUNT_75", "RETURN_75", "ROLL_LOW", "DECLARATION_PENDING", "NON_FISCAL",
                      "MAC_LAST_TRY")
-MAC_TRIES = 3  # CARDS.md §1 MAC lock: 3 consecutive counted MAC failures lock the fiscal card for good
+# R-LOCK-MAC (CARDS.md §1 MAC lock): this many consecutive counted MAC failures lock the fiscal card for good
+MAC_TRIES = rules.THRESHOLDS["CARD_MAC_TRIES"]
+WARN_LIMIT_PERCENT = rules.THRESHOLDS["WARN_LIMIT_PERCENT"]  # R-WARN-LIMITS: AMOUNT_75 / RETURN_75 from here
 CONFIRM_MAC = 1 << {name: bit for bit, name in status_table.REQUEST_FLAGS.items()}["CONFIRM_MAC"]
 LOCK_MASK = sum(1 << LOCK_BITS[n] for n in MODELLED_LOCKS)
 WARN_MASK = sum(1 << WARN_BITS[n] for n in MODELLED_WARNINGS)
@@ -257,6 +260,8 @@ class State:
         return as_date(self.date) is not None and valid_time(self.time)
 
     def locks(self) -> set[str]:
+        # R-INIT-ONCE, R-LOCK-DEADLINE, R-LOCK-CUMULATIVE, R-LOCK-RETURN-LIMIT, R-LOCK-NO-ROLL, R-LOCK-CLOCK-FAULT,
+        # R-LOCK-SERVICE-LIFE; R-LOCKS-ARE-CONDITIONS: computed from the state on every call
         if not self.initialized:
             return {"NOT_INITIALIZED"}
         out = set()
@@ -277,15 +282,17 @@ class State:
         return out
 
     def warnings(self) -> set[str]:
+        # R-NON-FISCAL, R-WARN-DEADLINE, R-WARN-LIMITS, R-WARN-ROLL-LOW, R-WARN-DECLARATION-PENDING, R-LOCK-MAC
+        # (MAC_LAST_TRY)
         out = {"NON_FISCAL"} if self.p.non_fiscal else set()
         if not self.initialized:
             return out
         ctl = self.controls
         if 0 <= self.days_to_deadline() <= self.p.warn_days:
             out.add("DEADLINE_NEAR")
-        if self.cum_normal * 4 >= ctl.cumulative_limit * 3:
+        if self.cum_normal * 100 >= ctl.cumulative_limit * WARN_LIMIT_PERCENT:  # R-WARN-LIMITS
             out.add("AMOUNT_75")
-        if ctl.return_limit and self.cum_return * 4 >= ctl.return_limit * 3:
+        if ctl.return_limit and self.cum_return * 100 >= ctl.return_limit * WARN_LIMIT_PERCENT:
             out.add("RETURN_75")
         if self.roll is not None and 0 < self.invoices_left() <= self.p.warn_invoices:
             out.add("ROLL_LOW")
@@ -304,6 +311,7 @@ class State:
         return 0 if self.roll is None else max(0, self.roll.end - self.roll.next + 1)
 
     def expected_status(self) -> dict:
+        # R-STATUS-LEFT: days, amounts and invoices left, after every request
         init = self.initialized
         ctl = self.controls or Controls(0, 0, 0, 0)
         lock = sum(1 << LOCK_BITS[n] for n in self.locks())
@@ -340,6 +348,7 @@ class State:
     # ---- effects ------------------------------------------------------------------------------------
     def close_through(self, through: int, rid=0) -> int:
         """Close every day after the last closed one up to `through`, zero days included."""
+        # R-DAILY-EVERY-DAY: one DAILY per calendar day through `through`, days without sales too
         if not self.initialized or as_date(through) is None:
             return 0
         d = add_days(self.closed, 1) if self.closed else self.init_date
@@ -377,9 +386,11 @@ class State:
             self.last_date, self.last_time = date, time
 
     def clock_behind(self) -> bool:
+        # R-LOCK-CLOCK-FAULT
         return (self.date, self.time) < (self.last_date, self.last_time)
 
     def power_up(self) -> None:
+        # R-DAILY-EVERY-DAY (back-fill on power-up), R-POWER-SAFE
         self.pull = None
         self.last_req = self.durable_req
         if self.initialized and self.card_ok() and self.today_ok():
@@ -475,6 +486,8 @@ class Model:
     def request(self, command: int, rid: int, payload: bytes, reply: dict | None, *, cut: bool = False) -> list[str]:
         """Advance the model by one request and the device's reply frame (None: no reply, the power
         was cut).  Returns problems (empty: the reply is one the specification allows)."""
+        # R-EXACTLY-ONCE: a repeated request id gets the stored reply; R-POWER-SAFE: a cut request is done once or not
+        # at all
         if self.lost:
             return []
         new: list[State] = []
@@ -625,6 +638,7 @@ def predict(s: State, command: int, rid: int, payload: bytes) -> list[Outcome]:
 
 def _pulled(s: State, command, rid, payload) -> list[Outcome]:
     """The card is pulled out during this request: a card error; done or not, as the pull said."""
+    # R-POWER-SAFE: a card pulled mid-request leaves the request done once or not at all
     saved = s.pull
     s.pull = None
     try:
@@ -687,6 +701,7 @@ def _clock_errors(s: State) -> set:
 
 # ---- GET_INFO / GET_STATUS ---------------------------------------------------------------------------
 def _get_info(s, req):
+    # R-DEVICE-IDENTITY
     return [Outcome(OK, check=_checker(("machine_no", s.p.machine_no), ("protocol_version", commands.PROTOCOL_VERSION),
                                        ("max_payload", 4096)))]
 
@@ -699,6 +714,7 @@ def _get_status(s, req):
 
 # ---- INITIALIZE ----------------------------------------------------------------------------------------
 def _initialize(s, req):
+    # R-INIT-ONCE, R-INIT-CHECKS, R-CARD-VALIDITY
     if s.initialized:
         return [Outcome(ERR["STATE_ALREADY_INITIALIZED"])]
     date, time = req["date"], req["time"]
@@ -735,11 +751,13 @@ def _need_init(s) -> int | None:
 # ---- LOAD_ROLL ---------------------------------------------------------------------------------------------
 def _last_try(s, req) -> bool:
     """One MAC try left and the request does not confirm it: MAC-bearing data stays off the card."""
+    # R-LOCK-MAC: the last try needs CONFIRM_MAC
     return MAC_TRIES - s.mac_failures <= 1 and not (req.get("flags") or 0) & CONFIRM_MAC
 
 
 def _mac_refused(s, key, status: str, take) -> Outcome:
     """The fiscal card refuses MAC-bearing data `key`: counted, remembered, logged; 9303 on the last try."""
+    # R-LOCK-MAC: a counted refusal; MAC_TRIES of them lock the card for good
     locks = s.mac_failures + 1 >= MAC_TRIES
 
     def apply(n):
@@ -752,6 +770,7 @@ def _mac_refused(s, key, status: str, take) -> Outcome:
 
 
 def _load_roll(s, req):
+    # R-LOCK-NO-ROLL (one roll at a time, from the user card), R-LOCK-USER-CARD, R-LOCK-MAC
     if not s.initialized:
         return [Outcome(ERR["LOCK_NOT_INITIALIZED"])]
     errs = _clock_errors(s)
@@ -800,6 +819,7 @@ def _load_roll(s, req):
 # ---- ISSUE_INVOICE -------------------------------------------------------------------------------------
 def invoice_input_errors(s, req) -> tuple[set, dict]:
     """Errors of the request itself, and the per-tax-item split of a valid one."""
+    # R-INPUT-CHECKED, R-INVOICE-LINES, R-INVOICE-VOID
     kind, lines, total, ref = req["kind"], req["lines"], req["total"], req["ref_number"]
     errs = set()
     if kind == status_table.INVOICE_VOID:
@@ -842,6 +862,8 @@ def invoice_input_errors(s, req) -> tuple[set, dict]:
 
 
 def _issue(s, req):
+    # R-INVOICE-NUMBERING, R-LOCK-SINGLE-LIMIT, R-LOCK-CUMULATIVE, R-LOCK-RETURN-LIMIT, R-INVOICE-RETURN, R-ROLL-USAGE,
+    # R-DAILY-EVERY-DAY (a new day closes the days before it)
     errs, items = invoice_input_errors(s, req)
     kind, total, ref = req["kind"], req["total"], req["ref_number"]
     if not s.initialized:
@@ -911,6 +933,7 @@ class _AnyRefusal(Outcome):
 
 # ---- GET_DOCUMENT --------------------------------------------------------------------------------------
 def _document(s, req):
+    # R-EXACTLY-ONCE: GET_DOCUMENT(0) names the last document
     number = req["number"]
     found = None
     for inv in reversed(s.invoices):
@@ -930,6 +953,7 @@ def _document(s, req):
 
 # ---- DAILY_CLOSE ----------------------------------------------------------------------------------------
 def _daily_close(s, req):
+    # R-DAILY-EVERY-DAY, R-LOCKED-STILL-SERVES
     if not s.initialized:
         return [Outcome(ERR["LOCK_NOT_INITIALIZED"])]
     errs = _clock_errors(s)
@@ -953,6 +977,7 @@ def _daily_close(s, req):
 
 # ---- DECLARE --------------------------------------------------------------------------------------------
 def _declare(s, req):
+    # R-DECLARE-PERIOD, R-DECLARE-DELIVERED, R-WARN-DECLARATION-PENDING, R-LOCK-USER-CARD
     if not s.initialized:
         return [Outcome(ERR["LOCK_NOT_INITIALIZED"])]
     errs = _clock_errors(s)
@@ -999,6 +1024,7 @@ def _declare(s, req):
 
 # ---- CLEAR_UNLOCK ---------------------------------------------------------------------------------------
 def _clear_unlock(s, req):
+    # R-CLEAR-UNLOCK, R-WARN-DECLARATION-PENDING, R-LOCK-MAC
     if not s.initialized:
         return [Outcome(ERR["LOCK_NOT_INITIALIZED"])]
     errs = _clock_errors(s)
@@ -1043,6 +1069,7 @@ def _clear_unlock(s, req):
 
 # ---- SET_TIME -------------------------------------------------------------------------------------------
 def _set_time(s, req):
+    # R-CLOCK-FORWARD, R-CARD-ROLES, R-CARD-VALIDITY
     date, time = req["date"], req["time"]
     if as_date(date) is None or not valid_time(time):
         return [Outcome(ERR["INPUT_BAD_DATE"])]
@@ -1080,6 +1107,7 @@ def _set_time(s, req):
 
 # ---- INSPECT --------------------------------------------------------------------------------------------
 def _inspect(s, req):
+    # R-INSPECTION, R-CARD-ROLES, R-CARD-VALIDITY
     if not s.initialized:
         return [Outcome(ERR["LOCK_NOT_INITIALIZED"])]
     errs = set()
@@ -1101,6 +1129,7 @@ def _inspect(s, req):
 
 # ---- REPORT ---------------------------------------------------------------------------------------------
 def _report(s, req):
+    # R-REPORTS
     if not s.initialized:
         return [Outcome(ERR["LOCK_NOT_INITIALIZED"])]
     kind = req["kind"]
@@ -1127,6 +1156,7 @@ def _report(s, req):
 
 # ---- READ_JOURNAL ---------------------------------------------------------------------------------------
 def _read_journal(s, req):
+    # R-FM-APPEND-ONLY: the read-out is the journal as written
     off, length = req["offset"], req["length"]
 
     def check(reply):

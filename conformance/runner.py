@@ -6,7 +6,8 @@ A case file:
     cases:
       - id: FC-ISSUE-001
         title: numbers follow the roll
-        requirement: "seed 二(三); domain §3.3; PROTOCOL.md 0x20 ISSUE_INVOICE"
+        requirement: "seed 二(七); domain §3.3; PROTOCOL.md 0x20 ISSUE_INVOICE"
+        rules: [R-INVOICE-NUMBERING]   # the rules it checks (protocol/rules.py IDs; at least one)
         given: ready                 # fresh | initialized | ready (initialized, roll 1-100 loaded)
         needs: [clock]               # capabilities beyond those the steps imply
         steps:
@@ -53,6 +54,7 @@ from protocol import commands
 from protocol import errors
 from protocol import journal_audit
 from protocol import records as record_types
+from protocol import rules as rule_catalogue
 from protocol import status as status_table
 from protocol.calendar import seconds_of_day
 
@@ -137,6 +139,7 @@ class Case:
     model: bool = True
     provisional: str = ""  # non-empty: a case awaiting a ruling; reported, not counted in the verdict
     source: str = ""
+    rules: list = field(default_factory=list)  # IDs of protocol.rules.RULES the case checks
 
     def required(self) -> set[str]:
         need = set(self.needs)
@@ -189,8 +192,9 @@ def load_cases(folder: Path | str = CASES_DIR) -> list[Case]:
                 out.append(Case(id=raw["id"], title=raw["title"], area=area, requirement=raw["requirement"],
                                 steps=raw.get("steps", []), given=raw.get("given", "fresh"),
                                 needs=list(raw.get("needs", [])), model=raw.get("model", True),
-                                provisional=raw.get("provisional", ""), source=path.name))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as e:
+                                provisional=raw.get("provisional", ""), source=path.name,
+                                rules=_case_rules(raw)))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValueError) as e:
             if isinstance(e, KeyError):
                 why = "missing key %s" % e
             else:
@@ -200,6 +204,19 @@ def load_cases(folder: Path | str = CASES_DIR) -> list[Case]:
     for c in out:
         order.setdefault(c.area, len(order))
     return sorted(out, key=lambda c: order[c.area])  # stable: file order within an area
+
+
+def _case_rules(raw: dict) -> list[str]:
+    """The case's `rules:` list: one or more IDs of the rules catalogue (protocol/rules.py).  KeyError
+    when it is missing, ValueError when it is empty or names an unknown rule."""
+    ids = raw["rules"]
+    if not isinstance(ids, list) or not ids:
+        raise ValueError("case %s: rules must list at least one rule ID" % raw["id"])
+    unknown = [r for r in ids if r not in rule_catalogue.BY_ID]
+    if unknown:
+        raise ValueError("case %s names unknown rule %s (see protocol/rules.py)"
+                         % (raw["id"], ", ".join(map(str, unknown))))
+    return list(ids)
 
 
 def select(cases: list[Case], patterns: list[str] | None) -> list[Case]:

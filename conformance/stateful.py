@@ -26,7 +26,11 @@ from .runner import Case, CaseFailed, Session, Verdict
 
 MODEL_CASE = Case(id="FC-MODEL-001", title="random command sequences agree with the reference model",
                   area="MODEL", requirement="domain §7.6 (conformance cases as data); docs/CONFORMANCE.md "
-                  "(model-based run)", steps=[], given="ready", needs=["clock", "bureau", "power"])
+                  "(model-based run)", steps=[], given="ready", needs=["clock", "bureau", "power"],
+                  rules=["R-INVOICE-NUMBERING", "R-LOCK-SINGLE-LIMIT", "R-LOCK-CUMULATIVE", "R-INVOICE-RETURN",
+                         "R-INVOICE-VOID", "R-INPUT-CHECKED", "R-DAILY-EVERY-DAY", "R-DECLARE-PERIOD",
+                         "R-CLEAR-UNLOCK", "R-LOCK-NO-ROLL", "R-LOCK-DEADLINE", "R-CLOCK-FORWARD", "R-REPORTS",
+                         "R-INSPECTION", "R-STATUS-LEFT", "R-EXACTLY-ONCE", "R-POWER-SAFE"])
 
 amounts = st.lists(st.sampled_from([1, 50, 999, 10_000, 250_000, 1_000_000, 1_000_001, 0]), min_size=0, max_size=3)
 
@@ -210,7 +214,8 @@ def model_run(make_dut, *, seed: int = 0, examples: int = 25, steps: int = 30, o
         scenario = out_dir / ("found-seed%d.yaml" % seed)
         doc = {"area": "MODEL", "cases": [{
             "id": "FC-FOUND-%d" % seed, "title": "shrunk failure of the model-based run (seed %d)" % seed,
-            "requirement": "as FC-MODEL-001: " + v.detail.splitlines()[0][:200], "given": "fresh",
+            "requirement": "as FC-MODEL-001: " + v.detail.splitlines()[0][:200],
+            "rules": list(MODEL_CASE.rules), "given": "fresh",
             "steps": [_yaml_step(s) for s in record[0]]}]}
         scenario.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     v.seconds = round(_time.monotonic() - t0, 3)

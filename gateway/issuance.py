@@ -137,6 +137,7 @@ def _tax_items(items: list) -> list:
 
 
 def _identity(taxpayer: Taxpayer, card_no: bytes, machine_no: str, valid_from, valid_to) -> dict:
+    # R-CARD-VALIDITY: the cards' validity dates; R-INIT-CHECKS: the machine number the till checks
     vf, vt = day(valid_from, "valid_from"), day(valid_to, "valid_to")
     if vf > vt:
         raise IssuanceError("valid_from %d is after valid_to %d" % (vf, vt))
@@ -169,6 +170,7 @@ def issue_fiscal_card(keystore: KeyStore, *, taxpayer: Taxpayer, machine_no: str
 def issue_user_card(keystore: KeyStore, *, taxpayer: Taxpayer, card_no: bytes | str, tills: list,
                     valid_from, valid_to, tax_items: list) -> UserCardData:
     """A user card serving `tills`: [(machine_no, fiscal_card_no), ...] (1 to 8)."""
+    # R-LOCK-USER-CARD: EF06 lists the tills the user card serves
     card_no = card_number(card_no, "user card number")
     if not 1 <= len(tills) <= 8:
         raise IssuanceError("a user card serves 1 to 8 tills, got %d" % len(tills))
@@ -230,6 +232,7 @@ def pin_block(pin: str) -> bytes:
 def issue_roll(keystore: KeyStore, *, fiscal_card_no: bytes | str, machine_no: str, code: str, start: int,
                end: int, key_id: int | None = None) -> bytes:
     """A UserRoll record (machine no. + roll + MAC for that till's fiscal card) for the user card's EF05."""
+    # R-LOCK-NO-ROLL: a roll is made for one fiscal card (its MAC)
     fiscal_card_no = card_number(fiscal_card_no, "fiscal card number")
     machine_no = _digits(machine_no, 16, "machine_no")
     code = _digits(code, 10, "invoice code")
@@ -244,6 +247,7 @@ def issue_controls(keystore: KeyStore, report, *, limits: Limits, seq: int | Non
     """Clear-unlock: the UserControls record (EF01) answering one verified declaration `report`
     (gateway.verify.DeclarationReport): new deadline and limits for that fiscal card and machine, bound to
     the declared period.  DeclarationRejected if the report did not verify."""
+    # R-CLEAR-UNLOCK: control data bound to one till and the declared period
     if not report.ok:
         raise DeclarationRejected("no clear-unlock data for a declaration that did not verify", report.problems)
     values = _limits(limits)

@@ -104,6 +104,7 @@ def _identity(card_no: bytes, machine_no: str) -> bytes:
 def verify_declaration(keystore, record: bytes, machine_no: str, *, public_key: bytes | None = None
                        ) -> DeclarationReport:
     """Check one declaration record of the fiscal card of `machine_no` (its EF06 entry on the user card)."""
+    # R-VERIFY-RECORDS: a declaration is accepted only with a valid MAC and signature; every problem is reported
     record = bytes(record)
     if len(record) == RECORD_LEN + 1:  # EF04 record: status byte first
         record = record[1:]
@@ -179,6 +180,7 @@ def daily_signed_bytes(date: int, totals: dict) -> bytes:
 
 def verify_daily_record(public_key: bytes, record: dict) -> list[str]:
     """Problems of one daily record (fields of protocol.records.DailyRecord: date, totals, signature)."""
+    # R-VERIFY-RECORDS, R-DAILY-EVERY-DAY: each daily record's signature over its DAILY_COLLECT_SIGN data
     problems = []
     totals = record["totals"]
     if not lines_add_up(totals):
@@ -201,6 +203,7 @@ def verify_daily_records(public_key: bytes, records: list[dict]) -> list[str]:
 def check_period(report: DeclarationReport, daily_records: list[dict], public_key: bytes | None = None) -> list[str]:
     """Declared sums against the daily records of the period: a record for every day, signatures (when
     `public_key` is given), and equal counts and per-item amounts.  Returns every problem found."""
+    # R-VERIFY-RECORDS, R-DECLARE-PERIOD, R-DAILY-EVERY-DAY: the declaration is the sum of one daily record per day
     problems = []
     days = {rec["date"]: rec for rec in daily_records if report.start <= rec["date"] <= report.end}
     for key in calendar.each_day(report.start, report.end):

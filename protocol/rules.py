@@ -19,7 +19,9 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-TAG = re.compile(r"\bR-[A-Z0-9]+(?:-[A-Z0-9]+)*\b")
+# A rule ID: "R-", then words of capitals and digits joined by "-", the first starting with a letter (so
+# "F+R-1" in a comment is no tag).
+TAG = re.compile(r"\bR-[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*\b")
 
 
 class Rule(NamedTuple):
@@ -39,7 +41,9 @@ THRESHOLDS: dict[str, int] = {
     "WARN_ROLL_INVOICES": 20,  # ROLL_LOW when 0 < invoices left <= this
     "SERVICE_LIFE_YEARS": 5,  # SERVICE_LIFE lock from the initialization date plus this many years
     "CARD_MAC_TRIES": 3,  # MAC refusals before the fiscal card locks itself for good
+    "CARD_PIN_TRIES": 3,  # wrong fiscal PINs before the card blocks the PIN (63C2, 63C1, 6983)
     "SURCHARGE_PER_10K_PER_DAY": 5,  # 滞纳金: 0.05 % of the unpaid tax per day late
+    "FILING_DAY_OF_MONTH": 15,  # 征期: a period is filed by this day of the month after its end
 }
 
 RULES: tuple[Rule, ...] = (
@@ -53,6 +57,15 @@ RULES: tuple[Rule, ...] = (
          "and both cards' validity dates before it binds the three (GET_REGISTER_NB, REGISTER_SIGN, "
          "TERMINAL_REGISTER).",
          "domain §3.1"),
+    Rule("R-CARD-VALIDITY", "an expired card is refused",
+         "A fiscal, user or management card is accepted only between its validity dates, judged by the "
+         "till's own clock in every state (CARD_EXPIRED), even before the fiscal card has seen a date.",
+         "domain §2 (EF02 validity dates); ours"),
+    Rule("R-CARD-ROLES", "each card does its own job only",
+         "The fiscal card sits in the internal slot and nothing else may stand in for it; the user card "
+         "carries declarations, control data and rolls; the management card inspects and sets the clock "
+         "and can stand in for neither.",
+         "domain §1"),
     # ---------------------------------------------------------------- locks
     Rule("R-LOCK-DEADLINE", "the till locks itself after the filing deadline",
          "Once today is after the invoice deadline in the fiscal card's control data, no invoice is issued "
@@ -66,8 +79,9 @@ RULES: tuple[Rule, ...] = (
          "When the cumulative normal amount since the last clear-unlock reaches the cumulative limit, "
          "issuing stops; an invoice that would pass the limit is refused.",
          "seed 二(七) (发票限额限量); domain §4"),
-    Rule("R-LOCK-RETURN-LIMIT", "the cumulative return limit locks returns",
-         "When the cumulative return amount reaches the return limit (if one is set), issuing stops.",
+    Rule("R-LOCK-RETURN-LIMIT", "the cumulative return limit locks issuing",
+         "When the cumulative return amount reaches the return limit (if one is set), issuing stops; a "
+         "return that would pass the limit is refused.",
          "domain §4"),
     Rule("R-LOCK-NO-ROLL", "invoices only from a roll the bureau sold",
          "Invoice numbers come only from the roll loaded from the user card, one roll at a time; with no "
@@ -80,9 +94,19 @@ RULES: tuple[Rule, ...] = (
     Rule("R-LOCK-FISCAL-CARD", "issuing needs this till's registered fiscal card",
          "A missing, unregistered or foreign fiscal card locks the till.",
          "domain §4"),
+    Rule("R-LOCK-USER-CARD", "a user card of another taxpayer is refused",
+         "A user card that does not list this till (EF06) belongs to another taxpayer: nothing is read "
+         "from it or written to it (CARD_FOREIGN_TAXPAYER).",
+         "domain §4"),
     Rule("R-LOCK-PIN", "a blocked fiscal PIN locks the till",
-         "A blocked fiscal PIN locks the till; only the bureau resets it.",
-         "domain §4, §7.10"),
+         "The fiscal card blocks its PIN after the threshold's wrong PINs in a row; a blocked PIN locks "
+         "the till, and only the bureau resets it.",
+         "domain §4, §7.10", {"CARD_PIN_TRIES": THRESHOLDS["CARD_PIN_TRIES"]}),
+    Rule("R-PIN-ROLLS", "the fiscal PIN rolls on every use",
+         "VERIFY_FISCAL_PIN returns a new PIN each time and the till keeps the newest in non-volatile "
+         "memory; a lost reply must not lose it (the card accepts the previous PIN once more and answers "
+         "the current one without rolling).",
+         "domain §2 (VERIFY_FISCAL_PIN)"),
     Rule("R-LOCK-MAC", "MAC refusals are limited and lock the card",
          "The fiscal card refuses bad MAC data a limited number of times and then locks itself for good; "
          "the till counts the tries, never resends refused data, and needs a confirmation for the last try.",
@@ -102,6 +126,10 @@ RULES: tuple[Rule, ...] = (
     Rule("R-LOCKED-STILL-SERVES", "a locked till still closes, declares and unlocks",
          "While locked, daily closes, declaration, clear-unlock, inspection and reports still work.",
          "domain §4"),
+    Rule("R-LOCKS-ARE-CONDITIONS", "a lock is a condition, not a state",
+         "Each lock is computed from its cause at the moment of asking; when the cause is gone (card back, "
+         "roll loaded, clock set forward, clear-unlock done) the lock is gone too.",
+         "domain §4; ours"),
     # ---------------------------------------------------------------- warnings
     Rule("R-WARN-DEADLINE", "warn before the deadline",
          "GET_STATUS warns DEADLINE_NEAR when the deadline is at most the threshold's days away.",
@@ -123,6 +151,14 @@ RULES: tuple[Rule, ...] = (
     Rule("R-NON-FISCAL", "test keys make every document NON-FISCAL",
          "A till or card with TEST keys says NON-FISCAL in GET_STATUS and on every printed document.",
          "domain §7.7"),
+    Rule("R-STATUS-LEFT", "the till reports what is left before it locks",
+         "GET_STATUS reports the days to the deadline, the amounts left under each limit and the invoices "
+         "left in the roll, current after every request.",
+         "domain §7.3"),
+    Rule("R-DEVICE-IDENTITY", "the till names itself and its firmware",
+         "GET_INFO names the device, the protocol version and a hash of the running firmware, so a lab can "
+         "record what it certified.",
+         "domain §7.10"),
     # ---------------------------------------------------------------- issuing
     Rule("R-INVOICE-NUMBERING", "invoice numbers run consecutively through the roll",
          "Each invoice (normal, return or void) takes the next number of the loaded roll; no number is "
@@ -138,19 +174,43 @@ RULES: tuple[Rule, ...] = (
     Rule("R-INVOICE-VOID", "a void spends a number and no amount",
          "A void invoice (废票) uses the next number and carries no amount.",
          "domain §3.3"),
+    Rule("R-PRINTED-INVOICE", "the printed invoice carries every field",
+         "The printed roll invoice shows the invoice code and number, machine number, taxpayer, date and "
+         "time, cashier, payer, the lines, the total in figures and in Chinese capitals (大写) and the "
+         "20-digit 税控码 as two 10-digit halves; a return prints negative amounts and names the original, "
+         "a void prints 作废.",
+         "domain §3.3; ours"),
     Rule("R-INVOICE-LINES", "line amounts are computed one way",
          "A line's amount is (quantity x unit price + 500) // 1000 in fen; an invoice has at most "
          "MAX_LINES lines and six tax items (protocol.types.TAX_ITEMS), each registered on the fiscal card.",
          "domain §2; ours"),
+    Rule("R-INPUT-CHECKED", "a refused request changes nothing",
+         "Every request is checked before its first write: amounts, totals, kinds, references, tax items, "
+         "line counts, text and calendar dates (Gregorian, leap years included), then state, locks and "
+         "cards; a refused request gets its code (INPUT_* for bad input) and the till is as before.",
+         "ours (PROTOCOL.md §Conventions)"),
     # ---------------------------------------------------------------- days and declarations
     Rule("R-DAILY-EVERY-DAY", "every calendar day gets a signed daily record",
          "One signed DAILY record per calendar day, days without sales included, back-filled on power-up "
-         "and before the first invoice of a new day.",
+         "and before the first invoice of a new day; a closed day takes no more invoices.",
          "domain §3.4"),
+    Rule("R-REPORTS", "reports come from fiscal memory and reset nothing",
+         "The X report shows the open day's running totals without closing it; Z and period reports are "
+         "summed from the signed daily records.",
+         "domain §4 (reports); ours"),
+    Rule("R-ROLL-USAGE", "a used-up roll leaves a usage record",
+         "When the last number of a roll is spent the till appends a ROLL_USAGE record summarising the "
+         "roll's normal, return and void invoices, also after a power cut in between.",
+         "domain §5 (roll usage summaries); ours"),
     Rule("R-DECLARE-PERIOD", "a declaration covers the days since the last one",
          "DECLARE sums the daily records since the last declaration, has them signed (DECLARE_DUTY), "
          "writes them to the user card (DATA_COLLECT) and appends a declaration record.",
          "seed 一(一), 二(七); domain §3.5"),
+    Rule("R-DECLARE-DELIVERED", "a declaration is done only when the user card holds it",
+         "The declaration record is appended only after DATA_COLLECT wrote it to this taxpayer's user card; "
+         "until the bureau's clear-unlock arrives it stays pending across power cycles and card swaps, and "
+         "no unfiled data is discarded.",
+         "domain §3.5, §7.4"),
     Rule("R-CLEAR-UNLOCK", "clear-unlock only from the bureau's data for this till and period",
          "CLEAR_UNLOCK applies only control data the bureau wrote to the user card for this till and the "
          "declared period: PIN, UPDATE_CONTROLS, counters reset; a replayed or foreign token is refused.",
@@ -176,6 +236,14 @@ RULES: tuple[Rule, ...] = (
          "Each multi-step operation writes its intent first and boot recovery finishes or forgets it, so "
          "after any power cut the state equals that of the operation done once or not at all.",
          "domain §5, §7.1; ours"),
+    Rule("R-LINK-FRAMING", "only whole, intact request frames are answered",
+         "The till hunts for a frame start, checks the header CRC-8, the length and the CRC-32, answers each "
+         "intact request frame once and nothing in a damaged or reply-kind frame; noise never stalls it.",
+         "ours (PROTOCOL.md §Frames)"),
+    Rule("R-LINK-KEEPALIVE", "a busy till is never silent",
+         "While a request takes long (a multi-year back-fill) the till sends keep-alive frames at least every "
+         "KEEPALIVE_INTERVAL_MS until the reply, so a host can tell busy from dead.",
+         "domain §7.1; ours (PROTOCOL.md §Frames)"),
     # ---------------------------------------------------------------- the bureau
     Rule("R-WINDOW-COMPARE", "一窗式: declared income against the card's record",
          "At the window the declared income per tax item is compared with what the user card recorded: "
@@ -190,10 +258,11 @@ RULES: tuple[Rule, ...] = (
          "cleared, within the taxpayer's quota.",
          "seed 二(七) (验旧售新, 限额限量供应)"),
     Rule("R-SURCHARGE", "late filing pays 滞纳金 that no one waives",
-         "A late declaration pays the surcharge per day late on the tax due, rounded once; no role can "
-         "waive or reduce it.",
-         "seed 一(二), 二(六); domain §3.6",
-         {"SURCHARGE_PER_10K_PER_DAY": THRESHOLDS["SURCHARGE_PER_10K_PER_DAY"]}),
+         "A declaration accepted after the filing day of the month after its period pays the surcharge per "
+         "day late on the tax due, rounded once; no role can waive or reduce it.",
+         "seed 一(二), 二(六); domain §3.6; ours (the filing day)",
+         {"SURCHARGE_PER_10K_PER_DAY": THRESHOLDS["SURCHARGE_PER_10K_PER_DAY"],
+          "FILING_DAY_OF_MONTH": THRESHOLDS["FILING_DAY_OF_MONTH"]}),
     Rule("R-VERIFY-RECORDS", "the bureau verifies every signature and MAC",
          "The bureau accepts a declaration only with a valid MAC and signature, and an audit verifies every "
          "record of a read-out and reports each finding without stopping.",

@@ -48,6 +48,7 @@ def test_a_genuine_declaration_verifies(period):
 
 
 def test_every_problem_is_reported_not_just_the_first(period):
+    """R-VERIFY-RECORDS: verification reports every problem, not just the first."""
     rec = bytearray(period["record"])
     rec[8 + 20] ^= 0x01  # a count inside the declaration: check byte, MAC and signature all fail
     rec[83 + 8] = 7  # status byte: also the response check byte
@@ -101,6 +102,7 @@ def test_daily_records_verify(period):
 
 
 def test_a_changed_daily_record_fails_and_every_record_is_reported(period):
+    """R-VERIFY-RECORDS: every daily record's signature is checked and each finding reported."""
     days = [dict(d) for d in period["days"]]
     days[0] = dict(days[0], totals=totals((1, 1, 0), [(1, 1001, 0), (2, 300, 100)]))
     days[2] = dict(days[2], signature=bytes(64))

@@ -133,6 +133,7 @@ def test_nonzero_p1_p2_is_6a80(ready, ins):
 
 # ---- the fiscal PIN ------------------------------------------------------------------------------------------
 def test_verify_rolls_the_pin_and_accepts_the_previous_one_once_more(rig):
+    """R-PIN-ROLLS: every VERIFY_FISCAL_PIN rolls the PIN; the previous one is answered once more."""
     p0 = sequences.initialize(rig.fiscal, rig.user)
     p1 = sequences.verify_pin(rig.fiscal, p0)
     assert p1 != p0
@@ -143,6 +144,7 @@ def test_verify_rolls_the_pin_and_accepts_the_previous_one_once_more(rig):
 
 
 def test_wrong_pins_count_down_then_block(ready):
+    """R-LOCK-PIN: CARD_PIN_TRIES wrong PINs block the PIN."""
     wrong = bytes(8)
     assert [sw_of(ready.fiscal, apdu.INS_VERIFY_FISCAL_PIN, wrong, le=8) for _ in range(4)] == \
         [0x63C2, 0x63C1, 0x6983, 0x6983]
@@ -295,6 +297,7 @@ def test_daily_close_must_repeat_the_cards_own_counts(ready):
 
 
 def test_days_without_invoices_are_signed_with_zero_sums(ready):
+    """R-DAILY-EVERY-DAY: the card signs days without sales too."""
     sequences.daily_close(ready.fiscal, 20260103, SUMS0)
     sequences.daily_close(ready.fiscal, 20260104, SUMS0)
     data = apdu.DailyCollectSignData.build(dict(date=20260106, sums=sequences.period_sums((1, 0, 0), [(1, 5, 0)])))
@@ -421,6 +424,7 @@ def test_control_data_is_used_once(closed):
 
 
 def test_an_earlier_periods_control_data_is_a_replay(closed):
+    """R-CLEAR-UNLOCK: control data of an earlier period is a replay."""
     old = declared_and_cleared(closed)
     sequences.send(closed.fiscal, apdu.CLA_GB, apdu.INS_UPDATE_CONTROLS, data=old)
     closed.issue(20260108, [(1, 10)])
@@ -457,6 +461,7 @@ def test_control_data_of_another_key_generation_is_9302_and_not_counted(ready):
 
 
 def test_three_mac_failures_lock_the_card_for_good(closed):
+    """R-LOCK-MAC: CARD_MAC_TRIES MAC failures lock the card for good."""
     data = bytearray(declared_and_cleared(closed))
     data[-1] ^= 1
     assert [sw_of(closed.fiscal, apdu.INS_UPDATE_CONTROLS, bytes(data)) for _ in range(3)] == [0x9302, 0x9302, 0x9303]

@@ -22,6 +22,7 @@ def filed(hall):
 
 
 def test_an_audit_of_the_whole_lifecycle_verifies_and_is_stored(hall):
+    """R-VERIFY-RECORDS, R-FM-APPEND-ONLY: the bureau's audit verifies every record of a read-out."""
     filed(hall)
     seen = []
     r = stations.audit_till(hall.st, hall.client, hall.machine_no, progress=lambda d, t: seen.append((d, t)))
@@ -39,6 +40,7 @@ def test_an_audit_of_the_whole_lifecycle_verifies_and_is_stored(hall):
 
 
 def test_an_audit_reports_every_finding_not_just_the_first(hall):
+    """R-VERIFY-RECORDS: the audit reports each finding without stopping."""
     filed(hall)
     stream = bytearray(read_journal(hall.client))
     with hall.store.transaction() as s:

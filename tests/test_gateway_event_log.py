@@ -76,6 +76,7 @@ def rehash(store, seq: int, **changes) -> None:
 
 # ---- a clean log ---------------------------------------------------------------------------------------------------
 def test_a_clean_log_verifies_and_every_row_is_authenticated(store):
+    """R-ONE-HOUSEHOLD: every bureau action is an authenticated event in the taxpayer's chained log."""
     registered(store)
     rep = check(store)
     assert rep.ok, rep.problems
@@ -106,6 +107,7 @@ def test_rows_anchor_the_event_of_their_transaction(store):
 
 # ---- tampering, each found at its sequence number ------------------------------------------------------------------
 def test_a_changed_field_is_found_at_its_sequence_number(store):
+    """R-ONE-HOUSEHOLD: the log is append-only; a changed event is found."""
     registered(store)
     tamper(store, "UPDATE events SET station = 'nobody' WHERE seq = 4")
     rep = check(store)
@@ -121,6 +123,7 @@ def test_a_change_with_every_hash_recomputed_is_found_by_the_mac(store):
 
 
 def test_a_deleted_middle_row_is_found_at_its_sequence_number(store):
+    """R-ONE-HOUSEHOLD: a deleted event is found."""
     registered(store)
     tamper(store, "DELETE FROM events WHERE seq = 3")
     rep = check(store)

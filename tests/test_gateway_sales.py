@@ -24,6 +24,7 @@ def test_no_invoices_for_a_till_not_yet_initialized(hall):
 
 
 def test_no_new_roll_until_the_period_is_filed_and_cleared(hall):
+    """R-SALE-AFTER-CLEAR: 验旧售新, no roll before the period is filed and cleared."""
     hall.ready_to_file()
     e = refused("order", hall.sell, 101, 200)
     assert "not yet accepted" in str(e)
@@ -43,6 +44,7 @@ def test_no_new_roll_once_the_invoice_deadline_has_passed(hall):
 
 
 def test_rolls_per_period_are_limited_by_the_quota(hall):
+    """R-SALE-AFTER-CLEAR: rolls are sold within the taxpayer's quota (限额限量供应)."""
     hall.register().initialize()
     hall.sell(1, 100)
     hall.sell(101, 200)
@@ -62,6 +64,7 @@ def test_a_roll_is_never_sold_twice(hall):
 
 
 def test_check_old_accounts_for_every_roll_and_flags_a_roll_not_sold_here(hall):
+    """R-SALE-AFTER-CLEAR: checking the old (验旧) accounts for every roll."""
     hall.ready_to_file()
     stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income))
     acc = stations.check_old(hall.st, hall.reader(), hall.taxpayer_no, hall.machine_no)

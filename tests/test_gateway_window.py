@@ -16,6 +16,7 @@ from pg import hall, pg_server, pg_url, store  # noqa: F401  (fixtures)
 
 
 def test_reading_the_card_verifies_the_declaration_and_shows_the_period(hall):
+    """R-VERIFY-RECORDS: the declaration on the card is verified before the window shows it."""
     hall.ready_to_file()
     reading = stations.read_card(hall.st, hall.reader(), hall.taxpayer_no)
     (p,) = reading.pending
@@ -28,6 +29,8 @@ def test_reading_the_card_verifies_the_declaration_and_shows_the_period(hall):
 
 
 def test_shortfall_is_refused_then_a_corrected_filing_is_accepted_with_a_late_surcharge(hall):
+    """R-WINDOW-COMPARE, R-WINDOW-SHORTFALL, R-SURCHARGE: declared < recorded is refused with nothing written;
+    declared >= recorded clears, late, with the surcharge."""
     hall.ready_to_file(window_day=20260220)
     short = stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income - 1))
     assert short.outcome == "shortfall" and short.shortfall == 1 and short.clear_unlock is None
@@ -49,6 +52,7 @@ def test_shortfall_is_refused_then_a_corrected_filing_is_accepted_with_a_late_su
 
 
 def test_a_shortfall_with_an_explanation_opens_a_referral_that_is_assigned_and_closed(hall):
+    """R-WINDOW-SHORTFALL: an explained shortfall is referred to the tax source department."""
     hall.ready_to_file()
     o = stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income - 500),
                explanation="two invoices cancelled by phone; paper copies attached")
@@ -80,6 +84,7 @@ def test_a_card_of_another_taxpayer_is_refused_and_nothing_is_written(hall):
 
 @pytest.mark.parametrize("offset", [20, 90, 130])  # declared sums, response totals, signature
 def test_a_declaration_with_one_byte_flipped_is_refused_with_every_reason(hall, offset):
+    """R-VERIFY-RECORDS: any changed byte fails the MAC or the signature, and every reason is given."""
     hall.ready_to_file()
     records = hall.rig.cards.user.state.declarations  # EF04 records: status byte + the 161 signed bytes
     records[0] = records[0][:offset] + bytes([records[0][offset] ^ 0x01]) + records[0][offset + 1:]
@@ -93,6 +98,7 @@ def test_a_declaration_with_one_byte_flipped_is_refused_with_every_reason(hall, 
 
 
 def test_a_replayed_card_cannot_clear_unlock_a_period_twice(hall):
+    """R-CLEAR-UNLOCK: the bureau writes clear-unlock data once per declared period."""
     hall.ready_to_file()
     copy = card_store.loads(card_store.dumps(hall.rig.cards.user))  # the card as it was before the window
     assert stations.file(hall.st, hall.reader(), hall.taxpayer_no, DeclaredIncome(hall.income)).accepted
@@ -148,6 +154,7 @@ def test_filing_deadline_days_late_and_next_deadline():
 
 
 def test_tax_due_and_surcharge_round_half_up_in_fen():
+    """R-SURCHARGE: 0.05 % a day of the tax due, rounded half up once, in fen."""
     assert surcharge.round_half_up(5, 10) == 1 and surcharge.round_half_up(4, 10) == 0 and surcharge.round_half_up(-5, 10) == -1
     rates = {1: 300, 2: 500}
     # recorded per item at its rate, the excess at the highest rate

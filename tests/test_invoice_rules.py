@@ -52,6 +52,7 @@ def test_refused_requests(request_, error):
     (0xFFFFFFFF, 1000, 0xFFFFFFFF),  # the largest quantity at 10.00 still fits 32 bits
 ])
 def test_line_amount_is_quantity_in_thousandths_times_unit_price_rounded_half_up_once(qty, price, amount):
+    """R-INVOICE-LINES."""
     assert line_amount(qty, price) == amount
     assert split(req(lines=[line(amount=amount, qty=qty, price=price)]), AUTH)[0] == codes.E_OK
 
@@ -84,6 +85,7 @@ def test_void_spends_a_number_with_no_amount():
 
 
 def test_fiscal_code_prints_as_two_ten_digit_halves():
+    """R-PRINTED-INVOICE, R-INVOICE-FISCAL-CODE: 8 bytes print as two 10-digit halves."""
     assert fiscal_code_text(bytes.fromhex("0123456789abcdef")) == "0019088743" "2309737967"
     assert fiscal_code_text(b"\xff" * 8) == "4294967295" "4294967295"
 
@@ -94,6 +96,7 @@ IDENT = dict(taxpayer_name="广州市示例餐饮有限公司", taxpayer_no="914
 
 
 def test_printed_invoice_carries_every_field():
+    """R-PRINTED-INVOICE."""
     text = "\n".join(render(RECORD, req(lines=[line(1, 15_800, 2000, "宫保鸡丁", price=7_900)]), IDENT, False))
     for field in ("广州市示例餐饮有限公司", "发票代码 1440012345", "发票号码 00001001", "机器编号 4401123400000007",
                   "纳税人识别号 91440101MA5CXXXX1X", "开票日期 2026-11-27 14:30:05", "收款员 c", "付款单位 p",
@@ -104,11 +107,13 @@ def test_printed_invoice_carries_every_field():
 
 
 def test_invoice_printed_with_test_keys_is_stamped_non_fiscal_top_and_bottom():
+    """R-NON-FISCAL: on paper too."""
     lines = render(RECORD, req(), IDENT, True)
     assert lines[0] == NON_FISCAL and lines[-1] == NON_FISCAL
 
 
 def test_return_invoice_prints_negative_amounts_and_the_original():
+    """R-PRINTED-INVOICE: a return."""
     rec = dict(RECORD, kind=2, ref_number=1001, number=1002)
     text = "\n".join(render(rec, req(kind=2, ref=1001, lines=[line(1, 15_800)]), IDENT, False))
     assert "红字发票" in text and "原发票号码 00001001" in text and "¥-158.00" in text and "负壹佰伍拾捌元整" in text

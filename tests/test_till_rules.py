@@ -77,6 +77,7 @@ def test_void_spends_a_number_and_counts_separately():
 
 
 def test_fiscal_memory_full_locks_issuing():
+    """R-LOCK-FM-FULL: the DAILY class at its quota locks issuing (a lab cannot fill real fiscal memory)."""
     quotas = ((1, 512), (3, 192), (300, 208), (300, 64), (2000, 48), (2000, 64), (3000, 32))
     rig = TillRig(identity={"journal_quotas": quotas})
     rig.initialize()
@@ -93,6 +94,37 @@ def test_fiscal_memory_full_locks_issuing():
     rig.refused("ISSUE_INVOICE", "LOCK_FM_FULL", **rig.invoice(100))
 
 
+def test_a_fiscal_class_at_90_percent_of_its_quota_warns_fm_90_before_it_locks():
+    """R-WARN-FM: FM_90 from 900 per mille of a fiscal class (here 9 of 10 DAILY records), still issuing;
+    R-LOCK-FM-FULL at the quota."""
+    quotas = ((1, 512), (10, 192), (300, 208), (300, 64), (2000, 48), (2000, 64), (3000, 32))
+    rig = TillRig()
+    original = rig.board
+
+    def board():
+        b = original()
+        b.identity["journal_quotas"] = quotas
+        return b
+    rig.board = board
+    rig.flash = type(rig.flash)(sector_count=512, sector_size=4096)
+    rig.boot()
+    rig.initialize()
+    rig.bureau_sells_roll(1, 100)
+    rig.ok("LOAD_ROLL")
+    for day in range(20260105, 20260113):  # 8 daily records: 800 per mille
+        rig.rtc.set(day, 100000)
+        rig.ok("DAILY_CLOSE")
+    assert rig.status().journal_permille == 800 and "FM_90" not in warnings(rig)
+    rig.rtc.set(20260113, 100000)
+    rig.ok("ISSUE_INVOICE", **rig.invoice(100))
+    rig.ok("DAILY_CLOSE")  # the 9th
+    assert rig.status().journal_permille == 900 and "FM_90" in warnings(rig) and locks(rig) == []
+    rig.rtc.set(20260114, 100000)
+    rig.ok("ISSUE_INVOICE", **rig.invoice(100))
+    rig.ok("DAILY_CLOSE")  # the 10th and last
+    assert "FM_FULL" in locks(rig)
+
+
 def test_clock_behind_the_last_record_locks():
     rig = ready()
     rig.ok("ISSUE_INVOICE", **rig.invoice(100))
@@ -102,6 +134,7 @@ def test_clock_behind_the_last_record_locks():
 
 
 def test_service_life_over():
+    """R-LOCK-SERVICE-LIFE."""
     rig = ready()
     rig.rtc.set(20310105, 100000)
     assert "SERVICE_LIFE" in locks(rig)
@@ -171,6 +204,7 @@ def test_while_locked_daily_close_report_declaration_and_inspection_still_work()
 
 # ---- warnings before locks ---------------------------------------------------------------------------
 def test_warnings_deadline_near_roll_low_and_non_fiscal():
+    """R-WARN-DEADLINE, R-WARN-ROLL-LOW, R-NON-FISCAL at their thresholds."""
     rig = ready()
     assert warnings(rig) == ["NON_FISCAL"]
     rig.rtc.set(20260124, 100000)
@@ -248,6 +282,7 @@ def test_card_pulled_after_issuing_but_before_answering_is_recovered_when_it_is_
 
 
 def test_user_card_of_another_taxpayer_is_refused():
+    """R-LOCK-USER-CARD."""
     rig = ready()
     other = issuance.issue_user_card(rig.keystore, taxpayer=issuance.Taxpayer(taxpayer_no="91110000XXXXXXXX9X",
                                                                 taxpayer_id="110000000000009", name="别家",

@@ -16,6 +16,8 @@ CARD_MAC_TRIES = const(3)
 
 # rule thresholds (protocol/rules.py: each belongs to one rule, named in docs/RULES.md)
 RULE_CARD_MAC_TRIES = const(3)
+RULE_CARD_PIN_TRIES = const(3)
+RULE_FILING_DAY_OF_MONTH = const(15)
 RULE_FM_FULL_PERMILLE = const(1000)
 RULE_SERVICE_LIFE_YEARS = const(5)
 RULE_SURCHARGE_PER_10K_PER_DAY = const(5)

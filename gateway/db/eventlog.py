@@ -109,6 +109,7 @@ def _forget(session: Session) -> None:
 
 
 def _append(session: Session) -> None:
+    # R-ONE-HOUSEHOLD: events are appended to one chained, authenticated log
     session.flush()  # everything else first, before the log's lock is taken
     pending = session.info.pop(_PENDING, [])
     touched = session.info.pop(_TOUCHED, [])
@@ -182,6 +183,7 @@ TRUNCATED = "truncated"  # another table's row names an event after the end of t
 
 def verify(session: Session, keystore) -> LogReport:
     """Check every event row in seq order and every anchor; every problem, the first one first."""
+    # R-ONE-HOUSEHOLD: a changed, deleted, inserted or truncated event is found
     rep = LogReport(test_keys=bool(getattr(keystore, "test_mode", False)))
     keys: dict[int, bytes | None] = {}
     expect_seq, prev = 1, GENESIS

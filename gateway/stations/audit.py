@@ -283,6 +283,7 @@ def _new_roll(code: str, start: int, end: int, first: int) -> dict:
 
 
 def _declarations(f: Findings, exp: Expected, declared: list, dailies: list) -> None:
+    # R-VERIFY-RECORDS, R-DECLARE-PERIOD
     seen = set()
     for start, end, t, rec, idx in declared:
         seen.add(end)
@@ -306,6 +307,7 @@ def _declarations(f: Findings, exp: Expected, declared: list, dailies: list) -> 
 def event_log(f: Findings, session, st: Station) -> None:
     """The bureau's own event log (gateway.db.eventlog.verify) goes into every audit: its problems are
     findings of kind `events`, where = the sequence number; the summary keeps its head."""
+    # R-ONE-HOUSEHOLD: the audit carries the verified head of the event log
     rep = verify_log(session, st.keystore)
     for p in rep.problems:
         f.add("events", "event %d" % p["seq"], "%s: %s" % (p["kind"], p["detail"]))
@@ -348,6 +350,7 @@ def expected(st: Station, s, m: Machine) -> Expected:
 def audit_till(st: Station, till: TillClient, machine_no: str, *, partial: str | os.PathLike | None = None,
                progress: Progress | None = None) -> AuditResult:
     """Read out, verify and store an audit of the registered till `machine_no` on `till`'s line."""
+    # R-VERIFY-RECORDS
     with st.store.transaction() as s:
         m = s.execute(select(Machine).where(Machine.machine_no == machine_no)).scalar_one_or_none()
         if m is None:

@@ -89,6 +89,7 @@ def iso(d: int | None) -> str | None:
 def log(session: Session, station: Station, kind: str, taxpayer: Taxpayer | None, **data) -> Event:
     """Add an event; it is chained, MACed under the station's key store and appended when the transaction
     commits (gateway.db.eventlog), so it is not visible to queries inside this transaction."""
+    # R-ONE-HOUSEHOLD: every state change at the bureau is an event of the taxpayer's log
     if taxpayer is not None and taxpayer.id is None:
         session.flush()
     try:

@@ -128,6 +128,7 @@ def verify_record(st: Station, s, tp: Taxpayer, record: bytes, cache: dict | Non
                   ) -> tuple[Machine, DeclarationReport, bytes]:
     """Check one declaration record (EF04 record or the 161 bytes) of a machine of `tp`: (machine, report,
     the 161 bytes); Refused(tampered) listing every problem.  `cache`: lookups kept for one transaction."""
+    # R-VERIFY-RECORDS: nothing from the card is believed before its MAC and signature verify
     body = bytes(record[1:] if len(record) == 162 else record)
     key = ("machine", tp.id, body[:8])
     m = cache.get(key) if cache is not None else None
@@ -197,6 +198,7 @@ def _scan(st: Station, s, card: UserCardSession, tp: Taxpayer) -> tuple[list[Pen
 
 def _finish(st: Station, card: UserCardSession, taxpayer_no: str, recno: int, cu_id: int) -> dict:
     """Phase 2: write a committed clear-unlock to the card and mark it written."""
+    # R-CLEAR-UNLOCK: the clear-unlock data reach the card once, neither lost nor doubled
     with st.store.transaction() as s:
         cu = s.get(ClearUnlock, cu_id)
         record = cu.record
@@ -298,6 +300,8 @@ def decide_batch(st: Station, filings: list[tuple[str, bytes, DeclaredIncome]]) 
 def _decide(st: Station, s, tp: Taxpayer, declared: DeclaredIncome, record, report, declaration_id,
             explanation, cache: dict) -> tuple[Outcome, int | None]:
     """decide() inside an open transaction with the taxpayer locked.  One flush for the rows, then the events."""
+    # R-WINDOW-COMPARE (declared >= recorded: clear-unlock data), R-WINDOW-SHORTFALL (declared < recorded: refused,
+    # referred with an explanation), R-SURCHARGE, R-CLEAR-UNLOCK (once per declared period), R-ONE-HOUSEHOLD
     if declaration_id is None:
         m, report, body = verify_record(st, s, tp, record, cache)
         d, new = _record_declaration(st, s, tp, m, report, body)

@@ -34,6 +34,8 @@ def list_referrals(st: Station, *, state: str | None = None, taxpayer_no: str | 
 
 
 def _change(st: Station, referral_id: int, fn) -> dict:
+    # R-WINDOW-SHORTFALL: a referral to the tax source department is assigned and closed, each step an event
+    # (R-ONE-HOUSEHOLD)
     with st.store.transaction() as s:
         r = s.execute(select(Referral).where(Referral.id == referral_id).with_for_update()).scalar_one_or_none()
         if r is None:

@@ -82,6 +82,7 @@ def _card_rolls(card: UserCardSession, machine_no: str) -> tuple[list[tuple], tu
 
 
 def _account(s, m: Machine, on_card: list[tuple]) -> RollAccount:
+    # R-SALE-AFTER-CLEAR: 验旧, every roll sold is accounted for before a new one
     rolls = s.execute(select(Roll).where(Roll.machine_id == m.id).order_by(Roll.id)).scalars().all()
     audit = s.execute(select(Audit).where(Audit.machine_id == m.id).order_by(Audit.id.desc()).limit(1)
                       ).scalar_one_or_none()
@@ -144,6 +145,7 @@ def check_old(st: Station, reader, taxpayer_no: str, machine_no: str) -> RollAcc
 
 def _order(st: Station, s, card: UserCardSession, m: Machine) -> int:
     """The sales period (end of the last cleared period; 0 before the first), or Refused(order)."""
+    # R-SALE-AFTER-CLEAR: 验旧售新, no roll before the last period is filed and cleared, nor after the deadline
     if m.state != "initialized":
         raise Refused(ORDER, "machine %s is not initialized yet: initialize it before selling invoices" % m.machine_no)
     fiscal_no = next(c.card_no for c in m.cards if c.kind == "fiscal")
@@ -190,6 +192,8 @@ def _lock_code(s, code: str) -> None:
 
 def sell_roll(st: Station, reader, taxpayer_no: str, machine_no: str, *, code: str, start: int, end: int) -> dict:
     """验旧 then 售新: one roll of invoices for `machine_no`, written to the user card."""
+    # R-SALE-AFTER-CLEAR (within the taxpayer's quota, 限额限量供应), R-LOCK-NO-ROLL (rolls made for this fiscal card),
+    # R-ONE-HOUSEHOLD
     try:
         with st.store.transaction() as s:
             tp = lock_taxpayer(s, taxpayer_no)

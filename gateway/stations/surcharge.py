@@ -30,9 +30,10 @@ from dataclasses import dataclass
 
 from protocol import calendar
 from protocol import cardfiles
+from protocol import rules
 
-FILING_DAY = 15
-SURCHARGE_PER_10K = 5  # 0.05 % a day
+FILING_DAY = rules.THRESHOLDS["FILING_DAY_OF_MONTH"]  # R-SURCHARGE: the filing deadline's day (征期)
+SURCHARGE_PER_10K = rules.THRESHOLDS["SURCHARGE_PER_10K_PER_DAY"]  # R-SURCHARGE: 0.05 % a day
 
 
 def round_half_up(numerator: int, denominator: int) -> int:
@@ -53,6 +54,7 @@ def days_late(period_end: int, filed_on: int) -> int:
 def tax_due(rates: dict[int, int], recorded_lines: list, declared: int, items: dict[int, int] | None) -> int:
     """`rates` {item: basis points}; `recorded_lines` [(item, normal, returned)] from the card;
     `declared` the declared income (fen); `items` {item: fen} when the filing is itemised."""
+    # R-SURCHARGE: the base of the surcharge
     if items is not None:
         due = sum(round_half_up(amount * rates[i], 10000) for i, amount in items.items())
     else:
@@ -78,6 +80,7 @@ class Assessment:
 
 
 def assess(period_end: int, filed_on: int, base: int) -> Assessment:
+    # R-SURCHARGE: days late times the rate on the tax due, rounded once; nothing here can waive it
     days = days_late(period_end, filed_on)
     return Assessment(filing_deadline(period_end), filed_on, days, base,
                       round_half_up(base * days * SURCHARGE_PER_10K, 10000))

@@ -8,8 +8,8 @@ Rules it enforces (status word in brackets; `fiscal_rules` in docs/CARDS.md has 
 - ISSUE_INVOICE, INPUT_INVOICE_NB and UPDATE_CONTROLS need VERIFY_FISCAL_PIN in this session (6982) and
   an unblocked PIN (6983); daily closes and declarations do not, so they work while the till is locked;
 - the PIN rolls on every VERIFY_FISCAL_PIN; the previous PIN is accepted once more and answers the
-  current one without rolling (a lost reply must not lose the PIN); 3 wrong PINs block it (63C2, 63C1,
-  6983);
+  current one without rolling (a lost reply must not lose the PIN); CARD_PIN_TRIES (3, protocol.rules)
+  wrong PINs block it (63C2, 63C1, 6983);
 - invoice dates never go back, never reach a closed day, stay within the card's validity and the
   control-data deadline (6A80); the number is exactly the roll's next (6A80), a roll must be loaded with
   numbers left (6985); amounts within the single, cumulative and return limits (9401);
@@ -181,10 +181,12 @@ class FiscalCard(SimCard):
 
     # ---- common checks ---------------------------------------------------------------------------------
     def _registered(self) -> None:
+        # R-INIT-ONCE: nothing fiscal before registration
         if not self.state.registered:
             raise Refuse(SW_REGISTRATION)
 
     def _pin_session(self) -> None:
+        # R-LOCK-PIN: issuing, rolls and control data need the PIN in this session
         if self.state.pin_tries == 0:
             raise Refuse(SW_PIN_BLOCKED)
         if not self.session.pin_ok:
@@ -192,6 +194,7 @@ class FiscalCard(SimCard):
 
     def _check_items(self, items, *amount_lists) -> None:
         """Slots: item 0 carries zero amounts; other items are authorised (EF01) and appear once."""
+        # R-INVOICE-LINES: only the tax items registered on the card
         allowed = {t["index"] for t in self.state.tax_items if t["index"]}
         seen = set()
         for i, item in enumerate(items):
@@ -218,6 +221,7 @@ class FiscalCard(SimCard):
         return random + s.card_no + crypto.register_mac1(s.keys["reg_fc"], random, s.card_no)
 
     def _terminal_register(self, cmd) -> bytes:
+        # R-INIT-ONCE: registration once (6901); R-INIT-CHECKS
         self.need_p1p2(cmd)
         mac2 = self.need_len(cmd, 4)
         s = self.state
@@ -241,6 +245,8 @@ class FiscalCard(SimCard):
         return s.pin
 
     def _verify_pin(self, cmd) -> bytes:
+        # R-PIN-ROLLS: the PIN rolls on every use, the previous one answered once more; R-LOCK-PIN: CARD_PIN_TRIES wrong
+        # PINs block it
         self.need_p1p2(cmd)
         pin = self.need_len(cmd, 8)
         s = self.state
@@ -263,6 +269,8 @@ class FiscalCard(SimCard):
 
     # ---- issuing -----------------------------------------------------------------------------------------
     def _issue_invoice(self, cmd) -> bytes:
+        # R-INVOICE-NUMBERING, R-INVOICE-FISCAL-CODE, R-LOCK-DEADLINE, R-LOCK-SINGLE-LIMIT, R-LOCK-CUMULATIVE,
+        # R-LOCK-RETURN-LIMIT, R-LOCK-NO-ROLL, R-INVOICE-VOID, R-CARD-VALIDITY, R-DAILY-EVERY-DAY (never a closed day)
         self.need_p1p2(cmd)
         raw = self.need_len(cmd, apdu.IssueInvoiceData.sizeof())
         self._registered()
@@ -338,6 +346,7 @@ class FiscalCard(SimCard):
                          zip(sums["items"], sums["normal"], sums["returned"]))
 
     def _daily_collect_sign(self, cmd) -> bytes:
+        # R-DAILY-EVERY-DAY: one signature per calendar day; R-LOCKED-STILL-SERVES (no PIN needed)
         self.need_p1p2(cmd)
         raw = self.need_len(cmd, apdu.DailyCollectSignData.sizeof())
         self._registered()
@@ -373,6 +382,7 @@ class FiscalCard(SimCard):
 
     # ---- declaration -----------------------------------------------------------------------------------
     def _declare_duty(self, cmd) -> bytes:
+        # R-DECLARE-PERIOD: the period's sums signed; R-LOCKED-STILL-SERVES
         self.need_p1p2(cmd)
         raw = self.need_len(cmd, apdu.DeclareDutyData.sizeof())
         self._registered()
@@ -418,6 +428,7 @@ class FiscalCard(SimCard):
 
     # ---- clear-unlock ----------------------------------------------------------------------------------
     def _update_controls(self, cmd) -> None:
+        # R-CLEAR-UNLOCK: only the bureau's control data for this card (MAC2), counters reset; R-LOCK-MAC
         self.need_p1p2(cmd)
         blob = self.need_len(cmd, crypto.CONTROL_BLOB_LEN)
         self._registered()
@@ -445,6 +456,7 @@ class FiscalCard(SimCard):
 
     # ---- invoice rolls ---------------------------------------------------------------------------------
     def _input_invoice_nb(self, cmd) -> None:
+        # R-LOCK-NO-ROLL: one roll at a time, made for this card (MAC); R-LOCK-MAC
         self.need_p1p2(cmd)
         raw = self.need_len(cmd, apdu.InputInvoiceNbData.sizeof())
         self._registered()

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import construct as cs
 
 from protocol import apdu as apdu_layouts
+from protocol import rules
 
 from .faults import CardAbsentError, CardMuteError
 
@@ -65,8 +66,8 @@ def sw_pin_wrong(tries_left: int) -> int:
     return 0x63C0 | tries_left
 
 
-PIN_TRIES = 3
-MAC_TRIES = apdu_layouts.MAC_TRIES  # consecutive MAC failures that lock a card for good (9303)
+PIN_TRIES = rules.THRESHOLDS["CARD_PIN_TRIES"]  # R-LOCK-PIN: wrong PINs before the PIN blocks (63C2, 63C1, 6983)
+MAC_TRIES = apdu_layouts.MAC_TRIES  # R-LOCK-MAC: consecutive MAC failures that lock a card for good (9303)
 WRITE_BUREAU = "bureau"  # FileSpec.write: after the bureau's EXTERNAL AUTHENTICATE
 _READ_ONLY = {(apdu_layouts.CLA_ISO, apdu_layouts.INS_SELECT), (apdu_layouts.CLA_ISO, apdu_layouts.INS_READ_BINARY), (apdu_layouts.CLA_ISO, apdu_layouts.INS_READ_RECORD),
               (apdu_layouts.CLA_ISO, apdu_layouts.INS_GET_RESPONSE)}
@@ -246,6 +247,7 @@ class SimCard:
 
     def mac_failed(self) -> None:
         """Count a MAC failure and refuse: 9302, or 9303 once MAC_TRIES consecutive failures lock the card."""
+        # R-LOCK-MAC: MAC_TRIES consecutive MAC failures lock the card for good (9303)
         self.state.mac_failures += 1
         if self.state.mac_failures >= MAC_TRIES:
             self.state.locked = True

@@ -66,6 +66,7 @@ class ManagementCard(SimCard):
         return self.state.certificate
 
     def _verify(self, cmd) -> None:
+        # R-INSPECTION: the inspector proves the card is theirs with its PIN (limited tries)
         self.need_p1p2(cmd, 0, PIN_REF)
         s = self.state
         if not s.pin:
@@ -86,6 +87,7 @@ class ManagementCard(SimCard):
         self.session.pin_ok = True
 
     def _internal_authenticate(self, cmd) -> bytes:
+        # R-INSPECTION, R-CLOCK-FORWARD: the till proves the card genuine before it inspects or sets the clock
         self.need_p1p2(cmd)
         challenge = self.need_len(cmd, apdu.CHALLENGE_LEN)
         s = self.state

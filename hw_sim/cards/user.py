@@ -114,6 +114,7 @@ class UserCard(SimCard):
 
     # ---- commands ---------------------------------------------------------------------------------------
     def _register_sign(self, cmd) -> bytes:
+        # R-INIT-CHECKS: only a pairing listed in EF06; R-LOCK-USER-CARD
         self.need_p1p2(cmd)
         raw = self.need_len(cmd, apdu.RegisterNb.sizeof())
         random, card_no, mac1 = raw[:4], raw[4:12], raw[12:]
@@ -126,6 +127,7 @@ class UserCard(SimCard):
         return crypto.register_mac2(reg_uc, random, card_no, mac1)
 
     def _data_collect(self, cmd) -> None:
+        # R-DECLARE-PERIOD, R-DECLARE-DELIVERED: the declaration lands on the user card
         self.need_p1p2(cmd)
         raw = self.need_len(cmd, apdu.DataCollectData.sizeof())
         self.parse(apdu.DataCollectData, raw)
@@ -145,6 +147,7 @@ class UserCard(SimCard):
         s.declarations = records
 
     def _distribute(self, cmd) -> bytes:
+        # R-LOCK-NO-ROLL: one roll at a time, in the order sold (9401 when none is left)
         if cmd.p2 != 0 or not 1 <= cmd.p1 <= len(self.state.tills):
             raise Refuse(SW_BAD_DATA)
         self.need_len(cmd, 0)
