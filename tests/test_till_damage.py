@@ -94,7 +94,7 @@ FORMAT_OPS = 512 + 1  # 512 sector erases (top down), then the sector-0 header p
 @pytest.mark.parametrize("tear", TEARS)
 @pytest.mark.parametrize("cut", [0, 1, 255, 510, 511, 512])
 def test_a_power_cut_in_the_first_boot_format_recovers_at_the_next_boot(cut, tear):
-    rig = _first_boot_cut_then_boot(cut, tear)  # before: JournalError(19, 'media') at every boot
+    rig = _first_boot_cut_then_boot(cut, tear)  # before: JournalError(ENODEV, 'media') at every boot
     st = rig.status()
     assert (st.state, st.lock_reasons, st.damage_kind) == (0, 1 << codes.LOCK_NOT_INITIALIZED, 0)
     rig.initialize()

@@ -36,6 +36,7 @@ from . import cards, codes, layouts, ledger, schema
 from .cards import CardError
 from .clock import day_number, from_day_number, now, valid_date, valid_time
 from .crc import crc32
+from .errnos import EIO, ENODEV, ENOSPC
 from .invoice import split
 from .journal import Damage, Journal, JournalError
 
@@ -240,7 +241,7 @@ class Fiscal:
         try:
             self.jn = Journal(flash, dev)
         except JournalError as e:
-            if e.errno != 19:
+            if e.errno != ENODEV:
                 raise
             if self.nv.get(_ANCHOR) is not None:
                 return  # no journal header left, but this till wrote records: never format over that
@@ -774,9 +775,9 @@ class Fiscal:
         try:
             self.jn.append(rtype, raw if raw is not None else _enc(layout, rec))
         except JournalError as e:
-            if e.errno == 28:
+            if e.errno == ENOSPC:
                 raise Refused(codes.E_FM_FULL)
-            if e.errno == 5:
+            if e.errno == EIO:
                 self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
                 raise Refused(codes.E_FM_DAMAGED)
             raise Refused(codes.E_FM_WRITE_FAILED)

@@ -50,6 +50,7 @@ except ImportError:  # CPython
     def const(x):  # type: ignore[misc]
         return x
 
+from fiscal_till.errnos import ENOENT, EIO, ENODEV, EINVAL, ENOSPC
 from fiscal_till.journal_format import (
     VERSION, MAGIC, AREA_FISCAL, AREA_RING, INVOICE, DAILY, FISCAL_TYPES, FISCAL_SLOT, N_FISCAL,
     FISCAL_HDR_FMT, FISCAL_HDR_SIZE, FISCAL_HDR_CRC_AT, RING_HDR_FMT, RING_HDR_CRC_AT, RING_SUCC_AT,
@@ -58,12 +59,6 @@ from fiscal_till.journal_format import (
     STREAM_HDR_CRC_AT, STREAM_FLAG_DAMAGED, DEFAULT_QUOTAS, SPARE_FISCAL_SECTORS,
 )
 
-# errno values (MicroPython's errno module lacks some of them)
-ENOENT = const(2)
-EIO = const(5)
-ENODEV = const(19)
-EINVAL = const(22)
-ENOSPC = const(28)
 
 WARN_PERMILLE = const(900)
 
