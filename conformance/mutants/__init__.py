@@ -402,7 +402,7 @@ def resends_refused_controls():
 
 def no_mac_last_try():
     _F, _T, cards, codes, _f, _l = _fw()
-    return [(cards.MacGuard, "tries_left", lambda self: codes.CARD_MAC_TRIES)]
+    return [(cards.MacGuard, "tries_left", lambda self: codes.RULE_CARD_MAC_TRIES)]
 
 
 def hides_mac_lock():

@@ -27,7 +27,10 @@ finishes or forgets it by looking at what the card and the journal show (docs/FI
     INITIALIZE     card registered, PIN in nvram, no INIT record -> finished by the host's retry
     (INSPECT has no intent: its one event carries the request tag, and a retry writes no second one.)
 
-Locks (domain §4) are computed, not stored: `lock_mask()` from the state, each bit with its own error.
+Locks and warnings (domain §4, §7.3) are computed, not stored: `lock_mask()` and `warnings()` hold one
+condition per bit, each tagged with its rule of protocol/rules.py (``# R-LOCK-DEADLINE``), in the
+manner of h11's state-triggered transitions; every threshold is the catalogue's (codes.RULE_*).  Each
+lock bit has its own error (codes.LOCK_ERRORS).  The per-invoice limits are checked in `issue` only.
 """
 
 import struct
@@ -40,17 +43,13 @@ from .errnos import EIO, ENODEV, ENOSPC
 from .invoice import split
 from .journal import Damage, Journal, JournalError
 
-WARN_DAYS = 7  # DEADLINE_NEAR threshold, days
-WARN_INVOICES = 20  # ROLL_LOW threshold
-SERVICE_YEARS = 5  # service life [OPEN: one vendor's figure; domain §4]
-
 _INTENT = "intent"
 _REQ = "req"  # the last executed request when it left no tagged record: rid, digest u32, command u8, reply
 _PIN = "pin"
 _ANCHOR = "anchor"
 _INTENT_CMDS = (codes.CMD_ISSUE_INVOICE, codes.CMD_DAILY_CLOSE, codes.CMD_INITIALIZE, codes.CMD_DECLARE,
                 codes.CMD_CLEAR_UNLOCK, codes.CMD_LOAD_ROLL, codes.CMD_SET_TIME)
-_CARD_LOCKS = {
+_CARD_LOCKS = {  # R-LOCK-FISCAL-CARD, R-LOCK-PIN, R-LOCK-MAC
     codes.E_CARD_FISCAL_MISSING: codes.LOCK_FISCAL_CARD_MISSING,
     codes.E_CARD_NO_RESPONSE: codes.LOCK_FISCAL_CARD_MISSING,
     codes.E_CARD_WRONG_TYPE: codes.LOCK_FISCAL_CARD_FOREIGN,
@@ -208,7 +207,7 @@ class Fiscal:
     def defer_boot_work(self):
         self.defer_boot = True
 
-    def finish_boot(self):
+    def finish_boot(self):  # R-DAILY-EVERY-DAY: the days missed while off
         """The end of boot: back-fill the days missed while off (up to yesterday) and log the power-on;
         not while fiscal memory is damaged.  Under the link server this runs inside the first request
         after boot (device.py), so a multi-year back-fill sends keep-alives for that request instead of
@@ -223,7 +222,7 @@ class Fiscal:
                     pass
                 self._event(codes.EV_POWER_ON, len(self.recovered))
 
-    def _damaged(self, kind, sector, offset, index, detail):
+    def _damaged(self, kind, sector, offset, index, detail):  # R-LOCK-FM-DAMAGED
         """Lock FM_DAMAGED for a reason found outside the journal's own checks.  Noted in the journal's
         damage list (appends refused, read-out flagged) when it is mounted, else kept here."""
         self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
@@ -262,7 +261,7 @@ class Fiscal:
         a = jn.f_anchor
         self.nv.put(_ANCHOR, jn.format_id + struct.pack("<I", a[0]) + a[1])
 
-    def _check_anchor(self):
+    def _check_anchor(self):  # R-FM-APPEND-ONLY: truncation and rollback
         """Boot: the journal must still hold the record nvram's anchor names (the card's view is
         `_check_card_anchor`).  TRUNCATED: it is missing (a tail erased, or an older image put back with
         nothing after it: the two look alike).  ROLLBACK: the journal holds another history (the anchored
@@ -370,7 +369,7 @@ class Fiscal:
             elif not in_roll:
                 break
 
-    def _load_last_request(self):
+    def _load_last_request(self):  # R-EXACTLY-ONCE
         """Exactly-once across a reboot: find the newest record a request made (its tag has a rid) and
         rebuild that request's reply.  Fiscal records carry their index; an invoice is newer than the
         newest tagged fiscal record when its ordinal is at least the number of invoices before it."""
@@ -528,7 +527,7 @@ class Fiscal:
         if self.init is not None and self.nv.get(_INTENT) is not None:
             self._open_fiscal()
 
-    def ensure_card(self):
+    def ensure_card(self):  # R-LOCKED-STILL-SERVES
         """The fiscal card selected, for commands that need no PIN (daily close, declaration: they must
         work while the till is locked); card errors surface from the command itself."""
         if not self.session:
@@ -538,7 +537,7 @@ class Fiscal:
         return self.session and not self.card_lock
 
     # ================================================================ recovery
-    def recover(self):
+    def recover(self):  # R-POWER-SAFE
         raw = self.nv.get(_INTENT)
         if raw is None:
             return
@@ -650,7 +649,7 @@ class Fiscal:
         self.board.rtc.datetime((date // 10000, date // 100 % 100, date % 100, 0, time // 10000,
                                  time // 100 % 100, time % 100, 0))
 
-    def _intent(self, cmd, rid, digest, extra=b""):
+    def _intent(self, cmd, rid, digest, extra=b""):  # R-POWER-SAFE: before the first write
         self.nv.put(_INTENT, bytes([cmd]) + struct.pack(">II", rid, digest) + extra)
 
     def _done(self):
@@ -673,36 +672,36 @@ class Fiscal:
         return self.init is not None
 
     def lock_mask(self):
-        m = self.fm_lock
+        m = self.fm_lock  # R-LOCK-FM-DAMAGED, R-LOCK-FM-FULL
         if not self.initialized():
-            return m | 1 << codes.LOCK_NOT_INITIALIZED
-        m |= self.card_lock
+            return m | 1 << codes.LOCK_NOT_INITIALIZED  # R-INIT-ONCE
+        m |= self.card_lock  # R-LOCK-FISCAL-CARD, R-LOCK-PIN, R-LOCK-MAC
         date, time = self.now()
         c = self.controls
-        if date > c["deadline"]:
+        if date > c["deadline"]:  # R-LOCK-DEADLINE
             m |= 1 << codes.LOCK_DEADLINE
-        if self.cum_normal >= c["cumulative_limit"]:
+        if self.cum_normal >= c["cumulative_limit"]:  # R-LOCK-CUMULATIVE
             m |= 1 << codes.LOCK_CUMULATIVE_LIMIT
-        if c["return_limit"] and self.cum_return >= c["return_limit"]:
+        if c["return_limit"] and self.cum_return >= c["return_limit"]:  # R-LOCK-RETURN-LIMIT (0: none set)
             m |= 1 << codes.LOCK_RETURN_LIMIT
-        if self.roll is None or self.roll["next"] > self.roll["end"]:
+        if self.roll is None or self.roll["next"] > self.roll["end"]:  # R-LOCK-NO-ROLL
             m |= 1 << codes.LOCK_NO_ROLL
-        if self.jn is not None and self._fm_full():
+        if self.jn is not None and self._fm_full():  # R-LOCK-FM-FULL
             m |= 1 << codes.LOCK_FM_FULL
-        if self.clock_behind(date, time) or not valid_date(date):
+        if self.clock_behind(date, time) or not valid_date(date):  # R-LOCK-CLOCK-FAULT
             m |= 1 << codes.LOCK_CLOCK_FAULT
-        life = self.init["date"] + SERVICE_YEARS * 10000
-        if date >= life:
+        if date >= self.init["date"] + codes.RULE_SERVICE_LIFE_YEARS * 10000:  # R-LOCK-SERVICE-LIFE, calendar years
             m |= 1 << codes.LOCK_SERVICE_LIFE
         return m
 
     def _fm_full(self):
+        """R-LOCK-FM-FULL: a fiscal record class, or the fiscal area (usage key 0), is full."""
         u = self.jn.usage()
         for t in (codes.REC_DAILY, codes.REC_DECLARATION, codes.REC_CLEAR_UNLOCK, codes.REC_ROLL_LOAD,
                   codes.REC_ROLL_USAGE, codes.REC_EVENT):
-            if u.get(t, 0) >= 1000:
+            if u.get(t, 0) >= codes.RULE_FM_FULL_PERMILLE:
                 return True
-        return u.get(0, 0) >= 1000
+        return u.get(0, 0) >= codes.RULE_FM_FULL_PERMILLE
 
     def issue_lock_error(self, mask=None):
         m = self.lock_mask() if mask is None else mask
@@ -712,23 +711,23 @@ class Fiscal:
         return codes.E_OK
 
     def warnings(self):
-        w = 1 << codes.WARN_NON_FISCAL if self.non_fiscal else 0
+        w = 1 << codes.WARN_NON_FISCAL if self.non_fiscal else 0  # R-NON-FISCAL
         if not self.initialized():
             return w
         c = self.controls
-        if 0 <= self.days_to_deadline() <= WARN_DAYS:
+        if 0 <= self.days_to_deadline() <= codes.RULE_WARN_DEADLINE_DAYS:  # R-WARN-DEADLINE
             w |= 1 << codes.WARN_DEADLINE_NEAR
-        if self.cum_normal * 4 >= c["cumulative_limit"] * 3:
+        if self.cum_normal * 100 >= c["cumulative_limit"] * codes.RULE_WARN_LIMIT_PERCENT:  # R-WARN-LIMITS
             w |= 1 << codes.WARN_AMOUNT_75
-        if c["return_limit"] and self.cum_return * 4 >= c["return_limit"] * 3:
-            w |= 1 << codes.WARN_RETURN_75
-        if self.jn is not None and [t for t in self.jn.warnings() if t != codes.REC_INIT]:
+        if c["return_limit"] and self.cum_return * 100 >= c["return_limit"] * codes.RULE_WARN_LIMIT_PERCENT:
+            w |= 1 << codes.WARN_RETURN_75  # R-WARN-LIMITS
+        if self.jn is not None and [t for t in self.jn.warnings() if t != codes.REC_INIT]:  # R-WARN-FM
             w |= 1 << codes.WARN_FM_90  # INIT is full by design once written
-        if self.roll is not None and 0 < self.invoices_left() <= WARN_INVOICES:
+        if self.roll is not None and 0 < self.invoices_left() <= codes.RULE_WARN_ROLL_INVOICES:  # R-WARN-ROLL-LOW
             w |= 1 << codes.WARN_ROLL_LOW
-        if self.decl is not None:
+        if self.decl is not None:  # R-WARN-DECLARATION-PENDING
             w |= 1 << codes.WARN_DECLARATION_PENDING
-        if self.mac.tries_left() <= 1 and not self.card_lock >> codes.LOCK_MAC & 1:
+        if self.mac.tries_left() <= 1 and not self.card_lock >> codes.LOCK_MAC & 1:  # R-LOCK-MAC
             w |= 1 << codes.WARN_MAC_LAST_TRY
         return w
 
@@ -765,7 +764,7 @@ class Fiscal:
         for t in u:
             if t != codes.REC_INVOICE and t != codes.REC_INIT and u[t] > worst:
                 worst = u[t]
-        return min(worst, 1000)
+        return min(worst, 1000)  # per mille: a class is at most full
 
     # ================================================================ journal helpers
     def _append(self, rtype, layout, rec, raw=None):
@@ -800,7 +799,7 @@ class Fiscal:
             pass
 
     # ================================================================ operations
-    def initialize(self, req, rid, digest):
+    def initialize(self, req, rid, digest):  # R-INIT-ONCE, R-INIT-CHECKS
         if self.initialized():
             raise Refused(codes.E_STATE_ALREADY_INITIALIZED)
         date, time = req["date"], req["time"]
@@ -862,7 +861,7 @@ class Fiscal:
         return date, time
 
     # ---- rolls --------------------------------------------------------------------------------------
-    def load_roll(self, req, rid, digest):
+    def load_roll(self, req, rid, digest):  # R-LOCK-NO-ROLL: one roll at a time
         flags = req["flags"] if req else 0
         self._need_initialized()
         date, time = self._today()
@@ -954,7 +953,7 @@ class Fiscal:
 
 
     # ---- issuing ------------------------------------------------------------------------------------
-    def issue(self, req, rid, digest):
+    def issue(self, req, rid, digest):  # R-INVOICE-NUMBERING, R-INVOICE-FISCAL-CODE
         self._need_initialized()
         date, time = self._today()
         if date <= self.closed:
@@ -968,16 +967,16 @@ class Fiscal:
         mask = self.lock_mask()
         if mask:
             raise Refused(self.issue_lock_error(mask))
-        kind, total, c = req["kind"], req["total"], self.controls
-        if total > c["single_limit"]:
+        kind, total, c = req["kind"], req["total"], self.controls  # the per-invoice limits, here only:
+        if total > c["single_limit"]:  # R-LOCK-SINGLE-LIMIT
             raise Refused(codes.E_LOCK_SINGLE_LIMIT)
-        if kind == codes.INVOICE_NORMAL and self.cum_normal + total > c["cumulative_limit"]:
+        if kind == codes.INVOICE_NORMAL and self.cum_normal + total > c["cumulative_limit"]:  # R-LOCK-CUMULATIVE
             raise Refused(codes.E_LOCK_CUMULATIVE_LIMIT)
         if kind == codes.INVOICE_RETURN:
-            if self.cum_return + total > c["return_limit"]:
+            if self.cum_return + total > c["return_limit"]:  # R-LOCK-RETURN-LIMIT
                 raise Refused(codes.E_LOCK_RETURN_LIMIT)
-            self._check_return(req["ref_number"], total)
-        if self.jn.usage().get(codes.REC_INVOICE, 0) >= 1000:
+            self._check_return(req["ref_number"], total)  # R-INVOICE-RETURN
+        if self.jn.usage().get(codes.REC_INVOICE, 0) >= codes.RULE_FM_FULL_PERMILLE:  # R-LOCK-FM-FULL
             raise Refused(codes.E_FM_FULL)
         rec = {"request": {"rid": rid, "digest": digest}, "kind": kind, "code": self.roll["code"],
                "number": self.roll["next"], "date": date, "time": time, "ref_number": req["ref_number"],
@@ -1049,7 +1048,7 @@ class Fiscal:
         return {"first": from_day_number(day_number(first) + 1) if first else self.init["date"],
                 "last": date, "count": n}
 
-    def _close_days(self, through, rid, digest):
+    def _close_days(self, through, rid, digest):  # R-DAILY-EVERY-DAY
         """Sign and record every day after the last closed one up to `through`, zero days included."""
         if not self.initialized() or self.jn is None or self.fm_lock & 1 << codes.LOCK_FM_DAMAGED:
             return 0  # damaged: no card signature for a day the journal could not record
@@ -1077,10 +1076,10 @@ class Fiscal:
         return n
 
     # ---- declaration --------------------------------------------------------------------------------
-    def declare(self, req, rid, digest):
+    def declare(self, req, rid, digest):  # R-DECLARE-PERIOD
         self._need_initialized()
         date, _ = self._today()
-        if self.decl is not None:
+        if self.decl is not None:  # R-WARN-DECLARATION-PENDING: one declaration at a time
             raise Refused(codes.E_STATE_DECLARATION_PENDING)
         if self.fiscal.present():
             self.ensure_card()
@@ -1158,7 +1157,7 @@ class Fiscal:
         self._record_declaration(d["start"], d["end"], d["totals"], d["mac"], d["signature"], tag)
 
     # ---- clear-unlock -------------------------------------------------------------------------------
-    def clear_unlock(self, req, rid, digest):
+    def clear_unlock(self, req, rid, digest):  # R-CLEAR-UNLOCK
         flags = req["flags"] if req else 0
         self._need_initialized()
         self._today()
@@ -1207,7 +1206,7 @@ class Fiscal:
         return rec
 
     # ---- clock and inspection -----------------------------------------------------------------------
-    def set_time(self, req, rid, digest):
+    def set_time(self, req, rid, digest):  # R-CLOCK-FORWARD
         date, time = req["date"], req["time"]
         if not valid_date(date) or not valid_time(time):
             raise Refused(codes.E_INPUT_BAD_DATE)
@@ -1247,7 +1246,7 @@ class Fiscal:
             raise Refused(codes.E_CARD_EXPIRED)
         return cert
 
-    def inspect(self, rid=0, digest=0):
+    def inspect(self, rid=0, digest=0):  # R-INSPECTION
         self._need_initialized()
         self.ensure_session()
         cert = self._inspector()

@@ -7,7 +7,7 @@ sector) is split in two areas, sized at format time and recorded in every sector
 
 * the **fiscal area** (sectors ``0 .. F-1``) holds INIT, DAILY, DECLARATION, CLEAR_UNLOCK, ROLL_LOAD,
   ROLL_USAGE and EVENT records.  It is filled in physical order and never erased after format.
-* the **detail ring** (sectors ``F .. F+R-1``) holds INVOICE records.  Sectors are reused in physical
+* the **detail ring** (sectors ``F .. F + R - 1``) holds INVOICE records.  Sectors are reused in physical
   order; the oldest one is erased only when every invoice in it is covered by a DAILY record (a DAILY
   covers every INVOICE appended before it).
 
@@ -50,6 +50,7 @@ except ImportError:  # CPython
     def const(x):  # type: ignore[misc]
         return x
 
+from fiscal_till.codes import RULE_WARN_FM_PERMILLE
 from fiscal_till.errnos import ENOENT, EIO, ENODEV, EINVAL, ENOSPC
 from fiscal_till.journal_format import (
     VERSION, MAGIC, AREA_FISCAL, AREA_RING, INVOICE, DAILY, FISCAL_TYPES, FISCAL_SLOT, N_FISCAL,
@@ -59,8 +60,6 @@ from fiscal_till.journal_format import (
     STREAM_HDR_CRC_AT, STREAM_FLAG_DAMAGED, DEFAULT_QUOTAS, SPARE_FISCAL_SECTORS,
 )
 
-
-WARN_PERMILLE = const(900)
 
 _GOOD = const(0)
 _TORN = const(1)
@@ -750,9 +749,9 @@ class Journal:
         return d
 
     def warnings(self):
-        """Type codes (0 = fiscal area) at or above 90 % use."""
+        """Type codes (0 = fiscal area) at or above RULE_WARN_FM_PERMILLE use (R-WARN-FM)."""
         u = self.usage()
-        return sorted([k for k in u if u[k] >= WARN_PERMILLE])
+        return sorted([k for k in u if u[k] >= RULE_WARN_FM_PERMILLE])
 
     def _ring_uncovered_sectors(self):
         run = self.r_run
@@ -767,7 +766,7 @@ class Journal:
         return k
 
     # ================================================================== append
-    def append(self, rtype, body):
+    def append(self, rtype, body):  # R-FM-APPEND-ONLY
         """Append one record; returns its index once it is committed to flash."""
         if self.damage:
             raise JournalError(EIO, "damaged", self.damage[0])
