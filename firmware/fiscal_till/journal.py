@@ -57,8 +57,11 @@ from fiscal_till.journal_format import (
     FISCAL_HDR_FMT, FISCAL_HDR_SIZE, FISCAL_HDR_CRC_AT, RING_HDR_FMT, RING_HDR_CRC_AT, RING_SUCC_AT,
     RING_HDR_SIZE, IDENT_SIZE, NO_INDEX, FISCAL_REC_HEAD, FISCAL_REC_OVERHEAD, RING_REC_OVERHEAD,
     RING_MAX_BODY, COMMIT, CHAIN_PREFIX_FMT, GENESIS_TAG, STREAM_MAGIC, STREAM_HDR_FMT, STREAM_HDR_SIZE,
-    STREAM_HDR_CRC_AT, STREAM_FLAG_DAMAGED, DEFAULT_QUOTAS, SPARE_FISCAL_SECTORS,
+    STREAM_HDR_CRC_AT, STREAM_FLAG_DAMAGED, DEFAULT_QUOTAS, SPARE_FISCAL_SECTORS, FISCAL_REC_HEAD_FMT,
+    REC_LENGTH_AT, FISCAL_REC_INDEX_AT, RING_REC_HEAD,
 )
+from fiscal_till import journal_format  # header field offsets and positions, read once per sector
+
 
 
 _GOOD = const(0)
@@ -265,7 +268,7 @@ class Journal:
         why = _K_BAD_MAGIC
         for attempt in range(self.retries + 1):
             self.bdev.readblocks(s, hb[:RING_HDR_SIZE], 0)
-            area = hb[3]
+            area = hb[journal_format.HDR_AREA_AT]
             if hb[0] == MAGIC[0] and hb[1] == MAGIC[1] and area == AREA_FISCAL:
                 self.bdev.readblocks(s, hb[RING_HDR_SIZE:FISCAL_HDR_SIZE], RING_HDR_SIZE)
                 if crc32(hb[:FISCAL_HDR_CRC_AT]) == _u32(hb, FISCAL_HDR_CRC_AT):
@@ -302,15 +305,15 @@ class Journal:
         if area == AREA_RING:
             if t != INVOICE or off + RING_REC_OVERHEAD > end:
                 return None
-            blen = mv[off + 1]
+            blen = mv[off + REC_LENGTH_AT]
             if blen > RING_MAX_BODY:
                 return None
             env = RING_REC_OVERHEAD + blen
-            head = 2
+            head = RING_REC_HEAD
         else:
             if t >= len(FISCAL_SLOT) or FISCAL_SLOT[t] == 0xFF or off + FISCAL_REC_OVERHEAD > end:
                 return None
-            blen = mv[off + 1] | (mv[off + 2] << 8)
+            blen = mv[off + REC_LENGTH_AT] | (mv[off + REC_LENGTH_AT + 1] << 8)
             if blen > self.maxbody[FISCAL_SLOT[t]]:
                 return None
             env = FISCAL_REC_OVERHEAD + blen
@@ -318,7 +321,7 @@ class Journal:
         if off + env > end:
             return None
         c = off + head + blen
-        ok = crc32(mv[off:c]) == (mv[c] | (mv[c + 1] << 8) | (mv[c + 2] << 16) | (mv[c + 3] << 24))
+        ok = crc32(mv[off:c]) == _u32(mv, c)
         if not _committed(mv[c + 4]):
             return _TORN, t, blen, env
         return (_GOOD if ok else _BAD), t, blen, env
@@ -380,7 +383,7 @@ class Journal:
 
     def _fiscal_fields(self, mv, off):
         """(type, body_len, index, prev_head) of the fiscal envelope at ``off``."""
-        return struct.unpack_from("<BHI32s", mv, off)
+        return struct.unpack_from(FISCAL_REC_HEAD_FMT, mv, off)
 
     # ================================================================== mount
     def _note(self, kind, sector, offset=None, index=None, detail=""):
@@ -401,13 +404,13 @@ class Journal:
         # identity: sector 0's if valid, else the most common one (damaged media only)
         k0 = self._check_header(0)
         if k0 == _K_F:
-            ident = bytes(hb[4:IDENT_SIZE])  # device, format, layout
+            ident = bytes(hb[journal_format.HDR_IDENT_AT:IDENT_SIZE])  # device, format, layout
         else:
             idents = {}  # type: dict  # one entry per distinct identity, not per sector
             for s in range(n):
                 k = self._check_header(s)
                 if k == _K_F or k == _K_R:
-                    key = bytes(hb[4:IDENT_SIZE])
+                    key = bytes(hb[journal_format.HDR_IDENT_AT:IDENT_SIZE])
                     idents[key] = idents.get(key, 0) + 1
             if not idents:
                 raise JournalError(ENODEV, "not formatted", "no journal header found")
@@ -417,7 +420,7 @@ class Journal:
                 if idents[key] > best or (idents[key] == best and (not ident or key < ident)):
                     ident, best = key, idents[key]
             idents = None
-        fields = struct.unpack_from("<8s4sHH", ident, 0)
+        fields = struct.unpack_from(journal_format.IDENT_FMT, ident, 0)
         self.device_id = fields[0]
         self.format_id = fields[1]
         self.F = fields[2]
@@ -442,22 +445,22 @@ class Journal:
         for s in range(n):
             k = k0 if s == 0 else self._check_header(s)
             if k == _K_F or k == _K_R:
-                if hb[4:IDENT_SIZE] != ident:
+                if hb[journal_format.HDR_IDENT_AT:IDENT_SIZE] != ident:
                     self._note("foreign-sector", s, 0, None, "sector of another device or format")
                     k = _K_BAD_IDENT
                 elif s < F and k == _K_F:
-                    if _u32(hb, 20) != s:
+                    if _u32(hb, journal_format.HDR_SEQ_AT) != s:
                         k = _K_FSEQ
                     else:
-                        self.f_first_ord[s] = _u32(hb, 28)
-                        self.f_first_index[s] = _u32(hb, 32)
+                        self.f_first_ord[s] = _u32(hb, journal_format.HDR_FIRST_ORDINAL_AT)
+                        self.f_first_index[s] = _u32(hb, journal_format.HDR_FIRST_INDEX_AT)
                         tail_hb[:] = hb
                 elif s >= F and k == _K_R:
                     p = s - F
-                    self.r_seq[p] = _u32(hb, 20)
-                    self.r_erase[p] = _u32(hb, 24)
-                    self.r_first_ord[p] = _u32(hb, 28)
-                    self.r_first_index[p] = _u32(hb, 32)
+                    self.r_seq[p] = _u32(hb, journal_format.HDR_SEQ_AT)
+                    self.r_erase[p] = _u32(hb, journal_format.HDR_ERASE_COUNT_AT)
+                    self.r_first_ord[p] = _u32(hb, journal_format.HDR_FIRST_ORDINAL_AT)
+                    self.r_first_index[p] = _u32(hb, journal_format.HDR_FIRST_INDEX_AT)
                     if newest < 0 or self.r_seq[p] > self.r_seq[newest]:
                         newest = p
                         ring_hb[:] = hb[:RING_HDR_SIZE]
@@ -481,7 +484,7 @@ class Journal:
     def _header_seq(self, s):
         """``seq`` of the (valid) header of sector ``s``, re-read: only for the rare damage notes."""
         self._check_header(s)
-        return _u32(self._hb, 20)
+        return _u32(self._hb, journal_format.HDR_SEQ_AT)
 
     # ------------------------------------------------------------------ fiscal area
     def _mount_fiscal(self, kinds, tail_hb):
@@ -522,9 +525,9 @@ class Journal:
         else:
             self.f_hdr = struct.unpack_from(FISCAL_HDR_FMT, tail_hb, 0)
         h = self.f_hdr
-        self.quotas = list(h[21:28])
-        self.maxbody = list(h[28:35])
-        self.counts = list(h[14:21])
+        self.quotas = list(h[journal_format.FH_QUOTAS:journal_format.FH_QUOTAS + N_FISCAL])
+        self.maxbody = list(h[journal_format.FH_MAX_BODY:journal_format.FH_MAX_BODY + N_FISCAL])
+        self.counts = list(h[journal_format.FH_COUNTS:journal_format.FH_COUNTS + N_FISCAL])
         fo = self.f_first_ord
         fi = self.f_first_index
         for s in range(1, tail + 1):
@@ -541,9 +544,10 @@ class Journal:
                 fo[s] = fo[s + 1]
                 fi[s] = fi[s + 1]
         self.f_tail = tail
-        self.covered = h[11]
-        f_ord = h[9]
-        anchor = (h[12], h[13])  # type: tuple | None  # last fiscal record's index, chain head after it
+        self.covered = h[journal_format.FH_COVERED]
+        f_ord = h[journal_format.FH_FIRST_ORDINAL]
+        # the last fiscal record's index and the chain head after it
+        anchor = (h[journal_format.FH_ANCHOR_INDEX], h[journal_format.FH_ANCHOR_HEAD])  # type: tuple | None
         anchor_ord = f_ord - 1
         self.f_off = -1
         if kinds[tail] == _K_F:
@@ -600,9 +604,9 @@ class Journal:
                         self._note("sector-header", F + p, 0, None, _WHY[k])
             return
         nh = struct.unpack_from(RING_HDR_FMT, ring_hb, 0) + (ring_hb[RING_SUCC_AT],)
-        self.r_newest_succ = nh[13] != 0xFF
+        self.r_newest_succ = nh[journal_format.RH_SUCCESSOR] != 0xFF
         run = [newest]
-        seq = nh[7]
+        seq = nh[journal_format.RH_SEQ]
         for k in range(1, R):
             p = (newest - k) % R
             kind = kinds[F + p]
@@ -655,7 +659,7 @@ class Journal:
                 committed.append(r)
         self.r_records = committed
         self.r_committed = len(committed)
-        self.r_heads[newest] = nh[11]
+        self.r_heads[newest] = nh[journal_format.RH_HEAD]
 
     # ------------------------------------------------------------------ counters and chain head
     def _mount_chain(self):
@@ -700,7 +704,7 @@ class Journal:
                 if state != _GOOD:
                     self._note("record-crc", F + p, off, i, "invoice record")
                     return
-                head = self._link(head, i, t, mv[off + 2:off + 2 + blen])
+                head = self._link(head, i, t, mv[off + RING_REC_HEAD:off + RING_REC_HEAD + blen])
                 i += 1
             self.head = head
         elif fa is not None:
@@ -717,7 +721,7 @@ class Journal:
                         if state != _GOOD:
                             self._note("record-crc", F + p, off, i, "invoice record")
                             return
-                        head = self._link(head, i, t, mv[off + 2:off + 2 + blen])
+                        head = self._link(head, i, t, mv[off + RING_REC_HEAD:off + RING_REC_HEAD + blen])
                         i += 1
                     o += 1
             self.head = head
@@ -807,7 +811,7 @@ class Journal:
         env = FISCAL_REC_OVERHEAD + blen
         idx = self.next_index
         eb = self._eb
-        struct.pack_into("<BHI32s", eb, 0, rtype, blen, idx, self.head)
+        struct.pack_into(FISCAL_REC_HEAD_FMT, eb, 0, rtype, blen, idx, self.head)
         eb[FISCAL_REC_HEAD:FISCAL_REC_HEAD + blen] = body
         c = FISCAL_REC_HEAD + blen
         struct.pack_into("<I", eb, c, crc32(self._ebm[:c]))
@@ -908,7 +912,7 @@ class Journal:
                 raise JournalError(ENOSPC, "ring full", "daily close needed")
         kind, h = self._read_header(F + p)
         if kind == "R":
-            erase_count = h[8]
+            erase_count = h[journal_format.FH_ERASE_COUNT]
         elif kind == "blank":
             erase_count = 1  # the format erase (first lap)
         else:
@@ -991,7 +995,7 @@ class Journal:
             if state == _BAD:
                 bad = off
                 continue
-            idx = struct.unpack_from("<I", mv, off + 3)[0]
+            idx = _u32(mv, off + FISCAL_REC_INDEX_AT)
             if idx == index:
                 return t, bytes(mv[off + FISCAL_REC_HEAD:off + FISCAL_REC_HEAD + blen])
             if idx < index:
@@ -1017,7 +1021,7 @@ class Journal:
             if j == 0:
                 if state == _BAD:
                     self._damaged_read("record-crc", s, off, index, "invoice record")
-                return t, bytes(self._sbm[off + 2:off + 2 + blen])
+                return t, bytes(self._sbm[off + RING_REC_HEAD:off + RING_REC_HEAD + blen])
             j -= 1
         self._damaged_read("lost-records", s, None, index, "invoice ordinal %d not in its sector" % n)
 
@@ -1045,7 +1049,7 @@ class Journal:
             if state == _TORN:
                 continue
             if area == AREA_RING:
-                out.append((state, t, bytes(mv[off + 2:off + 2 + blen]), None, None, off))
+                out.append((state, t, bytes(mv[off + RING_REC_HEAD:off + RING_REC_HEAD + blen]), None, None, off))
             else:
                 f = self._fiscal_fields(mv, off)
                 out.append((state, t, bytes(mv[off + FISCAL_REC_HEAD:off + FISCAL_REC_HEAD + blen]),
@@ -1158,12 +1162,14 @@ class Journal:
             kind, h = self._read_header(s)
             if kind != "F":
                 continue
-            if h[9] != ford:
-                add("lost-records", s, 0, None, "sector starts at fiscal ordinal %d, %d found before" % (h[9], ford))
-                ford = h[9]
-            if list(h[14:21]) != counts and not unsure:
+            if h[journal_format.FH_FIRST_ORDINAL] != ford:
+                ford_hdr = h[journal_format.FH_FIRST_ORDINAL]
+                add("lost-records", s, 0, None,
+                    "sector starts at fiscal ordinal %d, %d found before" % (ford_hdr, ford))
+                ford = ford_hdr
+            if list(h[journal_format.FH_COUNTS:journal_format.FH_COUNTS + N_FISCAL]) != counts and not unsure:
                 add("counters", s, 0, None, "class counters in the header differ from the records")
-            counts = list(h[14:21])
+            counts = list(h[journal_format.FH_COUNTS:journal_format.FH_COUNTS + N_FISCAL])
             unsure = False
             recs, garbage = self._sector_records(s, AREA_FISCAL)
             for g in garbage:
@@ -1268,5 +1274,5 @@ class Journal:
         out = []
         for s in range(self.nsect):
             kind, h = self._read_header(s)
-            out.append(h[8] if kind == "F" or kind == "R" else None)
+            out.append(h[journal_format.FH_ERASE_COUNT] if kind == "F" or kind == "R" else None)
         return out
