@@ -82,7 +82,18 @@ _K_R = const(5)
 _K_FSEQ = const(6)  # valid fiscal header whose seq is not its position
 _WHY = (None, "header crc", "header magic", "identity")
 
-_FF = {}  # type: dict  # sector size -> memoryview of that many 0xFF bytes
+_FF_RUN = const(256)
+_FF = memoryview(b"\xff" * _FF_RUN)  # erased flash, compared a run at a time (a sector's worth is 4 KiB of heap)
+
+
+def _blank(mv, a, b):
+    """``mv[a:b]`` is erased (all 0xFF)."""
+    while a < b:
+        n = b - a if b - a < _FF_RUN else _FF_RUN
+        if mv[a:a + n] != _FF[:n]:
+            return False
+        a += n
+    return True
 
 
 def _u32(b, off):
@@ -161,13 +172,9 @@ class _Probe:
         self.retries = 0
         self._hb = bytearray(FISCAL_HDR_SIZE)
         self._hbm = memoryview(self._hb)
-        ff = _FF.get(bs)
-        if ff is None:
-            ff = _FF[bs] = memoryview(b"\xff" * bs)
-        self._ff = ff
 
     def _blank(self, mv, a, b):
-        return a >= b or mv[a:b] == self._ff[:b - a]
+        return _blank(mv, a, b)
 
 
 class Journal:
@@ -185,10 +192,6 @@ class Journal:
         self._sb = bytearray(bs)  # sector buffer (cache of one sector)
         self._sbm = memoryview(self._sb)
         self._sb_sector = -1
-        ff = _FF.get(bs)
-        if ff is None:
-            ff = _FF[bs] = memoryview(b"\xff" * bs)  # shared by every Journal: RAM is scarce
-        self._ff = ff
         self._hb = bytearray(FISCAL_HDR_SIZE)
         self._hbm = memoryview(self._hb)
         self._pre = bytearray(7)
@@ -259,7 +262,7 @@ class Journal:
         return self._load(s)
 
     def _blank(self, mv, a, b):
-        return a >= b or mv[a:b] == self._ff[:b - a]
+        return _blank(mv, a, b)
 
     def _check_header(self, s):
         """Read and check the header of sector ``s`` into ``self._hb`` without unpacking it.  Returns
@@ -391,7 +394,8 @@ class Journal:
 
     def mount(self):
         """(Re)read the partition.  Never raises for damaged media except when no journal is found
-        (JournalError ENODEV 'not formatted').
+        (JournalError ENODEV 'not formatted').  The steps: the partition's identity, a survey of every
+        sector's header, the fiscal area, the detail ring, the counters and chain head.
 
         Memory: one byte per sector (its kind) plus the u32 arrays the journal keeps anyway (first
         ordinal/index of each sector, ring sequence and erase counts); headers are checked in place in
@@ -399,42 +403,64 @@ class Journal:
         self.damage = []  # type: list
         self.notes = []
         self._sb_sector = -1
+        first_kind, ident = self._find_identity()
+        self.device_id, self.format_id, self.F, self.R = struct.unpack_from(journal_format.IDENT_FMT, ident, 0)
         n = self.nsect
-        hb = self._hbm
-        # identity: sector 0's if valid, else the most common one (damaged media only)
-        k0 = self._check_header(0)
-        if k0 == _K_F:
-            ident = bytes(hb[journal_format.HDR_IDENT_AT:IDENT_SIZE])  # device, format, layout
-        else:
-            idents = {}  # type: dict  # one entry per distinct identity, not per sector
-            for s in range(n):
-                k = self._check_header(s)
-                if k == _K_F or k == _K_R:
-                    key = bytes(hb[journal_format.HDR_IDENT_AT:IDENT_SIZE])
-                    idents[key] = idents.get(key, 0) + 1
-            if not idents:
-                raise JournalError(ENODEV, "not formatted", "no journal header found")
-            ident = b""
-            best = 0
-            for key in idents:
-                if idents[key] > best or (idents[key] == best and (not ident or key < ident)):
-                    ident, best = key, idents[key]
-            idents = None
-        fields = struct.unpack_from(journal_format.IDENT_FMT, ident, 0)
-        self.device_id = fields[0]
-        self.format_id = fields[1]
-        self.F = fields[2]
-        self.R = fields[3]
         if self.F + self.R != n or self.F < 1 or self.R < 3:
             self._note("layout", 0, None, None, "layout does not match the partition")
             self.F = min(self.F, n)
             self.R = n - self.F
         if self.expected_id is not None and self.expected_id != self.device_id:
             self._note("foreign-device", 0, None, None, "journal of another device")
-        F, R = self.F, self.R
-        kinds = bytearray(n)
+        kinds = bytearray(self.nsect)
         tail_hb = bytearray(FISCAL_HDR_SIZE)  # header of the last valid fiscal sector seen
         ring_hb = bytearray(RING_HDR_SIZE)  # header of the newest ring sector seen
+        newest = self._survey(first_kind, ident, kinds, tail_hb, ring_hb)
+        self._genesis = genesis(self.device_id, self.format_id)
+        self._mount_fiscal(kinds, tail_hb)
+        tail_hb = None
+        self._mount_ring(kinds, newest, ring_hb)
+        kinds = ring_hb = None
+        self._mount_chain()
+        if newest >= 0:  # every record of the newest ring sector was parsed: a failed CRC is damage,
+            s = self.F + newest  # also before the last fiscal record, where the chain walk does not look
+            noted = [d.offset for d in self.damage if d.kind == "record-crc" and d.sector == s]
+            j = 0
+            for off, state, t, blen in self.r_records:
+                if state == _BAD and off not in noted:  # a sector's first record has its first index
+                    self._note("record-crc", s, off, self.r_first_index[newest] if j == 0 else None,
+                               "invoice record")
+                j += 1
+
+    def _find_identity(self):
+        """(kind of sector 0, identity bytes): sector 0's identity if its header is valid, else the most
+        common one (damaged media only); ENODEV when no sector has a journal header."""
+        hb = self._hbm
+        first_kind = self._check_header(0)
+        if first_kind == _K_F:
+            return first_kind, bytes(hb[journal_format.HDR_IDENT_AT:IDENT_SIZE])
+        idents = {}  # type: dict  # one entry per distinct identity, not per sector
+        for s in range(self.nsect):
+            k = self._check_header(s)
+            if k == _K_F or k == _K_R:
+                key = bytes(hb[journal_format.HDR_IDENT_AT:IDENT_SIZE])
+                idents[key] = idents.get(key, 0) + 1
+        if not idents:
+            raise JournalError(ENODEV, "not formatted", "no journal header found")
+        ident = b""
+        best = 0
+        for key in idents:
+            if idents[key] > best or (idents[key] == best and (not ident or key < ident)):
+                ident, best = key, idents[key]
+        return first_kind, ident
+
+    def _survey(self, first_kind, ident, kinds, tail_hb, ring_hb):
+        """Check every sector's header once: its kind into ``kinds``, the fiscal sectors' first ordinal
+        and index, the ring sectors' sequence, erase count, first ordinal and index; the last valid
+        fiscal header into ``tail_hb``, the newest ring header into ``ring_hb``.  Returns the newest ring
+        position (-1: none)."""
+        F, R = self.F, self.R
+        hb = self._hbm
         newest = -1
         self.f_first_ord = _zeros(F)
         self.f_first_index = _zeros(F)
@@ -442,8 +468,8 @@ class Journal:
         self.r_first_ord = _zeros(R)
         self.r_first_index = _zeros(R)
         self.r_erase = _zeros(R)
-        for s in range(n):
-            k = k0 if s == 0 else self._check_header(s)
+        for s in range(self.nsect):
+            k = first_kind if s == 0 else self._check_header(s)
             if k == _K_F or k == _K_R:
                 if hb[journal_format.HDR_IDENT_AT:IDENT_SIZE] != ident:
                     self._note("foreign-sector", s, 0, None, "sector of another device or format")
@@ -465,21 +491,7 @@ class Journal:
                         newest = p
                         ring_hb[:] = hb[:RING_HDR_SIZE]
             kinds[s] = k
-        self._genesis = genesis(self.device_id, self.format_id)
-        self._mount_fiscal(kinds, tail_hb)
-        tail_hb = None
-        self._mount_ring(kinds, newest, ring_hb)
-        kinds = ring_hb = None
-        self._mount_chain()
-        if newest >= 0:  # every record of the newest ring sector was parsed: a failed CRC is damage,
-            s = F + newest  # also before the last fiscal record, where the chain walk does not look
-            noted = [d.offset for d in self.damage if d.kind == "record-crc" and d.sector == s]
-            j = 0
-            for off, state, t, blen in self.r_records:
-                if state == _BAD and off not in noted:  # a sector's first record has its first index
-                    self._note("record-crc", s, off, self.r_first_index[newest] if j == 0 else None,
-                               "invoice record")
-                j += 1
+        return newest
 
     def _header_seq(self, s):
         """``seq`` of the (valid) header of sector ``s``, re-read: only for the rare damage notes."""
@@ -488,13 +500,15 @@ class Journal:
 
     # ------------------------------------------------------------------ fiscal area
     def _mount_fiscal(self, kinds, tail_hb):
+        """The fiscal area: the tail (last valid sector), its header's counters, every sector's damage,
+        then the records of the tail sector."""
         F = self.F
         tail = -1
         for s in range(F):
             if kinds[s] == _K_F:
                 tail = s
         self.f_reopen = False
-        for s in range(F):
+        for s in range(F):  # damage notes; a torn open sector right after the tail is erased before use
             k = kinds[s]
             if k == _K_R:
                 self._note("area", s, 0, None, "ring header in the fiscal area")
@@ -517,7 +531,7 @@ class Journal:
         if tail < 0:
             self._note("sector-header", 0, 0, None, "no valid fiscal sector header")
             tail = 0
-            fake = bytearray(FISCAL_HDR_SIZE)
+            fake = bytearray(FISCAL_HDR_SIZE)  # nothing recorded, quotas of 1
             struct.pack_into(FISCAL_HDR_FMT, fake, 0, MAGIC, VERSION, AREA_FISCAL, self.device_id, self.format_id,
                              self.F, self.R, 0, 0, 0, 0, 0, NO_INDEX, self._genesis,
                              *([0] * N_FISCAL + [1] * N_FISCAL + [0] * N_FISCAL + [0]))
@@ -528,7 +542,7 @@ class Journal:
         self.quotas = list(h[journal_format.FH_QUOTAS:journal_format.FH_QUOTAS + N_FISCAL])
         self.maxbody = list(h[journal_format.FH_MAX_BODY:journal_format.FH_MAX_BODY + N_FISCAL])
         self.counts = list(h[journal_format.FH_COUNTS:journal_format.FH_COUNTS + N_FISCAL])
-        fo = self.f_first_ord
+        fo = self.f_first_ord  # counters must not go back; a lost header borrows its successor's keys
         fi = self.f_first_index
         for s in range(1, tail + 1):
             if kinds[s] == _K_F and kinds[s - 1] == _K_F:
@@ -539,52 +553,60 @@ class Journal:
             if kinds[s] == _K_F or kinds[s] == _K_FSEQ:
                 fv[s] = 1
         self.f_valid = fv
-        for s in range(tail - 1, -1, -1):  # a lost header borrows its successor's keys for the search
+        for s in range(tail - 1, -1, -1):
             if not fv[s]:
                 fo[s] = fo[s + 1]
                 fi[s] = fi[s + 1]
         self.f_tail = tail
         self.covered = h[journal_format.FH_COVERED]
-        f_ord = h[journal_format.FH_FIRST_ORDINAL]
-        # the last fiscal record's index and the chain head after it
-        anchor = (h[journal_format.FH_ANCHOR_INDEX], h[journal_format.FH_ANCHOR_HEAD])  # type: tuple | None
-        anchor_ord = f_ord - 1
         self.f_off = -1
+        self.fiscal_count = h[journal_format.FH_FIRST_ORDINAL]
+        self.f_anchor = (h[journal_format.FH_ANCHOR_INDEX], h[journal_format.FH_ANCHOR_HEAD])  # type: tuple | None
+        self.f_anchor_ord = self.fiscal_count - 1
         if kinds[tail] == _K_F:
-            recs, free, garbage = self._parse(tail, AREA_FISCAL)
-            mv = self._sbm
-            for g in garbage:
-                self._note("garbage", tail, g[0], None, "unreadable bytes before a good record")
-            for off, state, t, blen in recs:
-                if state == _TORN:
-                    continue
-                if state == _BAD:
-                    # its index field is under the failed CRC; only the first record's (INIT) is sure
-                    self._note("record-crc", tail, off, 0 if f_ord == 0 else None,
-                               "fiscal record (ordinal %d)" % f_ord)
-                    anchor = None
-                else:
-                    _, _, idx, prev = self._fiscal_fields(mv, off)
-                    body = mv[off + FISCAL_REC_HEAD:off + FISCAL_REC_HEAD + blen]
-                    if anchor is not None and anchor[0] != NO_INDEX and anchor[0] + 1 == idx \
-                            and anchor[1] != prev:
-                        self._note("chain", tail, off, idx, "prev_head differs from the chain")
-                    anchor = (idx, self._link(prev, idx, t, body))
-                    if t == DAILY:
-                        self.covered = idx - f_ord
-                    self.counts[FISCAL_SLOT[t]] += 1
-                anchor_ord = f_ord
-                f_ord += 1
-            self.f_off = free
+            self._scan_fiscal_tail(tail)
+
+    def _scan_fiscal_tail(self, tail):
+        """Parse the tail sector's records: counts, the covered invoices, the chain anchor after the last
+        record (None when a record fails its CRC) and where the next record goes."""
+        recs, free, garbage = self._parse(tail, AREA_FISCAL)
+        mv = self._sbm
+        for g in garbage:
+            self._note("garbage", tail, g[0], None, "unreadable bytes before a good record")
+        f_ord = self.fiscal_count
+        anchor = self.f_anchor
+        anchor_ord = self.f_anchor_ord
+        for off, state, t, blen in recs:
+            if state == _TORN:
+                continue
+            if state == _BAD:
+                # its index field is under the failed CRC; only the first record's (INIT) is sure
+                self._note("record-crc", tail, off, 0 if f_ord == 0 else None,
+                           "fiscal record (ordinal %d)" % f_ord)
+                anchor = None
+            else:
+                _, _, idx, prev = self._fiscal_fields(mv, off)
+                body = mv[off + FISCAL_REC_HEAD:off + FISCAL_REC_HEAD + blen]
+                if anchor is not None and anchor[0] != NO_INDEX and anchor[0] + 1 == idx \
+                        and anchor[1] != prev:
+                    self._note("chain", tail, off, idx, "prev_head differs from the chain")
+                anchor = (idx, self._link(prev, idx, t, body))
+                if t == DAILY:
+                    self.covered = idx - f_ord
+                self.counts[FISCAL_SLOT[t]] += 1
+            anchor_ord = f_ord
+            f_ord += 1
+        self.f_off = free
         self.fiscal_count = f_ord
         self.f_anchor = anchor  # None: unknown (damaged)
         self.f_anchor_ord = anchor_ord
 
     # ------------------------------------------------------------------ detail ring
     def _mount_ring(self, kinds, newest, ring_hb):
+        """The detail ring: the run of sectors in sequence ending at the newest, their counters, and the
+        records of the newest sector."""
         F, R = self.F, self.R
         self.r_heads = {}  # ring position -> chain head at its open (the newest sector's only)
-        rseq = self.r_seq
         for p in range(R):
             k = kinds[F + p]
             if k == _K_F or k == _K_FSEQ:
@@ -594,7 +616,7 @@ class Journal:
         self.r_off = -1
         self.r_committed = 0  # committed records in the newest sector
         self.r_records = []
-        if newest < 0:
+        if newest < 0:  # no valid ring header: every non-blank ring sector is damage, but one torn open
             for p in range(R):
                 k = kinds[F + p]
                 if k != _K_BLANK and k < _K_F:
@@ -603,10 +625,40 @@ class Journal:
                     else:
                         self._note("sector-header", F + p, 0, None, _WHY[k])
             return
-        nh = struct.unpack_from(RING_HDR_FMT, ring_hb, 0) + (ring_hb[RING_SUCC_AT],)
-        self.r_newest_succ = nh[journal_format.RH_SUCCESSOR] != 0xFF
+        newest_hdr = struct.unpack_from(RING_HDR_FMT, ring_hb, 0) + (ring_hb[RING_SUCC_AT],)
+        self.r_newest_succ = newest_hdr[journal_format.RH_SUCCESSOR] != 0xFF
+        self.r_run = self._ring_run(kinds, newest, newest_hdr[journal_format.RH_SEQ])
+        run = self.r_run  # holes (lost headers) inherit their predecessor's counters; none may go back
+        fo = self.r_first_ord
+        fi = self.r_first_index
+        for i in range(1, len(run)):
+            if kinds[F + run[i]] != _K_R:
+                fo[run[i]] = fo[run[i - 1]]
+                fi[run[i]] = fi[run[i - 1]]
+        for i in range(1, len(run)):
+            a, b = run[i - 1], run[i]
+            if kinds[F + a] == _K_R and kinds[F + b] == _K_R:
+                if fo[b] < fo[a] or fi[b] < fi[a]:
+                    self._note("sequence", F + b, 0, None, "ring counters go back")
+        s = F + newest  # the newest sector: its committed records, and where the next one goes
+        recs, free, garbage = self._parse(s, AREA_RING)
+        for g in garbage:
+            self._note("garbage", s, g[0], None, "unreadable bytes before a good record")
+        self.r_off = free
+        committed = []
+        for r in recs:
+            if r[1] != _TORN:
+                committed.append(r)
+        self.r_records = committed
+        self.r_committed = len(committed)
+        self.r_heads[newest] = newest_hdr[journal_format.RH_HEAD]
+
+    def _ring_run(self, kinds, newest, seq):
+        """Ring positions, oldest first, of the sectors whose sequence runs down from the newest's
+        ``seq``; a lost header inside the run is a hole (kept), anything else ends it."""
+        F, R = self.F, self.R
+        rseq = self.r_seq
         run = [newest]
-        seq = nh[journal_format.RH_SEQ]
         for k in range(1, R):
             p = (newest - k) % R
             kind = kinds[F + p]
@@ -635,31 +687,7 @@ class Journal:
                 self._note("sequence", F + p, 0, None, "ring sequence %d, expected %d" % (hseq, seq - k))
                 break
         run.reverse()
-        self.r_run = run
-        fo = self.r_first_ord
-        fi = self.r_first_index
-        for i in range(1, len(run)):  # holes (lost headers) inherit their predecessor's counters
-            if kinds[F + run[i]] != _K_R:
-                fo[run[i]] = fo[run[i - 1]]
-                fi[run[i]] = fi[run[i - 1]]
-        for i in range(1, len(run)):
-            a, b = run[i - 1], run[i]
-            if kinds[F + a] == _K_R and kinds[F + b] == _K_R:
-                if fo[b] < fo[a] or fi[b] < fi[a]:
-                    self._note("sequence", F + b, 0, None, "ring counters go back")
-        # the newest sector: count its records
-        s = F + newest
-        recs, free, garbage = self._parse(s, AREA_RING)
-        for g in garbage:
-            self._note("garbage", s, g[0], None, "unreadable bytes before a good record")
-        self.r_off = free
-        committed = []
-        for r in recs:
-            if r[1] != _TORN:
-                committed.append(r)
-        self.r_records = committed
-        self.r_committed = len(committed)
-        self.r_heads[newest] = nh[journal_format.RH_HEAD]
+        return run
 
     # ------------------------------------------------------------------ counters and chain head
     def _mount_chain(self):
