@@ -23,6 +23,51 @@ b32 = st.binary(min_size=32, max_size=32)
 DEVICE = b"\x32\x01\x00\x00\x12\x34\x56\x78"
 
 
+def _field_offset(layout, name):
+    """Byte offset of field `name` in a Construct struct of fixed-size fields."""
+    off = 0
+    for sub in layout.subcons:
+        if sub.name == name:
+            return off
+        off += sub.sizeof()
+    raise KeyError(name)
+
+
+def _field_position(layout, name):
+    """Position of field `name` in the tuple struct.unpack gives (an array counts one item per element)."""
+    pos = 0
+    for sub in layout.subcons:
+        if sub.name == name:
+            return pos
+        pos += getattr(getattr(sub, "subcon", None), "count", 1)
+    raise KeyError(name)
+
+
+def test_the_firmware_names_every_header_field_where_protocol_defines_it():
+    for layout in (pj.FiscalSectorHeader, pj.RingSectorHeader):
+        assert _field_offset(layout, "area") == fw.HDR_AREA_AT
+        assert _field_offset(layout, "device_id") == fw.HDR_IDENT_AT
+        assert _field_offset(layout, "seq") == fw.HDR_SEQ_AT == fw.IDENT_SIZE
+        assert _field_offset(layout, "erase_count") == fw.HDR_ERASE_COUNT_AT
+        assert _field_offset(layout, "first_ordinal") == fw.HDR_FIRST_ORDINAL_AT
+        assert _field_offset(layout, "first_index") == fw.HDR_FIRST_INDEX_AT
+        assert struct.calcsize(fw.IDENT_FMT) == fw.IDENT_SIZE - fw.HDR_IDENT_AT
+    fiscal = pj.FiscalSectorHeader
+    assert _field_offset(fiscal, "crc") == fw.FISCAL_HDR_CRC_AT
+    for name, pos in (("seq", fw.FH_SEQ), ("erase_count", fw.FH_ERASE_COUNT), ("first_ordinal", fw.FH_FIRST_ORDINAL), ("covered", fw.FH_COVERED),
+                      ("anchor_index", fw.FH_ANCHOR_INDEX), ("anchor_head", fw.FH_ANCHOR_HEAD),
+                      ("counts", fw.FH_COUNTS), ("quotas", fw.FH_QUOTAS), ("max_body", fw.FH_MAX_BODY)):
+        assert _field_position(fiscal, name) == pos, name
+    ring = pj.RingSectorHeader
+    assert _field_offset(ring, "crc") == fw.RING_HDR_CRC_AT and _field_offset(ring, "successor") == fw.RING_SUCC_AT
+    for name, pos in (("seq", fw.RH_SEQ), ("erase_count", fw.FH_ERASE_COUNT), ("head", fw.RH_HEAD), ("successor", fw.RH_SUCCESSOR)):
+        assert _field_position(ring, name) == pos, name
+    assert _field_offset(pj.FiscalRecord, "index") == fw.FISCAL_REC_INDEX_AT
+    assert struct.calcsize(fw.FISCAL_REC_HEAD_FMT) == fw.FISCAL_REC_HEAD
+    for record in (pj.FiscalRecord, pj.RingRecord):
+        assert _field_offset(record, "length") == fw.REC_LENGTH_AT
+
+
 def test_sizes_agree():
     assert struct.calcsize(fw.FISCAL_HDR_FMT) == fw.FISCAL_HDR_SIZE == pj.FISCAL_HDR_SIZE == pj.FiscalSectorHeader.sizeof()
     assert struct.calcsize(fw.RING_HDR_FMT) + 1 == fw.RING_HDR_SIZE == pj.RING_HDR_SIZE == pj.RingSectorHeader.sizeof()

@@ -14,6 +14,7 @@ import journal_campaign as jc  # noqa: E402
 
 CAMPAIGN = ROOT / "tests" / "mpy" / "journal_campaign.py"
 MODULES = [FIRMWARE / "fiscal_till" / "journal.py", FIRMWARE / "fiscal_till" / "journal_format.py",
+           FIRMWARE / "fiscal_till" / "errnos.py", FIRMWARE / "fiscal_till" / "codes.py",
            ROOT / "hw_sim" / "nor_flash.py", CAMPAIGN]
 
 
@@ -26,6 +27,8 @@ def mpy_dir(tmp_path_factory, mpy_cross):
     for src, dst in [(FIRMWARE / "fiscal_till" / "__init__.py", "fiscal_till/__init__.mpy"),
                      (FIRMWARE / "fiscal_till" / "journal.py", "fiscal_till/journal.mpy"),
                      (FIRMWARE / "fiscal_till" / "journal_format.py", "fiscal_till/journal_format.mpy"),
+                     (FIRMWARE / "fiscal_till" / "errnos.py", "fiscal_till/errnos.mpy"),
+                     (FIRMWARE / "fiscal_till" / "codes.py", "fiscal_till/codes.mpy"),
                      (ROOT / "hw_sim" / "nor_flash.py", "nor_flash.mpy"), (CAMPAIGN, "journal_campaign.mpy")]:
         subprocess.run([mpy_cross, "-o", str(out / dst), str(src)], check=True)
     return out

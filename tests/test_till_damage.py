@@ -11,7 +11,7 @@ last invoice number, clear-unlock sequence and declaration.
 import pytest
 
 from fiscal_till import codes, layouts
-from fiscal_till.fiscal import _enc
+from fiscal_till.records import encode
 from fiscal_till.fallback import FallbackTill
 from fiscal_till.journal_format import FISCAL_HDR_SIZE, RING_HDR_SIZE, RING_SUCC_AT
 from hw_sim.nor_flash import TEARS, PowerLoss
@@ -95,7 +95,7 @@ FORMAT_OPS = 512 + 1  # 512 sector erases (top down), then the sector-0 header p
 @pytest.mark.parametrize("tear", TEARS)
 @pytest.mark.parametrize("cut", [0, 1, 255, 510, 511, 512])
 def test_a_power_cut_in_the_first_boot_format_recovers_at_the_next_boot(cut, tear):
-    rig = _first_boot_cut_then_boot(cut, tear)  # before: JournalError(19, 'media') at every boot
+    rig = _first_boot_cut_then_boot(cut, tear)  # before: JournalError(ENODEV, 'media') at every boot
     st = rig.status()
     assert (st.state, st.lock_reasons, st.damage_kind) == (0, 1 << codes.LOCK_NOT_INITIALIZED, 0)
     rig.initialize()
@@ -203,7 +203,7 @@ def test_an_older_image_continued_along_another_history_locks_rollback():
     rig.flash.data[:] = old
     jn = Journal(rig.flash, machine_device_id(rig.machine_no))
     while jn.next_index <= rig.till.fiscal.jn.next_index:  # other records at the anchored index
-        jn.append(codes.REC_EVENT, _enc(layouts.EVENT_RECORD, {"request": {"rid": 0, "digest": 0}, "date": 20260105,
+        jn.append(codes.REC_EVENT, encode(layouts.EVENT_RECORD, {"request": {"rid": 0, "digest": 0}, "date": 20260105,
                                                            "time": 120000, "event": codes.EV_POWER_ON, "arg": 9}))
     rig.reboot()
     assert damage(rig)[:2] == (FM_DAMAGED, _kind("ROLLBACK"))

@@ -163,7 +163,7 @@ def test_every_intent_an_operation_writes_is_one_the_boot_accepts(monkeypatch):
     """Boot throws away an nvram intent it cannot read (and locks NVRAM damage), so every intent the
     operations write must pass that check: an operation whose intent the boot rejects loses its
     recovery.  Found when SET_TIME gained an intent the check did not know."""
-    from fiscal_till import fiscal
+    from fiscal_till import fiscal, records
     written = []
     orig = fiscal.Fiscal._intent
 
@@ -175,5 +175,5 @@ def test_every_intent_an_operation_writes_is_one_the_boot_accepts(monkeypatch):
         rig = prepared(sc)
         status, _, _ = rig.call(sc.command, rid=0x5EED, payload=sc.payload())
         assert status == 0, sc.name
-    assert {raw[0] for raw in written} == set(fiscal._INTENT_CMDS)  # every kind of intent was written
-    assert [raw for raw in written if not fiscal._intent_ok(raw)] == []
+    assert {raw[0] for raw in written} == set(records.INTENT_CMDS)  # every kind of intent was written
+    assert [raw for raw in written if not records.intent_ok(raw)] == []

@@ -223,7 +223,7 @@ def mac_digest(data):
     return hashlib.sha256(data).digest()[:8]
 
 
-class MacGuard:
+class MacGuard:  # R-LOCK-MAC
     """The fiscal card's MAC tries, as the till knows them, and the data the card refused (nvram "mac":
     count byte, then up to MAC_MEMORY digests of 8 bytes).
 
@@ -245,15 +245,15 @@ class MacGuard:
         if raw is None:
             return 0, []
         raw = bytes(raw)
-        if not raw or (len(raw) - 1) % 8 or raw[0] > codes.CARD_MAC_TRIES:
-            return codes.CARD_MAC_TRIES - 1, []  # unreadable: assume the worst short of locked
+        if not raw or (len(raw) - 1) % 8 or raw[0] > codes.RULE_CARD_MAC_TRIES:
+            return codes.RULE_CARD_MAC_TRIES - 1, []  # unreadable: assume the worst short of locked
         return raw[0], [raw[i:i + 8] for i in range(1, len(raw), 8)]
 
     def _store(self, n, refused):
         self.nv.put(_MAC_KEY, bytes([n]) + b"".join(refused[-MAC_MEMORY:]))
 
     def tries_left(self):
-        return codes.CARD_MAC_TRIES - self.load()[0]
+        return codes.RULE_CARD_MAC_TRIES - self.load()[0]
 
     def refused(self, data):
         return mac_digest(data) in self.load()[1]
@@ -264,7 +264,7 @@ class MacGuard:
         n, refused = self.load()
         if mac_digest(data) in refused:
             return refused_error
-        if codes.CARD_MAC_TRIES - n <= 1 and not flags >> codes.FLAG_CONFIRM_MAC & 1:
+        if codes.RULE_CARD_MAC_TRIES - n <= 1 and not flags >> codes.FLAG_CONFIRM_MAC & 1:
             return codes.E_CARD_MAC_LAST_TRY
         return 0
 
@@ -277,7 +277,7 @@ class MacGuard:
         except CardError as e:
             if e.sw == 0x9302 or e.sw == 0x9303:
                 refused.append(mac_digest(data))
-                self._store(codes.CARD_MAC_TRIES if e.sw == 0x9303 else n + 1, refused)
+                self._store(codes.RULE_CARD_MAC_TRIES if e.sw == 0x9303 else n + 1, refused)
             elif e.code != codes.E_CARD_NO_RESPONSE:
                 self._store(n, refused)  # answered without counting, or never sent
             raise

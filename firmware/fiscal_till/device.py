@@ -70,7 +70,7 @@ class Till:
         mutating = command in codes.MUTATING
         digest = 0
         if mutating:
-            if rid == 0:
+            if rid == 0:  # R-EXACTLY-ONCE: every mutating request carries an id
                 return codes.E_LINK_RID_MISSING, off
             digest = request_digest(command, payload)
             self.fiscal.reconcile()
@@ -83,7 +83,7 @@ class Till:
                     n = len(last[3])
                     out[off:off + n] = last[3]
                     return codes.E_OK, off + n
-                if rid < last[0]:  # Python ints: rid and last[0] are both 0..0xFFFFFFFF, unsigned
+                if rid < last[0]:  # R-EXACTLY-ONCE; Python ints: rid and last[0] are both 0..0xFFFFFFFF, unsigned
                     return codes.E_LINK_RID_STALE, off
         if not payload and (command == codes.CMD_LOAD_ROLL or command == codes.CMD_CLEAR_UNLOCK):
             payload = b"\x00"  # protocol 1.0 hosts send no flags byte: flags 0

@@ -27,39 +27,23 @@ finishes or forgets it by looking at what the card and the journal show (docs/FI
     INITIALIZE     card registered, PIN in nvram, no INIT record -> finished by the host's retry
     (INSPECT has no intent: its one event carries the request tag, and a retry writes no second one.)
 
-Locks (domain §4) are computed, not stored: `lock_mask()` from the state, each bit with its own error.
+Locks and warnings (domain §4, §7.3) are computed, not stored: `lock_mask()` and `warnings()` hold one
+condition per bit, each tagged with its rule of protocol/rules.py (``# R-LOCK-DEADLINE``), in the
+manner of h11's state-triggered transitions; every threshold is the catalogue's (codes.RULE_*).  Each
+lock bit has its own error (codes.LOCK_ERRORS).  The per-invoice limits are checked in `issue` only.
 """
 
 import struct
 
-from . import cards, codes, layouts, ledger, schema
+from . import boot, cards, codes, layouts, ledger, recovery
 from .cards import CardError
 from .clock import day_number, from_day_number, now, valid_date, valid_time
 from .crc import crc32
+from .errnos import EIO, ENOSPC
 from .invoice import split
-from .journal import Damage, Journal, JournalError
-
-WARN_DAYS = 7  # DEADLINE_NEAR threshold, days
-WARN_INVOICES = 20  # ROLL_LOW threshold
-SERVICE_YEARS = 5  # service life [OPEN: one vendor's figure; domain §4]
-
-_INTENT = "intent"
-_REQ = "req"  # the last executed request when it left no tagged record: rid, digest u32, command u8, reply
-_PIN = "pin"
-_ANCHOR = "anchor"
-_INTENT_CMDS = (codes.CMD_ISSUE_INVOICE, codes.CMD_DAILY_CLOSE, codes.CMD_INITIALIZE, codes.CMD_DECLARE,
-                codes.CMD_CLEAR_UNLOCK, codes.CMD_LOAD_ROLL, codes.CMD_SET_TIME)
-_CARD_LOCKS = {
-    codes.E_CARD_FISCAL_MISSING: codes.LOCK_FISCAL_CARD_MISSING,
-    codes.E_CARD_NO_RESPONSE: codes.LOCK_FISCAL_CARD_MISSING,
-    codes.E_CARD_WRONG_TYPE: codes.LOCK_FISCAL_CARD_FOREIGN,
-    codes.E_CARD_FOREIGN_MACHINE: codes.LOCK_FISCAL_CARD_FOREIGN,
-    codes.E_CARD_REGISTRATION: codes.LOCK_FISCAL_CARD_UNREGISTERED,
-    codes.E_CARD_PIN_BLOCKED: codes.LOCK_PIN_BLOCKED,
-    codes.E_CARD_PIN_WRONG: codes.LOCK_PIN_BLOCKED,
-    codes.E_CARD_LOCKED: codes.LOCK_MAC,
-}
-
+from .journal import JournalError
+from .boot import machine_device_id  # noqa: F401  (bench/bench_link.py, tests)
+from .records import Refused, decode, encode, NV_PIN
 
 _DAMAGE_KINDS = {  # the journal's Damage.kind -> GET_STATUS.damage_kind
     "record-crc": codes.DAMAGE_RECORD_CRC, "sector-header": codes.DAMAGE_SECTOR_HEADER,
@@ -75,49 +59,10 @@ def _not_busy():
     """Fiscal.busy until a link server installs its keep-alive hook."""
 
 
-class Refused(Exception):
-    """An operation refused with a status code; nothing was written."""
+class Fiscal(boot.Boot, recovery.Recovery):
+    """The state; boot.py's Boot (boot, anchors, the card session) and recovery.py's Recovery (intents,
+    recovery, the last request) hold the methods that rebuild it; the operations and read-outs are here."""
 
-    def __init__(self, code):
-        super().__init__(code)
-        self.code = code
-
-
-_BUF = bytearray(512)  # every record and card command fits; allocated once
-
-
-def _enc(layout, obj):
-    n = schema.encode_into(layout, obj, _BUF, 0)
-    return bytes(_BUF[:n])
-
-
-def _dec(layout, raw):
-    return schema.decode(layout, raw)
-
-
-def _intent_ok(raw):
-    """An nvram intent recovery can read: a known command, request tag, and for ISSUE_INVOICE a record."""
-    if len(raw) < 9 or raw[0] not in _INTENT_CMDS:
-        return False
-    if raw[0] == codes.CMD_SET_TIME:
-        return len(raw) == 21  # new date, new time, old date
-    if raw[0] == codes.CMD_ISSUE_INVOICE:
-        try:
-            _dec(layouts.INVOICE_RECORD, raw[9:])
-        except Exception:
-            return False
-    return True
-
-
-def machine_device_id(machine_no):
-    """The journal's device id: the 16-digit machine number packed as 8 bytes of BCD."""
-    out = bytearray(8)
-    for i in range(8):
-        out[i] = (ord(machine_no[2 * i]) - 48) << 4 | (ord(machine_no[2 * i + 1]) - 48)
-    return bytes(out)
-
-
-class Fiscal:
     def __init__(self, board):
         self.board = board
         ident = board.identity
@@ -130,18 +75,18 @@ class Fiscal:
         self.user = cards.UserCard(board.user_slot)
         self.jn = None
         self.fm_lock = 0  # lock bits from fiscal memory (damage, full)
-        self.card_lock = 0  # lock bits from the fiscal card
-        self.session = False  # PIN session open on the fiscal card
+        self.card_lock = 0  # type: int  # lock bits from the fiscal card
+        self.session = False  # type: bool  # PIN session open on the fiscal card
         self.init = None  # the INIT record
         self.controls = None
         self.tax_items = []
         self.cum_normal = 0
         self.cum_return = 0
         self.roll = None  # {code, start, end, next} or None
-        self.roll_counts = [0, 0, 0]  # normal, returned, voided on the loaded roll
+        self.roll_counts = [0, 0, 0]  # type: list  # normal, returned, voided on the loaded roll
         self.day = 0  # the open day (has invoices not yet closed), 0 if none
         self.day_totals = ledger.empty_totals()
-        self.closed = 0  # last closed day
+        self.closed = 0  # type: int  # last closed day
         # closed days after the last declaration, as a running period (RAM does not grow per day: a
         # 5-year clock jump closes ~1,800 days): their summed totals and the first of them (0: none)
         self.undeclared_start = 0
@@ -160,451 +105,9 @@ class Fiscal:
         # (server.py); nothing here knows about time or the UART
         self.busy = _not_busy
         self.defer_boot = False  # device.py: the boot's back-fill waits for the first request
-        self.boot_pending = False  # start() left the back-fill and the power-on event to finish_boot()
-        self.tagged = False  # the request being executed wrote a record with its request tag
+        self.boot_pending = False  # type: bool  # start() left the back-fill and the power-on event to finish_boot()
+        self.tagged = False  # type: bool  # the request being executed wrote a record with its request tag
         self.boot_damage = None  # Damage found when no journal is mounted (media, truncated to nothing)
-
-    # ================================================================ boot
-    def start(self):
-        """Boot: mount, load, open the card, check the anchors, back-fill.  Never raises (short of the
-        power going): whatever the flash, nvram or cards hold, boot ends with the link served, either
-        normal or locked with the reason in `damage_info()` (docs/FISCAL_MEMORY.md §11)."""
-        try:
-            self._mount()
-        except Exception as e:  # unreadable media or a bug in mount: nothing of the journal is usable
-            self.jn = None
-            self._damaged("media", None, None, None, repr(e))
-        jn = self.jn
-        if jn is None or not jn.counters()[codes.REC_INIT]:
-            if self.nv.get(_ANCHOR) is not None:  # the journal held records once: none left
-                self._damaged("truncated", 0, None, 0, "no INIT record, nvram anchor present")
-            return
-        try:
-            self._load_journal()
-        except Exception as e:  # INIT or another record unreadable: the journal noted where
-            if jn.damage:
-                self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
-            else:
-                self._damaged("other", None, None, None, repr(e))
-        raw = self.nv.get(_INTENT)
-        if raw is not None and not _intent_ok(raw):
-            self.nv.delete(_INTENT)
-            self._damaged("nvram", None, None, None, "intent unreadable")
-        try:
-            self._open_fiscal()
-        except Exception:  # a card answering garbage: treated as no usable fiscal card
-            self.session = False
-            self.card_lock = 1 << codes.LOCK_FISCAL_CARD_MISSING
-        try:
-            self._load_last_request()
-        except Exception:
-            self.last_req = None
-        self._check_anchor()
-        self.boot_pending = True
-        if not self.defer_boot:
-            self.finish_boot()
-
-    def defer_boot_work(self):
-        self.defer_boot = True
-
-    def finish_boot(self):
-        """The end of boot: back-fill the days missed while off (up to yesterday) and log the power-on;
-        not while fiscal memory is damaged.  Under the link server this runs inside the first request
-        after boot (device.py), so a multi-year back-fill sends keep-alives for that request instead of
-        leaving the host in silence."""
-        self.boot_pending = False
-        if self.card_ok() and not self.fm_lock:
-            date, time = self.now()
-            if valid_date(date):
-                try:
-                    self._close_days(from_day_number(day_number(date) - 1), 0, 0)
-                except (Refused, CardError):
-                    pass
-                self._event(codes.EV_POWER_ON, len(self.recovered))
-
-    def _damaged(self, kind, sector, offset, index, detail):
-        """Lock FM_DAMAGED for a reason found outside the journal's own checks.  Noted in the journal's
-        damage list (appends refused, read-out flagged) when it is mounted, else kept here."""
-        self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
-        d = Damage(kind, sector, offset, index, detail)
-        if self.jn is not None:
-            self.jn.damage.append(d)
-        elif self.boot_damage is None:
-            self.boot_damage = d
-
-    def _mount(self):
-        flash = self.board.flash
-        if flash is None:
-            return
-        dev = machine_device_id(self.machine_no)
-        try:
-            self.jn = Journal(flash, dev)
-        except JournalError as e:
-            if e.errno != 19:
-                raise
-            if self.nv.get(_ANCHOR) is not None:
-                return  # no journal header left, but this till wrote records: never format over that
-            # blank (the factory state), or a first-boot format cut short: no valid header, format it
-            Journal.format(flash, dev, self.quotas)
-            self.jn = Journal(flash, dev)
-        if self.jn.damage:
-            self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
-
-    # ---- anchors: the journal's length as the fiscal card and nvram know it ----------------------------
-    def _put_anchor(self):
-        """nvram `anchor` = format id + index of the newest fiscal record + the chain head after it.
-        Written after each fiscal record (a DAILY back-fill once, at its end), never per invoice: the
-        anchor is a lower bound, a cut before it is written leaves an older one, still true."""
-        jn = self.jn
-        if jn is None or jn.damage or jn.f_anchor is None or jn.f_anchor[0] == 0xFFFFFFFF:
-            return
-        a = jn.f_anchor
-        self.nv.put(_ANCHOR, jn.format_id + struct.pack("<I", a[0]) + a[1])
-
-    def _check_anchor(self):
-        """Boot: the journal must still hold the record nvram's anchor names (the card's view is
-        `_check_card_anchor`).  TRUNCATED: it is missing (a tail erased, or an older image put back with
-        nothing after it: the two look alike).  ROLLBACK: the journal holds another history (the anchored
-        record differs, or the partition was formatted again).  NVRAM: the anchor is unreadable."""
-        jn = self.jn
-        if jn is None or jn.damage:
-            return
-        end = (jn.f_tail, jn.f_off if jn.f_off >= 0 else None)  # where the fiscal area ends
-        raw = self.nv.get(_ANCHOR)
-        if raw is not None:
-            if len(raw) != 40:
-                self._damaged("nvram", None, None, None, "anchor unreadable")
-                return
-            idx = struct.unpack_from("<I", raw, 4)[0]
-            if raw[:4] != jn.format_id:
-                self._damaged("rollback", 0, None, None, "journal formatted again")
-                return
-            if idx >= jn.next_index:
-                self._damaged("truncated", end[0], end[1], jn.next_index,
-                              "anchor index %d, journal ends at %d" % (idx, jn.next_index))
-                return
-            h = jn.head_after(idx)
-            if h is None and jn.damage:
-                self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED  # the read found the damage itself
-                return
-            if h != raw[8:]:
-                self._damaged("rollback", None, None, idx, "anchored record differs")
-                return
-        self._put_anchor()
-
-    def _check_card_anchor(self):
-        """The fiscal card's view of the journal's end (docs/FISCAL_MEMORY.md §11), each time the card
-        is opened and no intent is pending: a card pulled at boot is checked when it comes back."""
-        jn = self.jn
-        if jn is None or jn.damage or self.init is None:
-            return
-        end = (jn.f_tail, jn.f_off if jn.f_off >= 0 else None)  # where the fiscal area ends
-        if self.card_ok() and self.nv.get(_INTENT) is None:
-            t = self.card_today
-            detail = None
-            if t["last_number"] != self.last_number:
-                detail = "card's last invoice %d, journal's %d" % (t["last_number"], self.last_number)
-                if jn.r_run:  # where the detail ends
-                    end = (jn.F + jn.r_run[-1], jn.r_off if jn.r_off >= 0 else None)
-            elif self.card_ctl["sequence"] > self.clear_seq:
-                detail = "card's clear-unlock %d, journal's %d" % (self.card_ctl["sequence"], self.clear_seq)
-            elif self.card_decl["status"] != cards.DECL_NONE and self.card_decl["end"] > self.declared_end:
-                detail = "card's declaration to %d, journal's %d" % (self.card_decl["end"], self.declared_end)
-            if detail is not None:
-                self._damaged("truncated", end[0], end[1], jn.next_index, detail)
-
-    def _load_journal(self):
-        jn = self.jn
-        t, body = jn.read(0)
-        self.init = _dec(layouts.INIT_RECORD, body)
-        self.controls = self.init["controls"]
-        self.tax_items = self.init["tax_items"]
-        self.last_date = self.init["date"]
-        self.last_time = self.init["time"]
-        found_decl = found_clear = found_roll = False
-        first = True  # until the newest record with a time of day is seen (DAILY records have none)
-        for idx, t, body in jn.fiscal_records_reverse():
-            if t not in layouts.RECORDS:
-                continue
-            rec = _dec(layouts.RECORDS[t], body)
-            if first:
-                first = "time" not in rec
-                self._saw(rec.get("date", 0), rec.get("time", 0))
-            if t == codes.REC_DAILY:
-                if not self.closed:
-                    self.closed = rec["date"]
-                if not found_decl:
-                    self.undeclared_start = rec["date"]  # newest first: the last one seen is the first
-                    ledger.add_totals(self.undeclared_totals, rec["totals"])
-            elif t == codes.REC_DECLARATION and not found_decl:
-                found_decl = True
-                self.declared_end = rec["end"]
-                if not found_clear:
-                    self.decl = rec
-            elif t == codes.REC_CLEAR_UNLOCK and not found_clear:
-                found_clear = True
-                self.clear_seq = rec["sequence"]
-                self.controls = rec["controls"]
-            elif t == codes.REC_ROLL_LOAD and not found_roll:
-                found_roll = True
-                self.roll = {"code": rec["code"], "start": rec["start"], "end": rec["end"], "next": rec["start"]}
-                self._recorded_roll = (rec["code"], rec["start"])
-            if found_decl and found_clear and found_roll and self.closed and not first:
-                break
-        first = True
-        for ordinal, body in jn.invoices_reverse():
-            rec = _dec(layouts.INVOICE_RECORD, body)
-            if first:
-                first = False
-                self.last_number = rec["number"]
-                self._saw(rec["date"], rec["time"])
-            in_roll = self.roll is not None and rec["code"] == self.roll["code"] and \
-                self.roll["start"] <= rec["number"] <= self.roll["end"]
-            if in_roll:
-                self.roll["next"] = max(self.roll["next"], rec["number"] + 1)
-                self.roll_counts[rec["kind"] - 1] += 1
-            if ordinal >= jn.covered:
-                self.day = rec["date"]
-                ledger.add_invoice(self.day_totals, rec["kind"], rec["lines"], rec["total"])
-            elif not in_roll:
-                break
-
-    def _load_last_request(self):
-        """Exactly-once across a reboot: find the newest record a request made (its tag has a rid) and
-        rebuild that request's reply.  Fiscal records carry their index; an invoice is newer than the
-        newest tagged fiscal record when its ordinal is at least the number of invoices before it."""
-        jn = self.jn
-        self.last_req = None
-        counts = jn.counters()
-        n_fiscal = 0
-        for t in counts:
-            if t != codes.REC_INVOICE:
-                n_fiscal += counts[t]
-        tagged = None
-        daily_reply = None
-        k = -1
-        for idx, t, body in jn.fiscal_records_reverse():
-            k += 1
-            self.busy()
-            if t not in layouts.RECORDS:
-                continue
-            rec = _dec(layouts.RECORDS[t], body)
-            rid = rec["request"]["rid"] if "request" in rec else 0
-            if tagged is None:
-                if rid and self._remember(t, rec, None):
-                    tagged = (idx, k, rid)
-                    if t != codes.REC_DAILY:
-                        break
-                    daily_reply = self.last_req
-            elif t == codes.REC_DAILY and rid == tagged[2]:
-                self._remember(t, rec, daily_reply)  # an earlier day of the same DAILY_CLOSE
-                daily_reply = self.last_req
-            else:
-                break
-        inv_before = -1 if tagged is None else tagged[0] + 1 - (n_fiscal - tagged[1])
-        for ordinal, body in jn.invoices_reverse():
-            if ordinal >= inv_before:
-                self._remember(codes.REC_INVOICE, _dec(layouts.INVOICE_RECORD, body), None)
-            break
-        self.load_untagged_request()
-
-    def load_untagged_request(self):
-        """A request that took effect without writing a tagged record (DAILY_CLOSE with no day to
-        close, SET_TIME before INITIALIZE) is kept in nvram; it is the last one if its id is the larger
-        (ids strictly increase, compared unsigned)."""
-        raw = self.nv.get(_REQ)
-        if raw is None or len(raw) < 9:
-            return
-        rid, digest = struct.unpack_from(">II", raw, 0)
-        if self.last_req is None or rid > self.last_req[0]:
-            self.last_req = (rid, digest, raw[8], bytes(raw[9:]))
-
-    def remember_request(self, rid, digest, command, reply):
-        """After a mutating request took effect (device.py): it is the last executed one.  Its records
-        carry its tag; when it wrote none, nvram keeps it, so the last id survives a reboot."""
-        self.last_req = (rid, digest, command, reply)
-        if not self.tagged:
-            try:
-                self.nv.put(_REQ, struct.pack(">IIB", rid, digest, command) + reply)
-            except OSError:
-                pass  # nvram fault: the request stands; its id is kept in RAM until the next reboot
-        self.tagged = False
-
-    def _remember(self, t, rec, daily_reply):
-        """Rebuild the reply of the request that wrote `rec` (exactly-once across a reboot)."""
-        rid = rec["request"]["rid"]
-        if not rid:
-            return False
-        digest = rec["request"]["digest"]
-        if t == codes.REC_INVOICE:
-            cmd, reply = codes.CMD_ISSUE_INVOICE, rec
-        elif t == codes.REC_DECLARATION:
-            cmd, reply = codes.CMD_DECLARE, rec
-        elif t == codes.REC_CLEAR_UNLOCK:
-            cmd = codes.CMD_CLEAR_UNLOCK
-            reply = {"period_end": rec["period_end"], "controls": rec["controls"]}
-        elif t == codes.REC_ROLL_LOAD:
-            cmd = codes.CMD_LOAD_ROLL
-            reply = {"code": rec["code"], "start": rec["start"], "end": rec["end"]}
-        elif t == codes.REC_INIT:
-            cmd = codes.CMD_INITIALIZE
-            reply = {"machine_no": rec["machine_no"], "fiscal_card_no": rec["fiscal_card_no"],
-                     "taxpayer_no": rec["taxpayer_no"], "record": 0}
-        elif t == codes.REC_DAILY:
-            cmd = codes.CMD_DAILY_CLOSE
-            if daily_reply is not None:  # an older day of the same request: extend backwards
-                old = _dec(layouts.DAILY_CLOSE_REPLY, daily_reply[3])
-                reply = {"first": rec["date"], "last": old["last"], "count": old["count"] + 1}
-            else:
-                reply = {"first": rec["date"], "last": rec["date"], "count": 1}
-        elif t == codes.REC_EVENT and rec["event"] == codes.EV_CLOCK_SET:
-            cmd, reply = codes.CMD_SET_TIME, {}
-        else:
-            return False
-        self.last_req = (rid, digest, cmd, _enc(layouts.COMMANDS[cmd][1], reply))
-        return True
-
-    def _open_fiscal(self):
-        """SELECT, identity check and PIN session on the fiscal card; reads its files into the state."""
-        self.session = False
-        self.card_lock = 0
-        try:
-            f = self.fiscal
-            f.open()
-            ident = f.identity()
-            if ident["machine_no"] != self.machine_no or (
-                    self.init is not None and ident["card_no"] != self.init["fiscal_card_no"]):
-                raise CardError(codes.E_CARD_FOREIGN_MACHINE)
-            pin = self.nv.get(_PIN)
-            if pin is None:
-                raise CardError(codes.E_CARD_PIN_WRONG)
-            self.nv.put(_PIN, f.verify_pin(pin))
-            self.session = True
-            self._read_card()
-        except CardError as e:
-            self.card_lock = 1 << _CARD_LOCKS.get(e.code, codes.LOCK_FISCAL_CARD_MISSING)
-            return False
-        if self.nv.get(_INTENT) is not None and self.init is not None:
-            # an operation was cut short (power, or the card pulled out): finish or forget it now
-            try:
-                self.recover()
-            except (Refused, CardError):
-                pass  # the intent stays; the next opening tries again
-            self._load_last_request()
-        self._check_card_anchor()
-        return True
-
-    def _read_card(self):
-        f = self.fiscal
-        ctl = f.controls()
-        self.controls = ctl["controls"]
-        self.tax_items = ctl["tax_items"]
-        today = f.today()
-        self.cum_normal = today["cumulative_normal"]
-        self.cum_return = today["cumulative_return"]
-        roll = f.roll()
-        if roll["code"]:
-            if self.roll is None or self.roll["code"] != roll["code"] or self.roll["start"] != roll["start"]:
-                self.roll_counts = [0, 0, 0]
-            self.roll = {"code": roll["code"], "start": roll["start"], "end": roll["end"], "next": roll["next"]}
-        decl = f.declaration()
-        self.card_decl_status = decl["status"]
-        self.card_today = today
-        self.card_ctl = ctl
-        self.card_decl = decl
-        self.card_roll = roll
-
-    def ensure_session(self):
-        """The fiscal card ready for a PIN-session command; raises Refused with the card's lock error."""
-        if self.session and self.fiscal.present():
-            return
-        if not self._open_fiscal():
-            raise Refused(self.issue_lock_error())
-
-    def reconcile(self):
-        """Before a mutating request: if an operation was cut short since boot (a card pulled out before
-        it answered), open the card now so recovery runs and the request id check sees its result."""
-        if self.init is not None and self.nv.get(_INTENT) is not None:
-            self._open_fiscal()
-
-    def ensure_card(self):
-        """The fiscal card selected, for commands that need no PIN (daily close, declaration: they must
-        work while the till is locked); card errors surface from the command itself."""
-        if not self.session:
-            self._open_fiscal()
-
-    def card_ok(self):
-        return self.session and not self.card_lock
-
-    # ================================================================ recovery
-    def recover(self):
-        raw = self.nv.get(_INTENT)
-        if raw is None:
-            return
-        if not self.card_ok():
-            return  # keep it until the card is back
-        cmd = raw[0]
-        rid, digest = struct.unpack_from(">II", raw, 1)
-        tag = {"rid": rid, "digest": digest}
-        today = self.card_today
-        if cmd == codes.CMD_ISSUE_INVOICE:
-            rec = _dec(layouts.INVOICE_RECORD, raw[9:])
-            if today["last_number"] == rec["number"] and self.last_number != rec["number"] and \
-                    self.roll is not None and rec["code"] == self.roll["code"]:
-                rec["fiscal_code"] = today["last_fiscal_code"]
-                self._append_invoice(rec, rec["lines"])  # and the roll's usage, if it was the last
-                self.cum_normal = today["cumulative_normal"]  # the card counted it already
-                self.cum_return = today["cumulative_return"]
-                self.recovered.append("ISSUE_INVOICE")
-            elif self.last_number == rec["number"] and self._usage_unrecorded(rec):
-                self._record_usage(rec["date"], rec["number"])  # the roll's last invoice stands alone
-                self.recovered.append("ROLL_USAGE")
-        elif cmd == codes.CMD_INITIALIZE:
-            pass  # finished by the host's retry
-        elif cmd == codes.CMD_DECLARE:
-            d = self.card_decl
-            if d["status"] == cards.DECL_SIGNED and d["end"] > self.declared_end:
-                self._finish_declaration(d, tag)
-                self.recovered.append("DECLARE")
-        elif cmd == codes.CMD_CLEAR_UNLOCK:
-            if self.card_ctl["sequence"] > self.clear_seq:
-                self._record_clear(tag)
-                self.recovered.append("CLEAR_UNLOCK")
-            elif self._unlock_event_missing():
-                self._event(codes.EV_UNLOCKED, self.card_ctl["period_end"])
-                self.recovered.append("UNLOCKED")
-        elif cmd == codes.CMD_SET_TIME:
-            if not self._newest_tagged_is(codes.EV_CLOCK_SET, rid, digest):
-                self._finish_set_time(raw, tag)
-                self.recovered.append("SET_TIME")
-        elif cmd == codes.CMD_LOAD_ROLL:
-            if self._roll_unrecorded():
-                self._record_roll(tag)
-                self.recovered.append("LOAD_ROLL")
-        if cmd == codes.CMD_DAILY_CLOSE:
-            # the request closed every day through the date in its intent: finish the ones it did not
-            # reach (the card's closed day may be later than the journal's: the same signatures again)
-            through = max(self.card_today["closed_date"], struct.unpack_from(">I", raw, 9)[0]
-                          if len(raw) >= 13 else 0)
-            if through > self.closed:
-                self._close_days(through, rid, digest)
-                self.recovered.append("DAILY_CLOSE")
-        self.nv.delete(_INTENT)
-
-    def _usage_unrecorded(self, rec):
-        """The invoice `rec` (in the journal) used up the loaded roll and no ROLL_USAGE record of that
-        roll follows its ROLL_LOAD record."""
-        r = self.roll
-        if r is None or rec["code"] != r["code"] or rec["number"] != r["end"]:
-            return False
-        for idx, t, body in self.jn.fiscal_records_reverse():
-            if t == codes.REC_ROLL_LOAD:
-                return True
-            if t == codes.REC_ROLL_USAGE:
-                u = _dec(layouts.ROLL_USAGE_RECORD, body)
-                if u["code"] == r["code"] and u["start"] == r["start"]:
-                    return False
-        return True
 
     def _record_usage(self, date, last_number):
         r = self.roll
@@ -613,47 +116,9 @@ class Fiscal:
                      {"date": date, "code": r["code"], "start": r["start"], "end": r["end"],
                       "normal": n[0], "returned": n[1], "voided": n[2], "last_number": last_number})
 
-    def _unlock_event_missing(self):
-        """The newest CLEAR_UNLOCK record is not followed by its EV_UNLOCKED event."""
-        for idx, t, body in self.jn.fiscal_records_reverse():
-            if t == codes.REC_CLEAR_UNLOCK:
-                return True
-            if t == codes.REC_EVENT and _dec(layouts.EVENT_RECORD, body)["event"] == codes.EV_UNLOCKED:
-                return False
-        return False  # no clear-unlock recorded at all: nothing to complete
-
-    def _newest_tagged_is(self, event, rid, digest):
-        """The newest record a request wrote is this request's `event` event."""
-        for idx, t, body in self.jn.fiscal_records_reverse():
-            if t not in layouts.RECORDS:
-                continue
-            rec = _dec(layouts.RECORDS[t], body)
-            if "request" not in rec or not rec["request"]["rid"]:
-                continue  # power-on events, back-filled days
-            return t == codes.REC_EVENT and rec["event"] == event and \
-                rec["request"]["rid"] == rid and rec["request"]["digest"] == digest
-        return False
-
-    def _finish_set_time(self, raw, tag):
-        """Recovery: SET_TIME was cut before its event record.  The clock never goes backwards, so an
-        RTC behind the request's time was not set yet: set it; then record the event with the date the
-        clock showed before (kept in the intent)."""
-        date, time, old_date = struct.unpack_from(">III", raw, 9)
-        if self.now() < (date, time):
-            self._set_rtc(date, time)
-        self._append(codes.REC_EVENT, layouts.EVENT_RECORD,
-                     {"request": tag, "date": date, "time": time, "event": codes.EV_CLOCK_SET,
-                      "arg": old_date})
-
     def _set_rtc(self, date, time):
         self.board.rtc.datetime((date // 10000, date // 100 % 100, date % 100, 0, time // 10000,
                                  time // 100 % 100, time % 100, 0))
-
-    def _intent(self, cmd, rid, digest, extra=b""):
-        self.nv.put(_INTENT, bytes([cmd]) + struct.pack(">II", rid, digest) + extra)
-
-    def _done(self):
-        self.nv.delete(_INTENT)
 
     # ================================================================ clock, locks, warnings
     def now(self):
@@ -672,36 +137,36 @@ class Fiscal:
         return self.init is not None
 
     def lock_mask(self):
-        m = self.fm_lock
+        m = self.fm_lock  # R-LOCK-FM-DAMAGED, R-LOCK-FM-FULL
         if not self.initialized():
-            return m | 1 << codes.LOCK_NOT_INITIALIZED
-        m |= self.card_lock
+            return m | 1 << codes.LOCK_NOT_INITIALIZED  # R-INIT-ONCE
+        m |= self.card_lock  # R-LOCK-FISCAL-CARD, R-LOCK-PIN, R-LOCK-MAC
         date, time = self.now()
         c = self.controls
-        if date > c["deadline"]:
+        if date > c["deadline"]:  # R-LOCK-DEADLINE
             m |= 1 << codes.LOCK_DEADLINE
-        if self.cum_normal >= c["cumulative_limit"]:
+        if self.cum_normal >= c["cumulative_limit"]:  # R-LOCK-CUMULATIVE
             m |= 1 << codes.LOCK_CUMULATIVE_LIMIT
-        if c["return_limit"] and self.cum_return >= c["return_limit"]:
+        if c["return_limit"] and self.cum_return >= c["return_limit"]:  # R-LOCK-RETURN-LIMIT (0: none set)
             m |= 1 << codes.LOCK_RETURN_LIMIT
-        if self.roll is None or self.roll["next"] > self.roll["end"]:
+        if self.roll is None or self.roll["next"] > self.roll["end"]:  # R-LOCK-NO-ROLL
             m |= 1 << codes.LOCK_NO_ROLL
-        if self.jn is not None and self._fm_full():
+        if self.jn is not None and self._fm_full():  # R-LOCK-FM-FULL
             m |= 1 << codes.LOCK_FM_FULL
-        if self.clock_behind(date, time) or not valid_date(date):
+        if self.clock_behind(date, time) or not valid_date(date):  # R-LOCK-CLOCK-FAULT
             m |= 1 << codes.LOCK_CLOCK_FAULT
-        life = self.init["date"] + SERVICE_YEARS * 10000
-        if date >= life:
+        if date >= self.init["date"] + codes.RULE_SERVICE_LIFE_YEARS * 10000:  # R-LOCK-SERVICE-LIFE, calendar years
             m |= 1 << codes.LOCK_SERVICE_LIFE
         return m
 
     def _fm_full(self):
+        """R-LOCK-FM-FULL: a fiscal record class, or the fiscal area (usage key 0), is full."""
         u = self.jn.usage()
         for t in (codes.REC_DAILY, codes.REC_DECLARATION, codes.REC_CLEAR_UNLOCK, codes.REC_ROLL_LOAD,
                   codes.REC_ROLL_USAGE, codes.REC_EVENT):
-            if u.get(t, 0) >= 1000:
+            if u.get(t, 0) >= codes.RULE_FM_FULL_PERMILLE:
                 return True
-        return u.get(0, 0) >= 1000
+        return u.get(0, 0) >= codes.RULE_FM_FULL_PERMILLE
 
     def issue_lock_error(self, mask=None):
         m = self.lock_mask() if mask is None else mask
@@ -711,23 +176,23 @@ class Fiscal:
         return codes.E_OK
 
     def warnings(self):
-        w = 1 << codes.WARN_NON_FISCAL if self.non_fiscal else 0
+        w = 1 << codes.WARN_NON_FISCAL if self.non_fiscal else 0  # R-NON-FISCAL
         if not self.initialized():
             return w
         c = self.controls
-        if 0 <= self.days_to_deadline() <= WARN_DAYS:
+        if 0 <= self.days_to_deadline() <= codes.RULE_WARN_DEADLINE_DAYS:  # R-WARN-DEADLINE
             w |= 1 << codes.WARN_DEADLINE_NEAR
-        if self.cum_normal * 4 >= c["cumulative_limit"] * 3:
+        if self.cum_normal * 100 >= c["cumulative_limit"] * codes.RULE_WARN_LIMIT_PERCENT:  # R-WARN-LIMITS
             w |= 1 << codes.WARN_AMOUNT_75
-        if c["return_limit"] and self.cum_return * 4 >= c["return_limit"] * 3:
-            w |= 1 << codes.WARN_RETURN_75
-        if self.jn is not None and [t for t in self.jn.warnings() if t != codes.REC_INIT]:
+        if c["return_limit"] and self.cum_return * 100 >= c["return_limit"] * codes.RULE_WARN_LIMIT_PERCENT:
+            w |= 1 << codes.WARN_RETURN_75  # R-WARN-LIMITS
+        if self.jn is not None and [t for t in self.jn.warnings() if t != codes.REC_INIT]:  # R-WARN-FM
             w |= 1 << codes.WARN_FM_90  # INIT is full by design once written
-        if self.roll is not None and 0 < self.invoices_left() <= WARN_INVOICES:
+        if self.roll is not None and 0 < self.invoices_left() <= codes.RULE_WARN_ROLL_INVOICES:  # R-WARN-ROLL-LOW
             w |= 1 << codes.WARN_ROLL_LOW
-        if self.decl is not None:
+        if self.decl is not None:  # R-WARN-DECLARATION-PENDING
             w |= 1 << codes.WARN_DECLARATION_PENDING
-        if self.mac.tries_left() <= 1 and not self.card_lock >> codes.LOCK_MAC & 1:
+        if self.mac.tries_left() <= 1 and not self.card_lock >> codes.LOCK_MAC & 1:  # R-LOCK-MAC
             w |= 1 << codes.WARN_MAC_LAST_TRY
         return w
 
@@ -764,7 +229,7 @@ class Fiscal:
         for t in u:
             if t != codes.REC_INVOICE and t != codes.REC_INIT and u[t] > worst:
                 worst = u[t]
-        return min(worst, 1000)
+        return min(worst, 1000)  # per mille: a class is at most full
 
     # ================================================================ journal helpers
     def _append(self, rtype, layout, rec, raw=None):
@@ -772,11 +237,11 @@ class Fiscal:
         if self.jn is None:
             raise Refused(codes.E_FM_WRITE_FAILED)
         try:
-            self.jn.append(rtype, raw if raw is not None else _enc(layout, rec))
+            self.jn.append(rtype, raw if raw is not None else encode(layout, rec))
         except JournalError as e:
-            if e.errno == 28:
+            if e.errno == ENOSPC:
                 raise Refused(codes.E_FM_FULL)
-            if e.errno == 5:
+            if e.errno == EIO:
                 self.fm_lock |= 1 << codes.LOCK_FM_DAMAGED
                 raise Refused(codes.E_FM_DAMAGED)
             raise Refused(codes.E_FM_WRITE_FAILED)
@@ -799,7 +264,7 @@ class Fiscal:
             pass
 
     # ================================================================ operations
-    def initialize(self, req, rid, digest):
+    def initialize(self, req, rid, digest):  # R-INIT-ONCE, R-INIT-CHECKS
         if self.initialized():
             raise Refused(codes.E_STATE_ALREADY_INITIALIZED)
         date, time = req["date"], req["time"]
@@ -823,11 +288,11 @@ class Fiscal:
         try:
             nb = f.get_register_nb()
             pin = f.terminal_register(u.register_sign(nb))
-            self.nv.put(_PIN, pin)
+            self.nv.put(NV_PIN, pin)
         except CardError as e:
-            if e.sw != 0x6901 or self.nv.get(_PIN) is None:
+            if e.sw != 0x6901 or self.nv.get(NV_PIN) is None:
                 raise  # 6901 with a stored PIN: registered by our own interrupted attempt
-        self.nv.put(_PIN, f.verify_pin(self.nv.get(_PIN)))
+        self.nv.put(NV_PIN, f.verify_pin(self.nv.get(NV_PIN)))
         self.session = True
         self.board.rtc.datetime((date // 10000, date // 100 % 100, date % 100, 0, time // 10000,
                                  time // 100 % 100, time % 100, 0))
@@ -861,7 +326,7 @@ class Fiscal:
         return date, time
 
     # ---- rolls --------------------------------------------------------------------------------------
-    def load_roll(self, req, rid, digest):
+    def load_roll(self, req, rid, digest):  # R-LOCK-NO-ROLL: one roll at a time
         flags = req["flags"] if req else 0
         self._need_initialized()
         date, time = self._today()
@@ -906,13 +371,13 @@ class Fiscal:
         self._done()
         try:
             last = self.user.last_roll()
-            raw = _enc(layouts.USER_ROLL, last)
+            raw = encode(layouts.USER_ROLL, last)
             if raw[-len(data):] == data:
                 self.user.erase_last_roll(raw)
         except CardError:
             pass  # the user card is out or refuses: the digest in nvram still keeps the roll back
         if log:
-            self._event(codes.EV_ROLL_REFUSED, _dec(layouts.ROLL_DATA, data)["start"])
+            self._event(codes.EV_ROLL_REFUSED, decode(layouts.ROLL_DATA, data)["start"])
 
     def _recover_roll_from_user(self, flags=0):
         last = self.user.last_roll()
@@ -924,7 +389,7 @@ class Fiscal:
             return False  # already loaded
         if self.roll is not None and self.roll["code"] == lr["code"] and self.roll["start"] == lr["start"]:
             return False  # loaded and used before
-        data = _enc(layouts.ROLL_DATA, lr)
+        data = encode(layouts.ROLL_DATA, lr)
         if self.mac.refused(data):
             self._drop_refused_roll(data, False)  # a stale copy of a refused roll: never again
             return False
@@ -953,7 +418,7 @@ class Fiscal:
 
 
     # ---- issuing ------------------------------------------------------------------------------------
-    def issue(self, req, rid, digest):
+    def issue(self, req, rid, digest):  # R-INVOICE-NUMBERING, R-INVOICE-FISCAL-CODE
         self._need_initialized()
         date, time = self._today()
         if date <= self.closed:
@@ -967,21 +432,21 @@ class Fiscal:
         mask = self.lock_mask()
         if mask:
             raise Refused(self.issue_lock_error(mask))
-        kind, total, c = req["kind"], req["total"], self.controls
-        if total > c["single_limit"]:
+        kind, total, c = req["kind"], req["total"], self.controls  # the per-invoice limits, here only:
+        if total > c["single_limit"]:  # R-LOCK-SINGLE-LIMIT
             raise Refused(codes.E_LOCK_SINGLE_LIMIT)
-        if kind == codes.INVOICE_NORMAL and self.cum_normal + total > c["cumulative_limit"]:
+        if kind == codes.INVOICE_NORMAL and self.cum_normal + total > c["cumulative_limit"]:  # R-LOCK-CUMULATIVE
             raise Refused(codes.E_LOCK_CUMULATIVE_LIMIT)
         if kind == codes.INVOICE_RETURN:
-            if self.cum_return + total > c["return_limit"]:
+            if self.cum_return + total > c["return_limit"]:  # R-LOCK-RETURN-LIMIT
                 raise Refused(codes.E_LOCK_RETURN_LIMIT)
-            self._check_return(req["ref_number"], total)
-        if self.jn.usage().get(codes.REC_INVOICE, 0) >= 1000:
+            self._check_return(req["ref_number"], total)  # R-INVOICE-RETURN
+        if self.jn.usage().get(codes.REC_INVOICE, 0) >= codes.RULE_FM_FULL_PERMILLE:  # R-LOCK-FM-FULL
             raise Refused(codes.E_FM_FULL)
         rec = {"request": {"rid": rid, "digest": digest}, "kind": kind, "code": self.roll["code"],
                "number": self.roll["next"], "date": date, "time": time, "ref_number": req["ref_number"],
                "total": total, "lines": slots, "fiscal_code": bytes(8)}
-        raw = _enc(layouts.INVOICE_RECORD, rec)
+        raw = encode(layouts.INVOICE_RECORD, rec)
         self._intent(codes.CMD_ISSUE_INVOICE, rid, digest, raw)
         code = self.fiscal.issue(date, kind, rec["number"], slots, total)
         rec["fiscal_code"] = code
@@ -1013,7 +478,7 @@ class Fiscal:
         """The newest invoice record with this number (0: the last one), or None."""
         for ordinal, body in self.jn.invoices_reverse():
             self.busy()
-            rec = _dec(layouts.INVOICE_RECORD, body)
+            rec = decode(layouts.INVOICE_RECORD, body)
             if number == 0 or rec["number"] == number:
                 return rec
         return None
@@ -1023,7 +488,7 @@ class Fiscal:
         returned = 0
         for ordinal, body in self.jn.invoices_reverse():
             self.busy()
-            rec = _dec(layouts.INVOICE_RECORD, body)
+            rec = decode(layouts.INVOICE_RECORD, body)
             if rec["kind"] == codes.INVOICE_RETURN and rec["ref_number"] == ref:
                 returned += rec["total"]
             if rec["number"] == ref and rec["kind"] == codes.INVOICE_NORMAL:
@@ -1048,7 +513,7 @@ class Fiscal:
         return {"first": from_day_number(day_number(first) + 1) if first else self.init["date"],
                 "last": date, "count": n}
 
-    def _close_days(self, through, rid, digest):
+    def _close_days(self, through, rid, digest):  # R-DAILY-EVERY-DAY
         """Sign and record every day after the last closed one up to `through`, zero days included."""
         if not self.initialized() or self.jn is None or self.fm_lock & 1 << codes.LOCK_FM_DAMAGED:
             return 0  # damaged: no card signature for a day the journal could not record
@@ -1076,10 +541,10 @@ class Fiscal:
         return n
 
     # ---- declaration --------------------------------------------------------------------------------
-    def declare(self, req, rid, digest):
+    def declare(self, req, rid, digest):  # R-DECLARE-PERIOD
         self._need_initialized()
         date, _ = self._today()
-        if self.decl is not None:
+        if self.decl is not None:  # R-WARN-DECLARATION-PENDING: one declaration at a time
             raise Refused(codes.E_STATE_DECLARATION_PENDING)
         if self.fiscal.present():
             self.ensure_card()
@@ -1103,7 +568,7 @@ class Fiscal:
         self._intent(codes.CMD_DECLARE, rid, digest)
         data, resp = self.fiscal.declare(start, end, ledger.period_sums(totals))
         self.user.data_collect(self.init["fiscal_card_no"], data, resp)
-        r = _dec(layouts.DECLARE_DUTY_RESPONSE, resp)
+        r = decode(layouts.DECLARE_DUTY_RESPONSE, resp)
         rec = self._record_declaration(start, end, totals, r["mac1"], r["signature"],
                                        {"rid": rid, "digest": digest})
         self._done()
@@ -1132,7 +597,7 @@ class Fiscal:
             self.busy()
             if t != codes.REC_DAILY:
                 continue
-            rec = _dec(layouts.DAILY_RECORD, body)
+            rec = decode(layouts.DAILY_RECORD, body)
             d = rec["date"]
             if d <= after:
                 break
@@ -1144,8 +609,8 @@ class Fiscal:
     def _finish_declaration(self, d, tag):
         """Recovery: the card signed a declaration the journal lacks; rebuild it from EF04."""
         sums = ledger.period_sums(d["totals"])
-        data = _enc(layouts.DECLARE_DUTY_DATA, {"start": d["start"], "end": d["end"], "sums": sums})
-        resp = _enc(layouts.DECLARE_DUTY_RESPONSE, {
+        data = encode(layouts.DECLARE_DUTY_DATA, {"start": d["start"], "end": d["end"], "sums": sums})
+        resp = encode(layouts.DECLARE_DUTY_RESPONSE, {
             "normal_total": d["totals"]["normal_total"], "return_total": d["totals"]["return_total"],
             "status": 0, "mac1": d["mac"], "signature": d["signature"]})
         if self.user.present():
@@ -1157,7 +622,7 @@ class Fiscal:
         self._record_declaration(d["start"], d["end"], d["totals"], d["mac"], d["signature"], tag)
 
     # ---- clear-unlock -------------------------------------------------------------------------------
-    def clear_unlock(self, req, rid, digest):
+    def clear_unlock(self, req, rid, digest):  # R-CLEAR-UNLOCK
         flags = req["flags"] if req else 0
         self._need_initialized()
         self._today()
@@ -1206,7 +671,7 @@ class Fiscal:
         return rec
 
     # ---- clock and inspection -----------------------------------------------------------------------
-    def set_time(self, req, rid, digest):
+    def set_time(self, req, rid, digest):  # R-CLOCK-FORWARD
         date, time = req["date"], req["time"]
         if not valid_date(date) or not valid_time(time):
             raise Refused(codes.E_INPUT_BAD_DATE)
@@ -1246,7 +711,7 @@ class Fiscal:
             raise Refused(codes.E_CARD_EXPIRED)
         return cert
 
-    def inspect(self, rid=0, digest=0):
+    def inspect(self, rid=0, digest=0):  # R-INSPECTION
         self._need_initialized()
         self.ensure_session()
         cert = self._inspector()

@@ -18,13 +18,13 @@ from . import codes
 _U32 = 0xFFFFFFFF
 
 
-def line_amount(quantity, unit_price):
+def line_amount(quantity, unit_price):  # R-INVOICE-LINES
     """The amount of a line in fen: quantity (thousandths of a unit) x unit price, rounded half up once.
     Exact integer arithmetic (MicroPython's long ints): no float, no intermediate rounding."""
     return (quantity * unit_price + 500) // 1000
 
 
-def split(req, authorised):
+def split(req, authorised):  # R-INVOICE-LINES, R-INVOICE-VOID
     """(status, slots) for a decoded request; `authorised` is the list of tax-item indexes (non-zero)."""
     kind = req["kind"]
     lines = req["lines"]

@@ -7,7 +7,7 @@ sector) is split in two areas, sized at format time and recorded in every sector
 
 * the **fiscal area** (sectors ``0 .. F-1``) holds INIT, DAILY, DECLARATION, CLEAR_UNLOCK, ROLL_LOAD,
   ROLL_USAGE and EVENT records.  It is filled in physical order and never erased after format.
-* the **detail ring** (sectors ``F .. F+R-1``) holds INVOICE records.  Sectors are reused in physical
+* the **detail ring** (sectors ``F .. F + R - 1``) holds INVOICE records.  Sectors are reused in physical
   order; the oldest one is erased only when every invoice in it is covered by a DAILY record (a DAILY
   covers every INVOICE appended before it).
 
@@ -50,22 +50,19 @@ except ImportError:  # CPython
     def const(x):  # type: ignore[misc]
         return x
 
+from fiscal_till.codes import RULE_WARN_FM_PERMILLE
+from fiscal_till.errnos import ENOENT, EIO, ENODEV, EINVAL, ENOSPC
 from fiscal_till.journal_format import (
     VERSION, MAGIC, AREA_FISCAL, AREA_RING, INVOICE, DAILY, FISCAL_TYPES, FISCAL_SLOT, N_FISCAL,
     FISCAL_HDR_FMT, FISCAL_HDR_SIZE, FISCAL_HDR_CRC_AT, RING_HDR_FMT, RING_HDR_CRC_AT, RING_SUCC_AT,
     RING_HDR_SIZE, IDENT_SIZE, NO_INDEX, FISCAL_REC_HEAD, FISCAL_REC_OVERHEAD, RING_REC_OVERHEAD,
     RING_MAX_BODY, COMMIT, CHAIN_PREFIX_FMT, GENESIS_TAG, STREAM_MAGIC, STREAM_HDR_FMT, STREAM_HDR_SIZE,
-    STREAM_HDR_CRC_AT, STREAM_FLAG_DAMAGED, DEFAULT_QUOTAS, SPARE_FISCAL_SECTORS,
+    STREAM_HDR_CRC_AT, STREAM_FLAG_DAMAGED, DEFAULT_QUOTAS, SPARE_FISCAL_SECTORS, FISCAL_REC_HEAD_FMT,
+    REC_LENGTH_AT, FISCAL_REC_INDEX_AT, RING_REC_HEAD,
 )
+from fiscal_till import journal_format  # header field offsets and positions, read once per sector
 
-# errno values (MicroPython's errno module lacks some of them)
-ENOENT = const(2)
-EIO = const(5)
-ENODEV = const(19)
-EINVAL = const(22)
-ENOSPC = const(28)
 
-WARN_PERMILLE = const(900)
 
 _GOOD = const(0)
 _TORN = const(1)
@@ -85,7 +82,18 @@ _K_R = const(5)
 _K_FSEQ = const(6)  # valid fiscal header whose seq is not its position
 _WHY = (None, "header crc", "header magic", "identity")
 
-_FF = {}  # type: dict  # sector size -> memoryview of that many 0xFF bytes
+_FF_RUN = const(256)
+_FF = memoryview(b"\xff" * _FF_RUN)  # erased flash, compared a run at a time (a sector's worth is 4 KiB of heap)
+
+
+def _blank(mv, a, b):
+    """``mv[a:b]`` is erased (all 0xFF)."""
+    while a < b:
+        n = b - a if b - a < _FF_RUN else _FF_RUN
+        if mv[a:a + n] != _FF[:n]:
+            return False
+        a += n
+    return True
 
 
 def _u32(b, off):
@@ -164,13 +172,9 @@ class _Probe:
         self.retries = 0
         self._hb = bytearray(FISCAL_HDR_SIZE)
         self._hbm = memoryview(self._hb)
-        ff = _FF.get(bs)
-        if ff is None:
-            ff = _FF[bs] = memoryview(b"\xff" * bs)
-        self._ff = ff
 
     def _blank(self, mv, a, b):
-        return a >= b or mv[a:b] == self._ff[:b - a]
+        return _blank(mv, a, b)
 
 
 class Journal:
@@ -188,10 +192,6 @@ class Journal:
         self._sb = bytearray(bs)  # sector buffer (cache of one sector)
         self._sbm = memoryview(self._sb)
         self._sb_sector = -1
-        ff = _FF.get(bs)
-        if ff is None:
-            ff = _FF[bs] = memoryview(b"\xff" * bs)  # shared by every Journal: RAM is scarce
-        self._ff = ff
         self._hb = bytearray(FISCAL_HDR_SIZE)
         self._hbm = memoryview(self._hb)
         self._pre = bytearray(7)
@@ -262,7 +262,7 @@ class Journal:
         return self._load(s)
 
     def _blank(self, mv, a, b):
-        return a >= b or mv[a:b] == self._ff[:b - a]
+        return _blank(mv, a, b)
 
     def _check_header(self, s):
         """Read and check the header of sector ``s`` into ``self._hb`` without unpacking it.  Returns
@@ -271,7 +271,7 @@ class Journal:
         why = _K_BAD_MAGIC
         for attempt in range(self.retries + 1):
             self.bdev.readblocks(s, hb[:RING_HDR_SIZE], 0)
-            area = hb[3]
+            area = hb[journal_format.HDR_AREA_AT]
             if hb[0] == MAGIC[0] and hb[1] == MAGIC[1] and area == AREA_FISCAL:
                 self.bdev.readblocks(s, hb[RING_HDR_SIZE:FISCAL_HDR_SIZE], RING_HDR_SIZE)
                 if crc32(hb[:FISCAL_HDR_CRC_AT]) == _u32(hb, FISCAL_HDR_CRC_AT):
@@ -308,15 +308,15 @@ class Journal:
         if area == AREA_RING:
             if t != INVOICE or off + RING_REC_OVERHEAD > end:
                 return None
-            blen = mv[off + 1]
+            blen = mv[off + REC_LENGTH_AT]
             if blen > RING_MAX_BODY:
                 return None
             env = RING_REC_OVERHEAD + blen
-            head = 2
+            head = RING_REC_HEAD
         else:
             if t >= len(FISCAL_SLOT) or FISCAL_SLOT[t] == 0xFF or off + FISCAL_REC_OVERHEAD > end:
                 return None
-            blen = mv[off + 1] | (mv[off + 2] << 8)
+            blen = mv[off + REC_LENGTH_AT] | (mv[off + REC_LENGTH_AT + 1] << 8)
             if blen > self.maxbody[FISCAL_SLOT[t]]:
                 return None
             env = FISCAL_REC_OVERHEAD + blen
@@ -324,7 +324,7 @@ class Journal:
         if off + env > end:
             return None
         c = off + head + blen
-        ok = crc32(mv[off:c]) == (mv[c] | (mv[c + 1] << 8) | (mv[c + 2] << 16) | (mv[c + 3] << 24))
+        ok = crc32(mv[off:c]) == _u32(mv, c)
         if not _committed(mv[c + 4]):
             return _TORN, t, blen, env
         return (_GOOD if ok else _BAD), t, blen, env
@@ -386,7 +386,7 @@ class Journal:
 
     def _fiscal_fields(self, mv, off):
         """(type, body_len, index, prev_head) of the fiscal envelope at ``off``."""
-        return struct.unpack_from("<BHI32s", mv, off)
+        return struct.unpack_from(FISCAL_REC_HEAD_FMT, mv, off)
 
     # ================================================================== mount
     def _note(self, kind, sector, offset=None, index=None, detail=""):
@@ -394,7 +394,8 @@ class Journal:
 
     def mount(self):
         """(Re)read the partition.  Never raises for damaged media except when no journal is found
-        (JournalError ENODEV 'not formatted').
+        (JournalError ENODEV 'not formatted').  The steps: the partition's identity, a survey of every
+        sector's header, the fiscal area, the detail ring, the counters and chain head.
 
         Memory: one byte per sector (its kind) plus the u32 arrays the journal keeps anyway (first
         ordinal/index of each sector, ring sequence and erase counts); headers are checked in place in
@@ -402,72 +403,19 @@ class Journal:
         self.damage = []  # type: list
         self.notes = []
         self._sb_sector = -1
+        first_kind, ident = self._find_identity()
+        self.device_id, self.format_id, self.F, self.R = struct.unpack_from(journal_format.IDENT_FMT, ident, 0)
         n = self.nsect
-        hb = self._hbm
-        # identity: sector 0's if valid, else the most common one (damaged media only)
-        k0 = self._check_header(0)
-        if k0 == _K_F:
-            ident = bytes(hb[4:IDENT_SIZE])  # device, format, layout
-        else:
-            idents = {}  # type: dict  # one entry per distinct identity, not per sector
-            for s in range(n):
-                k = self._check_header(s)
-                if k == _K_F or k == _K_R:
-                    key = bytes(hb[4:IDENT_SIZE])
-                    idents[key] = idents.get(key, 0) + 1
-            if not idents:
-                raise JournalError(ENODEV, "not formatted", "no journal header found")
-            ident = b""
-            best = 0
-            for key in idents:
-                if idents[key] > best or (idents[key] == best and (not ident or key < ident)):
-                    ident, best = key, idents[key]
-            idents = None
-        fields = struct.unpack_from("<8s4sHH", ident, 0)
-        self.device_id = fields[0]
-        self.format_id = fields[1]
-        self.F = fields[2]
-        self.R = fields[3]
         if self.F + self.R != n or self.F < 1 or self.R < 3:
             self._note("layout", 0, None, None, "layout does not match the partition")
             self.F = min(self.F, n)
             self.R = n - self.F
         if self.expected_id is not None and self.expected_id != self.device_id:
             self._note("foreign-device", 0, None, None, "journal of another device")
-        F, R = self.F, self.R
-        kinds = bytearray(n)
+        kinds = bytearray(self.nsect)
         tail_hb = bytearray(FISCAL_HDR_SIZE)  # header of the last valid fiscal sector seen
         ring_hb = bytearray(RING_HDR_SIZE)  # header of the newest ring sector seen
-        newest = -1
-        self.f_first_ord = _zeros(F)
-        self.f_first_index = _zeros(F)
-        self.r_seq = _zeros(R)
-        self.r_first_ord = _zeros(R)
-        self.r_first_index = _zeros(R)
-        self.r_erase = _zeros(R)
-        for s in range(n):
-            k = k0 if s == 0 else self._check_header(s)
-            if k == _K_F or k == _K_R:
-                if hb[4:IDENT_SIZE] != ident:
-                    self._note("foreign-sector", s, 0, None, "sector of another device or format")
-                    k = _K_BAD_IDENT
-                elif s < F and k == _K_F:
-                    if _u32(hb, 20) != s:
-                        k = _K_FSEQ
-                    else:
-                        self.f_first_ord[s] = _u32(hb, 28)
-                        self.f_first_index[s] = _u32(hb, 32)
-                        tail_hb[:] = hb
-                elif s >= F and k == _K_R:
-                    p = s - F
-                    self.r_seq[p] = _u32(hb, 20)
-                    self.r_erase[p] = _u32(hb, 24)
-                    self.r_first_ord[p] = _u32(hb, 28)
-                    self.r_first_index[p] = _u32(hb, 32)
-                    if newest < 0 or self.r_seq[p] > self.r_seq[newest]:
-                        newest = p
-                        ring_hb[:] = hb[:RING_HDR_SIZE]
-            kinds[s] = k
+        newest = self._survey(first_kind, ident, kinds, tail_hb, ring_hb)
         self._genesis = genesis(self.device_id, self.format_id)
         self._mount_fiscal(kinds, tail_hb)
         tail_hb = None
@@ -475,7 +423,7 @@ class Journal:
         kinds = ring_hb = None
         self._mount_chain()
         if newest >= 0:  # every record of the newest ring sector was parsed: a failed CRC is damage,
-            s = F + newest  # also before the last fiscal record, where the chain walk does not look
+            s = self.F + newest  # also before the last fiscal record, where the chain walk does not look
             noted = [d.offset for d in self.damage if d.kind == "record-crc" and d.sector == s]
             j = 0
             for off, state, t, blen in self.r_records:
@@ -484,20 +432,83 @@ class Journal:
                                "invoice record")
                 j += 1
 
+    def _find_identity(self):
+        """(kind of sector 0, identity bytes): sector 0's identity if its header is valid, else the most
+        common one (damaged media only); ENODEV when no sector has a journal header."""
+        hb = self._hbm
+        first_kind = self._check_header(0)
+        if first_kind == _K_F:
+            return first_kind, bytes(hb[journal_format.HDR_IDENT_AT:IDENT_SIZE])
+        idents = {}  # type: dict  # one entry per distinct identity, not per sector
+        for s in range(self.nsect):
+            k = self._check_header(s)
+            if k == _K_F or k == _K_R:
+                key = bytes(hb[journal_format.HDR_IDENT_AT:IDENT_SIZE])
+                idents[key] = idents.get(key, 0) + 1
+        if not idents:
+            raise JournalError(ENODEV, "not formatted", "no journal header found")
+        ident = b""
+        best = 0
+        for key in idents:
+            if idents[key] > best or (idents[key] == best and (not ident or key < ident)):
+                ident, best = key, idents[key]
+        return first_kind, ident
+
+    def _survey(self, first_kind, ident, kinds, tail_hb, ring_hb):
+        """Check every sector's header once: its kind into ``kinds``, the fiscal sectors' first ordinal
+        and index, the ring sectors' sequence, erase count, first ordinal and index; the last valid
+        fiscal header into ``tail_hb``, the newest ring header into ``ring_hb``.  Returns the newest ring
+        position (-1: none)."""
+        F, R = self.F, self.R
+        hb = self._hbm
+        newest = -1
+        self.f_first_ord = _zeros(F)
+        self.f_first_index = _zeros(F)
+        self.r_seq = _zeros(R)
+        self.r_first_ord = _zeros(R)
+        self.r_first_index = _zeros(R)
+        self.r_erase = _zeros(R)
+        for s in range(self.nsect):
+            k = first_kind if s == 0 else self._check_header(s)
+            if k == _K_F or k == _K_R:
+                if hb[journal_format.HDR_IDENT_AT:IDENT_SIZE] != ident:
+                    self._note("foreign-sector", s, 0, None, "sector of another device or format")
+                    k = _K_BAD_IDENT
+                elif s < F and k == _K_F:
+                    if _u32(hb, journal_format.HDR_SEQ_AT) != s:
+                        k = _K_FSEQ
+                    else:
+                        self.f_first_ord[s] = _u32(hb, journal_format.HDR_FIRST_ORDINAL_AT)
+                        self.f_first_index[s] = _u32(hb, journal_format.HDR_FIRST_INDEX_AT)
+                        tail_hb[:] = hb
+                elif s >= F and k == _K_R:
+                    p = s - F
+                    self.r_seq[p] = _u32(hb, journal_format.HDR_SEQ_AT)
+                    self.r_erase[p] = _u32(hb, journal_format.HDR_ERASE_COUNT_AT)
+                    self.r_first_ord[p] = _u32(hb, journal_format.HDR_FIRST_ORDINAL_AT)
+                    self.r_first_index[p] = _u32(hb, journal_format.HDR_FIRST_INDEX_AT)
+                    if newest < 0 or self.r_seq[p] > self.r_seq[newest]:
+                        newest = p
+                        ring_hb[:] = hb[:RING_HDR_SIZE]
+            kinds[s] = k
+        return newest
+
     def _header_seq(self, s):
         """``seq`` of the (valid) header of sector ``s``, re-read: only for the rare damage notes."""
         self._check_header(s)
-        return _u32(self._hb, 20)
+        return _u32(self._hb, journal_format.HDR_SEQ_AT)
 
     # ------------------------------------------------------------------ fiscal area
     def _mount_fiscal(self, kinds, tail_hb):
+        """The fiscal area: the tail (last valid sector), its header's counters, every sector's damage,
+        then the records of the tail sector."""
         F = self.F
         tail = -1
         for s in range(F):
             if kinds[s] == _K_F:
                 tail = s
         self.f_reopen = False
-        for s in range(F):
+        for s in range(F):  # damage notes; a torn open sector right after the tail is erased before use
             k = kinds[s]
             if k == _K_R:
                 self._note("area", s, 0, None, "ring header in the fiscal area")
@@ -520,7 +531,7 @@ class Journal:
         if tail < 0:
             self._note("sector-header", 0, 0, None, "no valid fiscal sector header")
             tail = 0
-            fake = bytearray(FISCAL_HDR_SIZE)
+            fake = bytearray(FISCAL_HDR_SIZE)  # nothing recorded, quotas of 1
             struct.pack_into(FISCAL_HDR_FMT, fake, 0, MAGIC, VERSION, AREA_FISCAL, self.device_id, self.format_id,
                              self.F, self.R, 0, 0, 0, 0, 0, NO_INDEX, self._genesis,
                              *([0] * N_FISCAL + [1] * N_FISCAL + [0] * N_FISCAL + [0]))
@@ -528,10 +539,10 @@ class Journal:
         else:
             self.f_hdr = struct.unpack_from(FISCAL_HDR_FMT, tail_hb, 0)
         h = self.f_hdr
-        self.quotas = list(h[21:28])
-        self.maxbody = list(h[28:35])
-        self.counts = list(h[14:21])
-        fo = self.f_first_ord
+        self.quotas = list(h[journal_format.FH_QUOTAS:journal_format.FH_QUOTAS + N_FISCAL])
+        self.maxbody = list(h[journal_format.FH_MAX_BODY:journal_format.FH_MAX_BODY + N_FISCAL])
+        self.counts = list(h[journal_format.FH_COUNTS:journal_format.FH_COUNTS + N_FISCAL])
+        fo = self.f_first_ord  # counters must not go back; a lost header borrows its successor's keys
         fi = self.f_first_index
         for s in range(1, tail + 1):
             if kinds[s] == _K_F and kinds[s - 1] == _K_F:
@@ -542,51 +553,60 @@ class Journal:
             if kinds[s] == _K_F or kinds[s] == _K_FSEQ:
                 fv[s] = 1
         self.f_valid = fv
-        for s in range(tail - 1, -1, -1):  # a lost header borrows its successor's keys for the search
+        for s in range(tail - 1, -1, -1):
             if not fv[s]:
                 fo[s] = fo[s + 1]
                 fi[s] = fi[s + 1]
         self.f_tail = tail
-        self.covered = h[11]
-        f_ord = h[9]
-        anchor = (h[12], h[13])  # type: tuple | None  # last fiscal record's index, chain head after it
-        anchor_ord = f_ord - 1
+        self.covered = h[journal_format.FH_COVERED]
         self.f_off = -1
+        self.fiscal_count = h[journal_format.FH_FIRST_ORDINAL]
+        self.f_anchor = (h[journal_format.FH_ANCHOR_INDEX], h[journal_format.FH_ANCHOR_HEAD])  # type: tuple | None
+        self.f_anchor_ord = self.fiscal_count - 1
         if kinds[tail] == _K_F:
-            recs, free, garbage = self._parse(tail, AREA_FISCAL)
-            mv = self._sbm
-            for g in garbage:
-                self._note("garbage", tail, g[0], None, "unreadable bytes before a good record")
-            for off, state, t, blen in recs:
-                if state == _TORN:
-                    continue
-                if state == _BAD:
-                    # its index field is under the failed CRC; only the first record's (INIT) is sure
-                    self._note("record-crc", tail, off, 0 if f_ord == 0 else None,
-                               "fiscal record (ordinal %d)" % f_ord)
-                    anchor = None
-                else:
-                    _, _, idx, prev = self._fiscal_fields(mv, off)
-                    body = mv[off + FISCAL_REC_HEAD:off + FISCAL_REC_HEAD + blen]
-                    if anchor is not None and anchor[0] != NO_INDEX and anchor[0] + 1 == idx \
-                            and anchor[1] != prev:
-                        self._note("chain", tail, off, idx, "prev_head differs from the chain")
-                    anchor = (idx, self._link(prev, idx, t, body))
-                    if t == DAILY:
-                        self.covered = idx - f_ord
-                    self.counts[FISCAL_SLOT[t]] += 1
-                anchor_ord = f_ord
-                f_ord += 1
-            self.f_off = free
+            self._scan_fiscal_tail(tail)
+
+    def _scan_fiscal_tail(self, tail):
+        """Parse the tail sector's records: counts, the covered invoices, the chain anchor after the last
+        record (None when a record fails its CRC) and where the next record goes."""
+        recs, free, garbage = self._parse(tail, AREA_FISCAL)
+        mv = self._sbm
+        for g in garbage:
+            self._note("garbage", tail, g[0], None, "unreadable bytes before a good record")
+        f_ord = self.fiscal_count
+        anchor = self.f_anchor
+        anchor_ord = self.f_anchor_ord
+        for off, state, t, blen in recs:
+            if state == _TORN:
+                continue
+            if state == _BAD:
+                # its index field is under the failed CRC; only the first record's (INIT) is sure
+                self._note("record-crc", tail, off, 0 if f_ord == 0 else None,
+                           "fiscal record (ordinal %d)" % f_ord)
+                anchor = None
+            else:
+                _, _, idx, prev = self._fiscal_fields(mv, off)
+                body = mv[off + FISCAL_REC_HEAD:off + FISCAL_REC_HEAD + blen]
+                if anchor is not None and anchor[0] != NO_INDEX and anchor[0] + 1 == idx \
+                        and anchor[1] != prev:
+                    self._note("chain", tail, off, idx, "prev_head differs from the chain")
+                anchor = (idx, self._link(prev, idx, t, body))
+                if t == DAILY:
+                    self.covered = idx - f_ord
+                self.counts[FISCAL_SLOT[t]] += 1
+            anchor_ord = f_ord
+            f_ord += 1
+        self.f_off = free
         self.fiscal_count = f_ord
         self.f_anchor = anchor  # None: unknown (damaged)
         self.f_anchor_ord = anchor_ord
 
     # ------------------------------------------------------------------ detail ring
     def _mount_ring(self, kinds, newest, ring_hb):
+        """The detail ring: the run of sectors in sequence ending at the newest, their counters, and the
+        records of the newest sector."""
         F, R = self.F, self.R
         self.r_heads = {}  # ring position -> chain head at its open (the newest sector's only)
-        rseq = self.r_seq
         for p in range(R):
             k = kinds[F + p]
             if k == _K_F or k == _K_FSEQ:
@@ -596,7 +616,7 @@ class Journal:
         self.r_off = -1
         self.r_committed = 0  # committed records in the newest sector
         self.r_records = []
-        if newest < 0:
+        if newest < 0:  # no valid ring header: every non-blank ring sector is damage, but one torn open
             for p in range(R):
                 k = kinds[F + p]
                 if k != _K_BLANK and k < _K_F:
@@ -605,10 +625,40 @@ class Journal:
                     else:
                         self._note("sector-header", F + p, 0, None, _WHY[k])
             return
-        nh = struct.unpack_from(RING_HDR_FMT, ring_hb, 0) + (ring_hb[RING_SUCC_AT],)
-        self.r_newest_succ = nh[13] != 0xFF
+        newest_hdr = struct.unpack_from(RING_HDR_FMT, ring_hb, 0) + (ring_hb[RING_SUCC_AT],)
+        self.r_newest_succ = newest_hdr[journal_format.RH_SUCCESSOR] != 0xFF
+        self.r_run = self._ring_run(kinds, newest, newest_hdr[journal_format.RH_SEQ])
+        run = self.r_run  # holes (lost headers) inherit their predecessor's counters; none may go back
+        fo = self.r_first_ord
+        fi = self.r_first_index
+        for i in range(1, len(run)):
+            if kinds[F + run[i]] != _K_R:
+                fo[run[i]] = fo[run[i - 1]]
+                fi[run[i]] = fi[run[i - 1]]
+        for i in range(1, len(run)):
+            a, b = run[i - 1], run[i]
+            if kinds[F + a] == _K_R and kinds[F + b] == _K_R:
+                if fo[b] < fo[a] or fi[b] < fi[a]:
+                    self._note("sequence", F + b, 0, None, "ring counters go back")
+        s = F + newest  # the newest sector: its committed records, and where the next one goes
+        recs, free, garbage = self._parse(s, AREA_RING)
+        for g in garbage:
+            self._note("garbage", s, g[0], None, "unreadable bytes before a good record")
+        self.r_off = free
+        committed = []
+        for r in recs:
+            if r[1] != _TORN:
+                committed.append(r)
+        self.r_records = committed
+        self.r_committed = len(committed)
+        self.r_heads[newest] = newest_hdr[journal_format.RH_HEAD]
+
+    def _ring_run(self, kinds, newest, seq):
+        """Ring positions, oldest first, of the sectors whose sequence runs down from the newest's
+        ``seq``; a lost header inside the run is a hole (kept), anything else ends it."""
+        F, R = self.F, self.R
+        rseq = self.r_seq
         run = [newest]
-        seq = nh[7]
         for k in range(1, R):
             p = (newest - k) % R
             kind = kinds[F + p]
@@ -637,31 +687,7 @@ class Journal:
                 self._note("sequence", F + p, 0, None, "ring sequence %d, expected %d" % (hseq, seq - k))
                 break
         run.reverse()
-        self.r_run = run
-        fo = self.r_first_ord
-        fi = self.r_first_index
-        for i in range(1, len(run)):  # holes (lost headers) inherit their predecessor's counters
-            if kinds[F + run[i]] != _K_R:
-                fo[run[i]] = fo[run[i - 1]]
-                fi[run[i]] = fi[run[i - 1]]
-        for i in range(1, len(run)):
-            a, b = run[i - 1], run[i]
-            if kinds[F + a] == _K_R and kinds[F + b] == _K_R:
-                if fo[b] < fo[a] or fi[b] < fi[a]:
-                    self._note("sequence", F + b, 0, None, "ring counters go back")
-        # the newest sector: count its records
-        s = F + newest
-        recs, free, garbage = self._parse(s, AREA_RING)
-        for g in garbage:
-            self._note("garbage", s, g[0], None, "unreadable bytes before a good record")
-        self.r_off = free
-        committed = []
-        for r in recs:
-            if r[1] != _TORN:
-                committed.append(r)
-        self.r_records = committed
-        self.r_committed = len(committed)
-        self.r_heads[newest] = nh[11]
+        return run
 
     # ------------------------------------------------------------------ counters and chain head
     def _mount_chain(self):
@@ -706,7 +732,7 @@ class Journal:
                 if state != _GOOD:
                     self._note("record-crc", F + p, off, i, "invoice record")
                     return
-                head = self._link(head, i, t, mv[off + 2:off + 2 + blen])
+                head = self._link(head, i, t, mv[off + RING_REC_HEAD:off + RING_REC_HEAD + blen])
                 i += 1
             self.head = head
         elif fa is not None:
@@ -723,7 +749,7 @@ class Journal:
                         if state != _GOOD:
                             self._note("record-crc", F + p, off, i, "invoice record")
                             return
-                        head = self._link(head, i, t, mv[off + 2:off + 2 + blen])
+                        head = self._link(head, i, t, mv[off + RING_REC_HEAD:off + RING_REC_HEAD + blen])
                         i += 1
                     o += 1
             self.head = head
@@ -755,9 +781,9 @@ class Journal:
         return d
 
     def warnings(self):
-        """Type codes (0 = fiscal area) at or above 90 % use."""
+        """Type codes (0 = fiscal area) at or above RULE_WARN_FM_PERMILLE use (R-WARN-FM)."""
         u = self.usage()
-        return sorted([k for k in u if u[k] >= WARN_PERMILLE])
+        return sorted([k for k in u if u[k] >= RULE_WARN_FM_PERMILLE])
 
     def _ring_uncovered_sectors(self):
         run = self.r_run
@@ -772,7 +798,7 @@ class Journal:
         return k
 
     # ================================================================== append
-    def append(self, rtype, body):
+    def append(self, rtype, body):  # R-FM-APPEND-ONLY
         """Append one record; returns its index once it is committed to flash."""
         if self.damage:
             raise JournalError(EIO, "damaged", self.damage[0])
@@ -813,7 +839,7 @@ class Journal:
         env = FISCAL_REC_OVERHEAD + blen
         idx = self.next_index
         eb = self._eb
-        struct.pack_into("<BHI32s", eb, 0, rtype, blen, idx, self.head)
+        struct.pack_into(FISCAL_REC_HEAD_FMT, eb, 0, rtype, blen, idx, self.head)
         eb[FISCAL_REC_HEAD:FISCAL_REC_HEAD + blen] = body
         c = FISCAL_REC_HEAD + blen
         struct.pack_into("<I", eb, c, crc32(self._ebm[:c]))
@@ -914,7 +940,7 @@ class Journal:
                 raise JournalError(ENOSPC, "ring full", "daily close needed")
         kind, h = self._read_header(F + p)
         if kind == "R":
-            erase_count = h[8]
+            erase_count = h[journal_format.FH_ERASE_COUNT]
         elif kind == "blank":
             erase_count = 1  # the format erase (first lap)
         else:
@@ -997,7 +1023,7 @@ class Journal:
             if state == _BAD:
                 bad = off
                 continue
-            idx = struct.unpack_from("<I", mv, off + 3)[0]
+            idx = _u32(mv, off + FISCAL_REC_INDEX_AT)
             if idx == index:
                 return t, bytes(mv[off + FISCAL_REC_HEAD:off + FISCAL_REC_HEAD + blen])
             if idx < index:
@@ -1023,7 +1049,7 @@ class Journal:
             if j == 0:
                 if state == _BAD:
                     self._damaged_read("record-crc", s, off, index, "invoice record")
-                return t, bytes(self._sbm[off + 2:off + 2 + blen])
+                return t, bytes(self._sbm[off + RING_REC_HEAD:off + RING_REC_HEAD + blen])
             j -= 1
         self._damaged_read("lost-records", s, None, index, "invoice ordinal %d not in its sector" % n)
 
@@ -1051,7 +1077,7 @@ class Journal:
             if state == _TORN:
                 continue
             if area == AREA_RING:
-                out.append((state, t, bytes(mv[off + 2:off + 2 + blen]), None, None, off))
+                out.append((state, t, bytes(mv[off + RING_REC_HEAD:off + RING_REC_HEAD + blen]), None, None, off))
             else:
                 f = self._fiscal_fields(mv, off)
                 out.append((state, t, bytes(mv[off + FISCAL_REC_HEAD:off + FISCAL_REC_HEAD + blen]),
@@ -1164,12 +1190,14 @@ class Journal:
             kind, h = self._read_header(s)
             if kind != "F":
                 continue
-            if h[9] != ford:
-                add("lost-records", s, 0, None, "sector starts at fiscal ordinal %d, %d found before" % (h[9], ford))
-                ford = h[9]
-            if list(h[14:21]) != counts and not unsure:
+            if h[journal_format.FH_FIRST_ORDINAL] != ford:
+                ford_hdr = h[journal_format.FH_FIRST_ORDINAL]
+                add("lost-records", s, 0, None,
+                    "sector starts at fiscal ordinal %d, %d found before" % (ford_hdr, ford))
+                ford = ford_hdr
+            if list(h[journal_format.FH_COUNTS:journal_format.FH_COUNTS + N_FISCAL]) != counts and not unsure:
                 add("counters", s, 0, None, "class counters in the header differ from the records")
-            counts = list(h[14:21])
+            counts = list(h[journal_format.FH_COUNTS:journal_format.FH_COUNTS + N_FISCAL])
             unsure = False
             recs, garbage = self._sector_records(s, AREA_FISCAL)
             for g in garbage:
@@ -1274,5 +1302,5 @@ class Journal:
         out = []
         for s in range(self.nsect):
             kind, h = self._read_header(s)
-            out.append(h[8] if kind == "F" or kind == "R" else None)
+            out.append(h[journal_format.FH_ERASE_COUNT] if kind == "F" or kind == "R" else None)
         return out

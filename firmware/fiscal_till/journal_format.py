@@ -48,10 +48,36 @@ RING_SUCC_AT = const(72)  # 0xFF; programmed to 0x00 before the next ring sector
 RING_HDR_SIZE = const(73)
 
 IDENT_SIZE = const(20)  # magic..ring_sectors: the device/partition identity, same in both headers
+
+# Byte offsets of the header fields mount reads in place; magic..first_index are alike in both headers
+HDR_AREA_AT = const(3)
+HDR_IDENT_AT = const(4)  # device_id 8s, format_id 4s, fiscal_sectors H, ring_sectors H, up to IDENT_SIZE
+IDENT_FMT = "<8s4sHH"
+HDR_SEQ_AT = const(20)
+HDR_ERASE_COUNT_AT = const(24)
+HDR_FIRST_ORDINAL_AT = const(28)
+HDR_FIRST_INDEX_AT = const(32)
+
+# Positions of the fields in the tuples struct.unpack_from gives for FISCAL_HDR_FMT and RING_HDR_FMT
+# (the ring's with the successor flag appended)
+FH_SEQ = const(7)
+FH_ERASE_COUNT = const(8)  # also the ring header's
+FH_FIRST_ORDINAL = const(9)
+FH_COVERED = const(11)
+FH_ANCHOR_INDEX = const(12)
+FH_ANCHOR_HEAD = const(13)
+FH_COUNTS = const(14)  # N_FISCAL items, then the quotas, then the max bodies
+FH_QUOTAS = const(21)
+FH_MAX_BODY = const(28)
+RH_SEQ = const(7)
+RH_HEAD = const(11)
+RH_SUCCESSOR = const(13)
 NO_INDEX = const(0xFFFFFFFF)
 
 # Fiscal record envelope: type B, length H, index I, prev_head 32s, body, crc32 I, commit B
 FISCAL_REC_HEAD_FMT = "<BHI32s"
+REC_LENGTH_AT = const(1)  # both envelopes: the body length follows the type byte
+FISCAL_REC_INDEX_AT = const(3)
 FISCAL_REC_HEAD = const(39)
 FISCAL_REC_OVERHEAD = const(44)
 # Ring (invoice detail) envelope: type B, length B, body, crc32 I, commit B

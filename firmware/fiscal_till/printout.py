@@ -9,6 +9,7 @@ bottom so a simulator's paper can never pass for a real one.
 
 from .capitals import capitals
 
+# R-NON-FISCAL: every document printed with test keys says so
 NON_FISCAL = "*** NON-FISCAL 非税控 测试 ***"
 WIDTH = 32
 

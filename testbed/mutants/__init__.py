@@ -402,7 +402,7 @@ def resends_refused_controls():
 
 def no_mac_last_try():
     _F, _T, cards, codes, _f, _l = _fw()
-    return [(cards.MacGuard, "tries_left", lambda self: codes.CARD_MAC_TRIES)]
+    return [(cards.MacGuard, "tries_left", lambda self: codes.RULE_CARD_MAC_TRIES)]
 
 
 def hides_mac_lock():
@@ -594,7 +594,7 @@ def damaged_init_crashes_boot():
 
 
 def format_not_power_safe():
-    from fiscal_till import journal
+    from fiscal_till import errnos, journal
     J = journal.Journal
     orig = J.format
 
@@ -603,7 +603,7 @@ def format_not_power_safe():
         for s in range(bdev.ioctl(4, 0)):
             bdev.readblocks(s, hb, 0)
             if hb[0:2] == b"FJ" and not force:  # a torn header counts as a journal: never formatted again
-                raise journal.JournalError(19, "media", "partition already holds a journal")
+                raise journal.JournalError(errnos.ENODEV, "media", "partition already holds a journal")
         return orig(bdev, device_id, quotas, fiscal_sectors, format_id, True)
     return [(J, "format", staticmethod(format))]
 
