@@ -98,16 +98,7 @@ def test_a_fiscal_class_at_90_percent_of_its_quota_warns_fm_90_before_it_locks()
     """R-WARN-FM: FM_90 from 900 per mille of a fiscal class (here 9 of 10 DAILY records), still issuing;
     R-LOCK-FM-FULL at the quota."""
     quotas = ((1, 512), (10, 192), (300, 208), (300, 64), (2000, 48), (2000, 64), (3000, 32))
-    rig = TillRig()
-    original = rig.board
-
-    def board():
-        b = original()
-        b.identity["journal_quotas"] = quotas
-        return b
-    rig.board = board
-    rig.flash = type(rig.flash)(sector_count=512, sector_size=4096)
-    rig.boot()
+    rig = TillRig(identity={"journal_quotas": quotas})
     rig.initialize()
     rig.bureau_sells_roll(1, 100)
     rig.ok("LOAD_ROLL")
