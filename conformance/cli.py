@@ -156,11 +156,7 @@ def _model_verdict(make, args, out: Path, extra: dict):
     """
     from .runner import Verdict
     from .stateful import MODEL_CASE, model_run
-    probe = make()
-    caps = set(probe.capabilities)
-    if not getattr(probe, "persistent", False):
-        probe.close()
-    missing = MODEL_CASE.required() - caps
+    missing = MODEL_CASE.required() - _capabilities(make)
     if missing:
         v = Verdict(MODEL_CASE.id, MODEL_CASE.title, "MODEL", MODEL_CASE.requirement, "not tested",
                     "the device lacks: " + ", ".join(sorted(missing)))
@@ -173,6 +169,15 @@ def _model_verdict(make, args, out: Path, extra: dict):
             print("          shrunk failure written to %s" % found.scenario)
     print("[model] %s %s  %s" % (_MARK[v.verdict], v.id, v.detail.splitlines()[0][:120]))
     return v
+
+
+def _capabilities(make) -> set:
+    """What the device can do, asked of a probe (left open when the backend keeps one device for the run)."""
+    probe = make()
+    caps = set(probe.capabilities)
+    if not getattr(probe, "persistent", False):
+        probe.close()
+    return caps
 
 
 def _write_report(doc: dict, out: Path) -> dict:

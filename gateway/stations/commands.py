@@ -340,12 +340,12 @@ def add_commands(sub, number) -> None:
         _common(p)
         return p
 
-    for group in (_add_registration, _add_initialize, _add_window, _add_rolls, _add_audit, _add_export):
+    for group in (_add_registration, _add_cards, _add_initialize, _add_window, _add_rolls, _add_audit, _add_export):
         group(add, number)
 
 
 def _add_registration(add, number) -> None:
-    """register-taxpayer, register-machine, issue-cards: the records and cards of a new till."""
+    """register-taxpayer, register-machine: the bureau's records of a taxpayer and its till."""
     p = add("register-taxpayer", cmd_register_taxpayer, "register a taxpayer and its tax items")
     p.add_argument("--taxpayer-no", required=True, help="纳税人识别号 (up to 20 letters and digits)")
     p.add_argument("--taxpayer-id", required=True, help="registration number")
@@ -361,6 +361,10 @@ def _add_registration(add, number) -> None:
     p.add_argument("--deadline", required=True, type=DATE, help="first invoice deadline YYYY-MM-DD")
     for lim in ("single", "cumulative", "return"):
         p.add_argument("--%s-limit" % lim, required=True, type=YUAN, help="%s limit in yuan" % lim)
+
+
+def _add_cards(add, number) -> None:
+    """issue-cards: the fiscal and user card of a registered till."""
     p = add("issue-cards", cmd_issue_cards, "issue the fiscal and user card of a machine (simulator card files)")
     p.add_argument("--taxpayer", required=True)
     p.add_argument("--machine", required=True, type=MACHINE)
