@@ -79,78 +79,120 @@ def _catalogue(args):
 
 
 def _run(args) -> int:
+    """Run the selected cases, then the model-based run, against --dut; write the report; the exit code."""
     from . import report
-    from .runner import device_identity
     out = Path(args.report)
+    lim = _limits(args)
+    cases = _selected(args)
+    if out.exists() and not out.is_dir():
+        raise UsageError("the report folder %s is a file" % out)
+    with tempfile.TemporaryDirectory(prefix="fc-run-") as workdir:
+        make = _factory(args.dut, workdir)
+        t0 = time.monotonic()
+        started = _dt.datetime.now().isoformat(timespec="seconds")
+        identity = _identity(make, lim, args.dut)
+        _print_device(identity, len(cases))
+        verdicts = [_run_one(make, case, lim, i, len(cases)) for i, case in enumerate(cases)]
+        extra: dict = {}
+        if _model_selected(args):
+            verdicts.append(_model_verdict(make, args, out, extra))
+        doc = report.document(verdicts, identity, dut=args.dut, seed=args.seed, started=started,
+                              seconds=time.monotonic() - t0, extra=extra, time_scale=lim.scale)
+        paths = _write_report(doc, out)
+        _print_summary(doc, paths)
+        return EXIT[doc["summary"]["overall"]]
+
+
+def _limits(args):
+    """The time limits of --time-scale, also set in the environment: the model run's sessions use them."""
     try:
         lim = limits_for(args.time_scale)
     except ValueError as e:
         raise UsageError("--time-scale: %s" % e) from None
-    os.environ[TIME_SCALE_ENV] = repr(lim.scale)  # the model-based run's sessions use the same limits
-    cases = _selected(args)
-    if out.exists() and not out.is_dir():
-        raise UsageError("the report folder %s is a file" % out)
-    work = tempfile.TemporaryDirectory(prefix="fc-run-")
+    os.environ[TIME_SCALE_ENV] = repr(lim.scale)
+    return lim
+
+
+def _factory(dut: str, workdir: str):
     try:
-        try:
-            make = dut_factory(args.dut, workdir=work.name)
-        except DutError as e:
-            raise UsageError(str(e)) from None
-        t0 = time.monotonic()
-        started = _dt.datetime.now().isoformat(timespec="seconds")
-        try:
-            identity = device_identity(make, lim)
-        except (DutError, OSError) as e:
-            raise UsageError("cannot reach the device %s: %s" % (args.dut, e)) from None
-        print("fiscal-conformance %s: %s, firmware %s (%s...), %d cases" % (
-            SUITE_VERSION, identity.get("model", "?"), identity.get("fw_version", "?"),
-            str(identity.get("fw_hash", ""))[:16], len(cases)))
-        banner = report.test_run(identity)["banner"]
-        if banner:
-            print(banner)
-        verdicts = []
-        for i, case in enumerate(cases):
-            v = run_case(make, case, limits=lim)
-            verdicts.append(v)
-            prov = " (provisional)" if v.provisional else ""
-            print("[%3d/%d] %s %-13s %s%s" % (i + 1, len(cases), _MARK[v.verdict], v.id, v.title[:60], prov))
-            if v.verdict in ("fail", "error"):
-                print("          " + v.detail.splitlines()[0][:160])
-            sys.stdout.flush()
-        extra = {}
-        if _model_selected(args):
-            from .stateful import MODEL_CASE, model_run
-            probe = make()
-            caps = set(probe.capabilities)
-            if not getattr(probe, "persistent", False):
-                probe.close()
-            missing = MODEL_CASE.required() - caps
-            if missing:
-                from .runner import Verdict
-                v = Verdict(MODEL_CASE.id, MODEL_CASE.title, "MODEL", MODEL_CASE.requirement, "not tested",
-                            "the device lacks: " + ", ".join(sorted(missing)))
-            else:
-                print("model-based run: seed %d, %d sequences ..." % (args.seed, args.examples))
-                found = model_run(make, seed=args.seed, examples=args.examples, out_dir=out / "found")
-                v = found.verdict
-                if found.scenario:
-                    extra["found_scenario"] = str(found.scenario)
-                    print("          shrunk failure written to %s" % found.scenario)
-            verdicts.append(v)
-            print("[model] %s %s  %s" % (_MARK[v.verdict], v.id, v.detail.splitlines()[0][:120]))
-        doc = report.document(verdicts, identity, dut=args.dut, seed=args.seed, started=started,
-                              seconds=time.monotonic() - t0, extra=extra, time_scale=lim.scale)
-        try:
-            paths = report.write_all(doc, out)
-        except OSError as e:
-            raise UsageError("cannot write the report to %s: %s" % (out, e.strerror or e)) from None
-        s = doc["summary"]
-        print("\n%s: %s  (%s)  in %.1f s" % (s["overall"], ", ".join("%d %s" % (n, k) for k, n in s["counts"].items()),
-                                             "%d provisional" % s["provisional"], doc["seconds"]))
-        print("report: %s" % ", ".join(str(p) for p in paths.values()))
-        return EXIT[s["overall"]]
-    finally:
-        work.cleanup()
+        return dut_factory(dut, workdir=workdir)
+    except DutError as e:
+        raise UsageError(str(e)) from None
+
+
+def _identity(make, lim, dut: str) -> dict:
+    from .runner import device_identity
+    try:
+        return device_identity(make, lim)
+    except (DutError, OSError) as e:
+        raise UsageError("cannot reach the device %s: %s" % (dut, e)) from None
+
+
+def _print_device(identity: dict, n_cases: int) -> None:
+    from . import report
+    print("fiscal-conformance %s: %s, firmware %s (%s...), %d cases" % (
+        SUITE_VERSION, identity.get("model", "?"), identity.get("fw_version", "?"),
+        str(identity.get("fw_hash", ""))[:16], n_cases))
+    banner = report.test_run(identity)["banner"]
+    if banner:
+        print(banner)
+
+
+def _run_one(make, case, lim, i: int, n_cases: int):
+    """Run one case and print its line (and the first line of the detail when it failed or erred)."""
+    v = run_case(make, case, limits=lim)
+    prov = " (provisional)" if v.provisional else ""
+    print("[%3d/%d] %s %-13s %s%s" % (i + 1, n_cases, _MARK[v.verdict], v.id, v.title[:60], prov))
+    if v.verdict in ("fail", "error"):
+        print("          " + v.detail.splitlines()[0][:160])
+    sys.stdout.flush()
+    return v
+
+
+def _model_verdict(make, args, out: Path, extra: dict):
+    """The model-based run's verdict ("not tested" when the device lacks a capability it needs).
+
+    A shrunk failing scenario is written under out/found and named in extra["found_scenario"].
+    """
+    from .runner import Verdict
+    from .stateful import MODEL_CASE, model_run
+    missing = MODEL_CASE.required() - _capabilities(make)
+    if missing:
+        v = Verdict(MODEL_CASE.id, MODEL_CASE.title, "MODEL", MODEL_CASE.requirement, "not tested",
+                    "the device lacks: " + ", ".join(sorted(missing)))
+    else:
+        print("model-based run: seed %d, %d sequences ..." % (args.seed, args.examples))
+        found = model_run(make, seed=args.seed, examples=args.examples, out_dir=out / "found")
+        v = found.verdict
+        if found.scenario:
+            extra["found_scenario"] = str(found.scenario)
+            print("          shrunk failure written to %s" % found.scenario)
+    print("[model] %s %s  %s" % (_MARK[v.verdict], v.id, v.detail.splitlines()[0][:120]))
+    return v
+
+
+def _capabilities(make) -> set:
+    """What the device can do, asked of a probe (left open when the backend keeps one device for the run)."""
+    probe = make()
+    caps = set(probe.capabilities)
+    if not getattr(probe, "persistent", False):
+        probe.close()
+    return caps
+
+
+def _write_report(doc: dict, out: Path) -> dict:
+    from . import report
+    try:
+        return report.write_all(doc, out)
+    except OSError as e:
+        raise UsageError("cannot write the report to %s: %s" % (out, e.strerror or e)) from None
+
+
+def _print_summary(doc: dict, paths: dict) -> None:
+    s = doc["summary"]
+    print("\n%s: %s  (%s)  in %.1f s" % (s["overall"], ", ".join("%d %s" % (n, k) for k, n in s["counts"].items()),
+                                         "%d provisional" % s["provisional"], doc["seconds"]))
+    print("report: %s" % ", ".join(str(p) for p in paths.values()))
 
 
 def main(argv: list[str] | None = None) -> int:

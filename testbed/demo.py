@@ -95,52 +95,73 @@ class Demo:
 
     # ---- the story ----------------------------------------------------------------------------------------------
     def run(self) -> None:
-        st, sim = self.st, self.sim
-        sim.rtc.set(20260105, 90000)
+        """The lifecycle on CPython, one narrated step after another; SystemExit when the audit finds problems."""
+        self.sim.rtc.set(20260105, 90000)
+        self.register()
+        self.initialize()
+        self.first_roll()
+        self.trade()
+        self.deadline_passes()
+        self.filing_window()
+        self.clear_unlock()
+        self.renew_roll()
+        self.resume_issuing()
+        audit = self.audit()
+        self.export()
+        if not audit.ok:
+            raise SystemExit("the audit found problems")
+
+    def register(self) -> None:
         self.step("Registration desk: taxpayer, machine, cards")
+        st, sim = self.st, self.sim
         stations.register_taxpayer(st, demo_cards.TAXPAYER, tax_items=demo_cards.TAX_ITEMS, roll_quota=2)
         stations.register_machine(st, self.tp, self.machine, demo_cards.LIMITS)
 
         def personalise(fd, ud):
             sim.fiscal_slot.insert(FiscalCard.issued(fd))
             sim.user_slot.insert(UserCard.issued(ud))
-        fd, ud = stations.issue_cards(st, self.tp, self.machine, fiscal_card_no=demo_cards.FISCAL_CARD_NO, user_card_no=demo_cards.USER_CARD_NO,
-                               valid_from=demo_cards.VALID_FROM, valid_to=demo_cards.VALID_TO, personalise=personalise)
+        fd, ud = stations.issue_cards(st, self.tp, self.machine, fiscal_card_no=demo_cards.FISCAL_CARD_NO,
+                                      user_card_no=demo_cards.USER_CARD_NO, valid_from=demo_cards.VALID_FROM,
+                                      valid_to=demo_cards.VALID_TO, personalise=personalise)
         self.table("registered", {"taxpayer": "%s %s" % (self.tp, demo_cards.TAXPAYER.name), "machine": self.machine,
                                   "fiscal card": fd.card_no.hex(), "user card": ud.card_no.hex(),
                                   "keys": "TEST master key 0x%02X (NON-FISCAL)" % ud.key_id,
                                   "first deadline": iso(demo_cards.LIMITS.deadline), "roll quota": "2 per period"})
 
-        self.step("Initialization over the serial line (%s)" % sim.port)
+    def initialize(self) -> None:
+        self.step("Initialization over the serial line (%s)" % self.sim.port)
         info = self.till.call_ok("GET_INFO")
         self.fw_hash = info.fw_hash
         self.say("GET_INFO: model %s, machine %s, firmware %s, hash %s... (the firmware runs in this process, "
                  "under CPython)" % (info.model, info.machine_no, info.fw_version, info.fw_hash.hex()[:16]))
         self.say("locks before: %s" % ", ".join(self.locks()))
-        init = stations.initialize_till(st, self.till, self.machine, date=20260105, time=90000)
+        init = stations.initialize_till(self.st, self.till, self.machine, date=20260105, time=90000)
         self.say("INITIALIZE: machine %s bound to fiscal card %s of taxpayer %s" % (
             init["machine_no"], init["fiscal_card_no"], init["taxpayer_no"]))
 
+    def first_roll(self) -> None:
         self.step("Invoice sales: the first roll, loaded by the till")
-        sold = stations.sell_roll(st, self.hall(), self.tp, self.machine, code=ROLL_CODE, start=1, end=100)
+        sold = stations.sell_roll(self.st, self.hall(), self.tp, self.machine, code=ROLL_CODE, start=1, end=100)
         roll = self.till.call_ok("LOAD_ROLL")
         self.say("sold roll #%d %s no. %d-%d; LOAD_ROLL took %s %d-%d; locks: %s" % (
             sold["roll_id"], ROLL_CODE, 1, 100, roll.code, roll.start, roll.end, ", ".join(self.locks()) or "none"))
 
+    def trade(self) -> None:
         self.step("Three days of trade")
         total = 0
         for day, n in ((20260105, 12), (20260106, 10), (20260107, 8)):
-            sim.rtc.set(day, 100000)
+            self.sim.rtc.set(day, 100000)
             for i in range(n):
                 rec = self.invoice(2000 + 150 * i, 1 + i % 2)
                 total += rec.total
             self.say("%s: %d invoices, last no. %d" % (iso(day), n, rec.number))
         self.say("30 invoices, %s yuan; the last one as the printer printed it:" % yuan(total))
-        for line in last_printed(sim.printer.tail(60)):
+        for line in last_printed(self.sim.printer.tail(60)):
             self.out.print("      | " + line, markup=False, highlight=False)
 
+    def deadline_passes(self) -> None:
         self.step("The deadline passes: the till locks itself")
-        sim.rtc.set(20260201, 90000)
+        self.sim.rtc.set(20260201, 90000)
         self.say("2026-02-01 locks: [bold red]%s[/]" % ", ".join(self.locks()))
         try:
             self.invoice(1000, 1)
@@ -155,54 +176,67 @@ class Demo:
         except StatusError as e:
             self.say("CLEAR_UNLOCK before the bureau: %s" % e)
 
+    def filing_window(self) -> None:
+        """The pending declaration read and shown; a short filing refused, the corrected one accepted, its
+        repetition refused."""
         self.step("The filing window (一窗式), 2026-02-20: five days after the filing deadline")
-        sim.rtc.set(20260220, 93000)
-        reading = stations.read_card(st, self.hall(), self.tp)
+        self.sim.rtc.set(20260220, 93000)
+        reading = stations.read_card(self.st, self.hall(), self.tp)
         p = reading.pending[0]
         self.table("user card %s: pending declaration (verified: MAC1 + signature)" % reading.user_card_no, {
             "machine": p.machine_no, "period": "%s .. %s" % (iso(p.report.start), iso(p.report.end)),
             "invoices": "%d normal, %d returns, %d void" % p.report.counts,
             "recorded income": yuan(p.report.income)})
-        short = stations.file(st, self.hall(), self.tp, stations.typed(yuan(p.report.income - 5000)))
+        short = self.file_income(p.report.income - 5000)
         self.say("declared %s < recorded %s: [bold red]refused[/], shortfall %s; the taxpayer is asked to correct it" % (
             yuan(short.declared.income), yuan(short.recorded), yuan(short.shortfall)))
-        ok = stations.file(st, self.hall(), self.tp, stations.typed(yuan(p.report.income)))
+        self.show_accepted(self.file_income(p.report.income))
+        try:
+            self.file_income(p.report.income)
+        except Refused as e:
+            self.say("the same filing again: refused (%s): %s" % (e.reason, e))
+
+    def file_income(self, income: int):
+        return stations.file(self.st, self.hall(), self.tp, stations.typed(yuan(income)))
+
+    def show_accepted(self, ok) -> None:
         a = ok.assessment
         self.table("corrected filing (attempt %d): [bold green]accepted[/]" % ok.attempt, {
             "filing deadline": iso(a.filing_deadline), "filed": iso(a.filed_on), "days late": a.days,
             "base (tax due)": yuan(a.base) + " yuan", "surcharge 0.05 %/day": yuan(a.amount) + " yuan",
             "clear-unlock": "new deadline %s, sequence %d" % (iso(ok.clear_unlock["deadline"]), ok.clear_unlock["sequence"])})
-        try:
-            stations.file(st, self.hall(), self.tp, stations.typed(yuan(p.report.income)))
-        except Refused as e:
-            self.say("the same filing again: refused (%s): %s" % (e.reason, e))
 
+    def clear_unlock(self) -> None:
         self.step("Back at the till: clear-unlock")
         cleared = self.till.call_ok("CLEAR_UNLOCK")
         self.say("CLEAR_UNLOCK: period ending %s cleared, deadline now %s; locks: %s" % (
             iso(cleared.period_end), iso(cleared.controls.deadline), ", ".join(self.locks()) or "none"))
 
+    def renew_roll(self) -> None:
         self.step("验旧售新: account for the old roll, sell a new one")
-        acc = stations.check_old(st, self.hall(), self.tp, self.machine)
+        acc = stations.check_old(self.st, self.hall(), self.tp, self.machine)
         self.say("验旧 (%s): %d numbers distributed, %d used, %d voided, %d remaining: %s" % (
             acc.source, acc.distributed, acc.used, acc.voided, acc.remaining, "ok" if acc.ok else acc.problems))
-        sold = stations.sell_roll(st, self.hall(), self.tp, self.machine, code=ROLL_CODE, start=101, end=200)
+        sold = stations.sell_roll(self.st, self.hall(), self.tp, self.machine, code=ROLL_CODE, start=101, end=200)
         self.say("售新: roll #%d %s no. 101-200 onto the user card (slot %d of %d this period)" % (
             sold["roll_id"], ROLL_CODE, sold["slot"], sold["quota"]))
 
+    def resume_issuing(self) -> None:
         self.step("Issuing resumes")
-        sim.rtc.set(20260221, 100000)
+        self.sim.rtc.set(20260221, 100000)
         rec = self.invoice(8800, 1)
         self.last_number = rec.number
         self.say("2026-02-21 invoice no. %d, %s yuan; locks: %s" % (rec.number, yuan(rec.total),
                                                                    ", ".join(self.locks()) or "none"))
 
+    def audit(self):
+        """READ_JOURNAL with a progress bar, the result kept in audit.json and summarised; the result."""
         self.step("Audit: the whole fiscal memory over the line")
         with Progress("   [progress.description]{task.description}", BarColumn(), DownloadColumn(),
                       TransferSpeedColumn(), console=self.out, transient=True) as bar:
             task = bar.add_task("READ_JOURNAL", total=None)
-            result = stations.audit_till(st, self.till, self.machine, partial=self.folder / "journal.part",
-                                  progress=lambda done, tot: bar.update(task, completed=done, total=tot))
+            result = stations.audit_till(self.st, self.till, self.machine, partial=self.folder / "journal.part",
+                                         progress=lambda done, tot: bar.update(task, completed=done, total=tot))
         (self.folder / "audit.json").write_text(json.dumps(result.as_dict(), indent=1, ensure_ascii=False) + "\n")
         s = result.findings.summary
         self.say("audit #%d: %d bytes, chain %s, %d problem(s), %d note(s); records %s" % (
@@ -211,16 +245,16 @@ class Demo:
             ", ".join("%s %d" % kv for kv in sorted(s["records"].items()))))
         for p in result.findings.problems:
             self.say("[red]%s %s: %s" % (p["kind"], p["where"], p["detail"]))
+        return result
 
+    def export(self) -> None:
         self.step("一户式: the taxpayer's whole record")
-        doc = stations.export_taxpayer(st, self.tp)
+        doc = stations.export_taxpayer(self.st, self.tp)
         path = self.folder / "taxpayer.json"
         path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         self.say("%s: %d declarations, %d comparisons, %d rolls, %d audits, %d events" % (
             path, len(doc["declarations"]), sum(len(d["comparisons"]) for d in doc["declarations"]),
             len(doc["rolls"]), len(doc["audits"]), len(doc["events"])))
-        if not result.ok:
-            raise SystemExit("the audit found problems")
 
     def micropython(self) -> None:
         """The same till (same folder) switched on again with its firmware in the MicroPython unix port."""

@@ -82,6 +82,7 @@ def _time(text: str) -> int:
 
 DATE = _arg(lambda t: income.parse_date(t))
 YUAN = _arg(lambda t: income.parse_yuan(t, "amount"))
+MACHINE = _digits(16, "machine number")
 
 
 # ---- shared plumbing -------------------------------------------------------------------------------------------
@@ -329,13 +330,22 @@ def _port(p, number):
 
 
 def add_commands(sub, number) -> None:
-    """Add the station commands to gateway.cli's subparsers; `number` is its numeric argument type."""
+    """Add the station commands to gateway.cli's subparsers; `number` is its numeric argument type.
+
+    The groups add their commands in the order `fiscal-gateway --help` lists them.
+    """
     def add(name, fn, help_text):
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(station_fn=fn)
         _common(p)
         return p
 
+    for group in (_add_registration, _add_cards, _add_initialize, _add_window, _add_rolls, _add_audit, _add_export):
+        group(add, number)
+
+
+def _add_registration(add, number) -> None:
+    """register-taxpayer, register-machine: the bureau's records of a taxpayer and its till."""
     p = add("register-taxpayer", cmd_register_taxpayer, "register a taxpayer and its tax items")
     p.add_argument("--taxpayer-no", required=True, help="纳税人识别号 (up to 20 letters and digits)")
     p.add_argument("--taxpayer-id", required=True, help="registration number")
@@ -347,33 +357,45 @@ def add_commands(sub, number) -> None:
                    help="tax item INDEX:RATE_BASIS_POINTS:CODE:NAME, 1 to 6 times")
     p = add("register-machine", cmd_register_machine, "register a till of a taxpayer with its deadline and limits")
     p.add_argument("--taxpayer", required=True)
-    p.add_argument("--machine", required=True, type=_digits(16, "machine number"))
+    p.add_argument("--machine", required=True, type=MACHINE)
     p.add_argument("--deadline", required=True, type=DATE, help="first invoice deadline YYYY-MM-DD")
     for lim in ("single", "cumulative", "return"):
         p.add_argument("--%s-limit" % lim, required=True, type=YUAN, help="%s limit in yuan" % lim)
+
+
+def _add_cards(add, number) -> None:
+    """issue-cards: the fiscal and user card of a registered till."""
     p = add("issue-cards", cmd_issue_cards, "issue the fiscal and user card of a machine (simulator card files)")
     p.add_argument("--taxpayer", required=True)
-    p.add_argument("--machine", required=True, type=_digits(16, "machine number"))
+    p.add_argument("--machine", required=True, type=MACHINE)
     p.add_argument("--fiscal-card", required=True, type=_hex8, help="fiscal card number, 16 hex digits")
     p.add_argument("--user-card", required=True, type=_hex8, help="user card number, 16 hex digits")
     p.add_argument("--valid-from", required=True, type=DATE)
     p.add_argument("--valid-to", required=True, type=DATE)
     p.add_argument("--out", required=True, help="folder for fiscal.json and user.json (a simulator's cards/)")
+
+
+def _add_initialize(add, number) -> None:
+    """initialize: 税控初始化 over the serial line."""
     p = add("initialize", cmd_initialize, "税控初始化 of a registered till over its serial line")
     _port(p, number)
-    p.add_argument("--machine", required=True, type=_digits(16, "machine number"))
+    p.add_argument("--machine", required=True, type=MACHINE)
     p.add_argument("--date", type=DATE, help="initialization date (default today)")
     p.add_argument("--time", type=_time, help="HH:MM[:SS] (default now)")
+
+
+def _add_window(add, number) -> None:
+    """read-card, file, referrals: the filing window and what a refused filing leads to."""
     p = add("read-card", cmd_read_card, "read and verify the user card at the window; show the period's totals")
     p.add_argument("--taxpayer", required=True)
     _card(p)
     p = add("file", cmd_file, "一窗式 filing: compare the declared income, clear-unlock or refuse")
     p.add_argument("--taxpayer", required=True)
     _card(p)
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--income", type=YUAN, help="declared income in yuan, e.g. 12345.60")
-    g.add_argument("--income-file", help="the filing as a .json or .csv file")
-    p.add_argument("--machine", type=_digits(16, "machine number"), help="when the card holds several declarations")
+    income_source = p.add_mutually_exclusive_group(required=True)
+    income_source.add_argument("--income", type=YUAN, help="declared income in yuan, e.g. 12345.60")
+    income_source.add_argument("--income-file", help="the filing as a .json or .csv file")
+    p.add_argument("--machine", type=MACHINE, help="when the card holds several declarations")
     p.add_argument("--explanation", help="the taxpayer's explanation of a shortfall: opens a referral")
     p = add("referrals", cmd_referrals, "referrals to the tax source department: list, assign, close")
     p.add_argument("action", choices=("list", "assign", "close"))
@@ -382,22 +404,34 @@ def add_commands(sub, number) -> None:
     p.add_argument("--taxpayer")
     p.add_argument("--to", help="assignee (assign)")
     p.add_argument("--resolution", help="how it was resolved (close)")
+
+
+def _add_rolls(add, number) -> None:
+    """check-old, sell: 验旧 and 验旧售新 of invoice rolls on the user card."""
     p = add("check-old", cmd_check_old, "验旧: account for every roll sold to a machine")
     p.add_argument("--taxpayer", required=True)
-    p.add_argument("--machine", required=True, type=_digits(16, "machine number"))
+    p.add_argument("--machine", required=True, type=MACHINE)
     _card(p)
     p = add("sell", cmd_sell, "验旧售新: sell a roll of invoices onto the user card")
     p.add_argument("--taxpayer", required=True)
-    p.add_argument("--machine", required=True, type=_digits(16, "machine number"))
+    p.add_argument("--machine", required=True, type=MACHINE)
     _card(p)
     p.add_argument("--code", required=True, type=_digits(10, "invoice code"))
     p.add_argument("--start", required=True, type=_positive)
     p.add_argument("--end", required=True, type=_positive)
+
+
+def _add_audit(add, number) -> None:
+    """audit: read the fiscal memory over the line and verify it."""
     p = add("audit", cmd_audit, "read the till's fiscal memory over the line and verify it against the record")
     _port(p, number)
-    p.add_argument("--machine", required=True, type=_digits(16, "machine number"))
+    p.add_argument("--machine", required=True, type=MACHINE)
     p.add_argument("--resume", help="partial read-out file: kept while reading, resumed from next time")
     p.add_argument("--report", help="also write the full report as JSON to this file")
+
+
+def _add_export(add, number) -> None:
+    """export: 一户式, one taxpayer as one JSON document."""
     p = add("export", cmd_export, "一户式: everything about one taxpayer as one JSON document")
     p.add_argument("--taxpayer", required=True)
     p.add_argument("--out", help="file to write (default: stdout)")
