@@ -111,8 +111,8 @@ RULES: tuple[CommandRules, ...] = (
         _c("rights", "the management card lacks the clock right", "CLOCK_UNAUTHORIZED"),
         _c("backwards", "the new time is earlier than the clock or than the newest record", "CLOCK_BACKWARDS"),
         _APPEND,
-    ), "Before INITIALIZE the clock is set with no card and nothing recorded.  DAMAGED: the clock is set "
-       "before the CLOCK_SET event is refused, so the reply is FM_DAMAGED although the clock moved."),
+    ), "Before INITIALIZE the clock is set with no card and nothing recorded.  DAMAGED: the CLOCK_SET event "
+       "cannot be written, so the reply is FM_DAMAGED and the clock is left as it was."),
     CommandRules("INITIALIZE", _states(OK, "STATE_ALREADY_INITIALIZED", "STATE_ALREADY_INITIALIZED",
                                        "STATE_ALREADY_INITIALIZED"), (
         _c("initialized", "the till holds an INIT record", "STATE_ALREADY_INITIALIZED"),

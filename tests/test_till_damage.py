@@ -13,10 +13,11 @@ import pytest
 from fiscal_till import codes, layouts
 from fiscal_till.records import encode
 from fiscal_till.fallback import FallbackTill
-from fiscal_till.journal_format import FISCAL_HDR_SIZE, RING_HDR_SIZE, RING_SUCC_AT
+from fiscal_till.journal_format import FISCAL_HDR_SIZE, FISCAL_REC_OVERHEAD, RING_HDR_SIZE, RING_SUCC_AT
 from hw_sim.nor_flash import TEARS, PowerLoss
 from protocol import journal_audit
 from protocol import journal_format as JF
+from protocol import records
 from protocol import status
 from testbed.rigs import TillRig
 
@@ -439,3 +440,19 @@ def test_every_bit_of_every_region_flipped_ends_in_a_served_link_with_the_right_
     sector = c.regions()[region][0]
     commits = len([x for x in c.commit_bytes() if x[0] == sector and lo <= x[1] < hi]) if step == 1 else 0
     assert runs == (len(range(lo, hi, step)) - commits) * 8 or step > 1
+
+
+def test_set_time_refused_by_damaged_fiscal_memory_leaves_the_clock_and_nvram_as_they_were():
+    """R-INPUT-CHECKED: the CLOCK_SET event cannot be written, so the clock does not move and no
+    operation is left pending for the next boot to finish."""
+    rig = ready_rig(1)
+    init_envelope = FISCAL_REC_OVERHEAD + records.InitRecord.sizeof()
+    rig.flash.flip_bit(FISCAL_HDR_SIZE + init_envelope + FISCAL_REC_OVERHEAD, 0)  # the record after INIT
+    rig.reboot()
+    assert damage(rig)[0] == FM_DAMAGED and rig.till.fiscal.initialized()
+    rig.user_slot.remove()
+    rig.user_slot.insert(rig.cards.management)
+    before = rig.rtc.t
+    rig.refused("SET_TIME", "FM_DAMAGED", date=rig.rtc.date + 1, time=80000)
+    assert rig.rtc.t == before
+    assert rig.nvram.get("intent") is None

@@ -686,9 +686,14 @@ class Fiscal(boot.Boot, recovery.Recovery):
             self._intent(codes.CMD_SET_TIME, rid, digest, struct.pack(">III", date, time, old_date))
         self._set_rtc(date, time)
         if self.initialized():
-            self._append(codes.REC_EVENT, layouts.EVENT_RECORD,
-                         {"request": {"rid": rid, "digest": digest}, "date": date, "time": time,
-                          "event": codes.EV_CLOCK_SET, "arg": old_date})
+            try:
+                self._append(codes.REC_EVENT, layouts.EVENT_RECORD,
+                             {"request": {"rid": rid, "digest": digest}, "date": date, "time": time,
+                              "event": codes.EV_CLOCK_SET, "arg": old_date})
+            except Refused:  # R-INPUT-CHECKED: a refused request changes nothing (clock, nvram)
+                self._set_rtc(old_date, old_time)
+                self._done()
+                raise
             self._done()
             self._close_days(from_day_number(day_number(date) - 1), 0, 0)
         return {}
