@@ -119,6 +119,10 @@ RULES: tuple[Rule, ...] = (
          "Fiscal memory that fails its checks (CRC, sequence, chain, anchors) locks issuing; GET_STATUS "
          "names the damage, and reading out still works.",
          "domain §5; ours"),
+    Rule("R-BOOT-ALWAYS", "damaged media never stops the till booting",
+         "Whatever its flash, nvram and cards contain, the till boots and serves its link: normal, or locked "
+         "with the damage named, so the bureau can still read it out.",
+         "ours (FISCAL_MEMORY.md §11)"),
     Rule("R-LOCK-CLOCK-FAULT", "a clock behind the newest record locks issuing",
          "When the clock reads earlier than the newest record's date and time, or an impossible date, the "
          "till issues nothing until the clock is set forward with the management card.",
@@ -219,6 +223,10 @@ RULES: tuple[Rule, ...] = (
          "SET_TIME needs a genuine management card and never sets the clock earlier than the newest "
          "record.",
          "domain §4"),
+    Rule("R-CLOCK-VALID", "no dated record from an impossible clock",
+         "An operation that writes a dated record is refused (CLOCK_INVALID) while the clock reads an "
+         "impossible date or time; only SET_TIME, with the management card, mends it.",
+         "ours (PROTOCOL.md, error table)"),
     Rule("R-INSPECTION", "inspection with the management card",
          "INSPECT reads the fiscal data for an inspector holding a genuine, valid management card and "
          "records the inspection once.",

@@ -309,3 +309,22 @@ def test_inspection_reads_the_till_with_the_management_card():
     info = rig.ok("INSPECT")
     assert info.machine_no == demo_cards.MACHINE_NO and info.invoice_count == 1
     assert info.chain_head == rig.till.fiscal.jn.chain_head()
+
+
+def test_an_impossible_clock_refuses_dated_records_until_set_time_mends_it():
+    """R-CLOCK-VALID: with the RTC reading month 13 (a battery fault), invoices and closes are refused
+    CLOCK_INVALID and nothing is written; SET_TIME with the management card mends the clock."""
+    rig = ready()
+    good = rig.rtc.datetime
+    rig.rtc.datetime = lambda value=None: (2026, 13, 1, 0, 9, 0, 0, 0) if value is None else good(value)
+    before = rig.status().journal_permille, rig.till.fiscal.jn.next_index
+    rig.refused("ISSUE_INVOICE", "CLOCK_INVALID", **rig.invoice(100))
+    rig.refused("DAILY_CLOSE", "CLOCK_INVALID")
+    assert (rig.status().journal_permille, rig.till.fiscal.jn.next_index) == before
+    rig.user_slot.remove()
+    rig.user_slot.insert(rig.cards.management)
+    rig.ok("SET_TIME", date=20260106, time=90000)
+    del rig.rtc.datetime
+    rig.user_slot.remove()
+    rig.user_slot.insert(rig.cards.user)
+    rig.ok("ISSUE_INVOICE", **rig.invoice(100))

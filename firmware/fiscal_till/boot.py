@@ -38,7 +38,7 @@ def machine_device_id(machine_no):
 
 
 class Boot:
-    def start(self):
+    def start(self):  # R-BOOT-ALWAYS
         """Boot: mount, load, open the card, check the anchors, back-fill.  Never raises (short of the
         power going): whatever the flash, nvram or cards hold, boot ends with the link served, either
         normal or locked with the reason in `damage_info()` (docs/FISCAL_MEMORY.md §11)."""

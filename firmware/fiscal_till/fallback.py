@@ -12,7 +12,7 @@ firmware bug, memory exhausted while mounting).  The till stays on the link and 
 from . import codes, layouts, schema, version
 
 
-class FallbackTill:
+class FallbackTill:  # R-BOOT-ALWAYS: what answers when the fiscal core cannot even start
     def __init__(self, board, reason=None):
         self.board = board
         self.reason = reason  # the exception that stopped the fiscal core (for a debugger; never sent)

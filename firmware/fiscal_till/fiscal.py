@@ -319,7 +319,7 @@ class Fiscal(boot.Boot, recovery.Recovery):
 
     def _today(self):
         date, time = self.now()
-        if not valid_date(date) or not valid_time(time):
+        if not valid_date(date) or not valid_time(time):  # R-CLOCK-VALID
             raise Refused(codes.E_CLOCK_INVALID)
         if self.clock_behind(date, time):
             raise Refused(codes.E_LOCK_CLOCK_FAULT)
@@ -681,7 +681,8 @@ class Fiscal(boot.Boot, recovery.Recovery):
             if not cert["rights"] & cards.RIGHT_CLOCK:
                 raise Refused(codes.E_CLOCK_UNAUTHORIZED)
             old_date, old_time = self.now()
-            if (date, time) < (old_date, old_time) or self.clock_behind(date, time):
+            sane = valid_date(old_date) and valid_time(old_time)  # R-CLOCK-VALID: an impossible reading is mendable
+            if sane and (date, time) < (old_date, old_time) or self.clock_behind(date, time):
                 raise Refused(codes.E_CLOCK_BACKWARDS)
             self._intent(codes.CMD_SET_TIME, rid, digest, struct.pack(">III", date, time, old_date))
         self._set_rtc(date, time)
@@ -691,7 +692,8 @@ class Fiscal(boot.Boot, recovery.Recovery):
                              {"request": {"rid": rid, "digest": digest}, "date": date, "time": time,
                               "event": codes.EV_CLOCK_SET, "arg": old_date})
             except Refused:  # R-INPUT-CHECKED: a refused request changes nothing (clock, nvram)
-                self._set_rtc(old_date, old_time)
+                if sane:
+                    self._set_rtc(old_date, old_time)
                 self._done()
                 raise
             self._done()
