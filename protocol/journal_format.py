@@ -23,14 +23,15 @@ DAILY = 0x02
 RING_MAX_BODY = 254
 COMMIT_MAX_BITS = 3  # a commit byte with at most 3 bits still set counts as committed
 
+def _sector_head(area: int) -> tuple:
+    """The fields every sector header starts with; only the area byte differs between the two areas."""
+    return ("magic" / cs.Const(b"FJ"), "version" / cs.Int8ul, "area" / cs.Const(area, cs.Int8ul),
+            "device_id" / cs.Bytes(8), "format_id" / cs.Bytes(4), "fiscal_sectors" / cs.Int16ul,
+            "ring_sectors" / cs.Int16ul)
+
+
 FiscalSectorHeader = cs.Struct(
-    "magic" / cs.Const(b"FJ"),
-    "version" / cs.Int8ul,
-    "area" / cs.Const(AREA_FISCAL, cs.Int8ul),
-    "device_id" / cs.Bytes(8),
-    "format_id" / cs.Bytes(4),
-    "fiscal_sectors" / cs.Int16ul,
-    "ring_sectors" / cs.Int16ul,
+    *_sector_head(AREA_FISCAL),
     "seq" / cs.Int32ul,  # == sector number in the fiscal area
     "erase_count" / cs.Int32ul,
     "first_ordinal" / cs.Int32ul,  # fiscal ordinal of the first record in this sector
@@ -46,13 +47,7 @@ FiscalSectorHeader = cs.Struct(
 FISCAL_HDR_SIZE = 136
 
 RingSectorHeader = cs.Struct(
-    "magic" / cs.Const(b"FJ"),
-    "version" / cs.Int8ul,
-    "area" / cs.Const(AREA_RING, cs.Int8ul),
-    "device_id" / cs.Bytes(8),
-    "format_id" / cs.Bytes(4),
-    "fiscal_sectors" / cs.Int16ul,
-    "ring_sectors" / cs.Int16ul,
+    *_sector_head(AREA_RING),
     "seq" / cs.Int32ul,  # increases by one per ring sector opened
     "erase_count" / cs.Int32ul,
     "first_ordinal" / cs.Int32ul,  # invoice ordinal of the first record

@@ -8,24 +8,9 @@ till mounts the journal, reads the card's files and rebuilds its working state f
 other copy except the PIN and the intent of the operation in progress, in the board's nvram.
 
 Every operation checks everything it can before its first write, so a refused request changes nothing.
-A multi-step operation (card step + journal step) first writes its *intent* to nvram; `recover()` at boot
-finishes or forgets it by looking at what the card and the journal show (docs/FIRMWARE.md, "Recovery"):
-
-    ISSUE_INVOICE  card's last number == intent's, journal lacks it -> append the record with the card's
-                   last 税控码; else the card never issued it -> forget.  The roll's last invoice in the
-                   journal without the roll's ROLL_USAGE -> append ROLL_USAGE
-    DAILY_CLOSE    journal's last DAILY before the intent's last day (or the card's closed day) -> sign
-                   those days again (the card returns the same signature) and append them, tagged
-    DECLARE        card EF04 SIGNED for a period the journal lacks -> rebuild the response from EF04,
-                   DATA_COLLECT to the user card if one is in the slot, append the record
-    CLEAR_UNLOCK   card EF01 sequence newer than the journal's -> append the record and EV_UNLOCKED;
-                   the record without its EV_UNLOCKED -> append the event
-    SET_TIME       no EV_CLOCK_SET of the request -> the RTC forward to the request's time if behind it,
-                   append the event with the old date the intent kept
-    LOAD_ROLL      card EF05 roll not in the journal -> append the roll-load record; roll taken from the
-                   user card but not loaded -> load it from the user card's EF07 when it is inserted
-    INITIALIZE     card registered, PIN in nvram, no INIT record -> finished by the host's retry
-    (INSPECT has no intent: its one event carries the request tag, and a retry writes no second one.)
+A multi-step operation (card step + journal step) first writes its *intent* to nvram; at boot
+`Recovery.recover()` (recovery.py, with the table of what each command's intent becomes) finishes or
+forgets it by looking at what the card and the journal show (docs/FIRMWARE.md, "Recovery").
 
 Locks and warnings (domain §4, §7.3) are computed, not stored: `lock_mask()` and `warnings()` hold one
 condition per bit, each tagged with its rule of protocol/rules.py (``# R-LOCK-DEADLINE``), in the
