@@ -1067,6 +1067,22 @@ def _clear_unlock(s, req):
                     check=_checker(("period_end", period_end), ("controls", _controls(controls))))]
 
 
+def _inspector_errors(s, *, any_card_error: bool) -> set:
+    """What the till may answer when the management card is checked: the fiscal card must be in, the
+    user slot must hold a management card valid by the till's clock; a card error of any kind
+    (CARD_ANY) is allowed where the firmware may meet the wrong card mid-sequence."""
+    errs = set()
+    if s.fiscal_slot != "fiscal":
+        errs.add(CARD_ANY)
+    if s.user_slot == "expired_management":  # genuine, but not valid by the till's clock
+        errs.add(ERR["CARD_EXPIRED"])
+    elif s.user_slot != "management":
+        errs.add(ERR["CARD_MGMT_MISSING"])
+        if any_card_error:
+            errs.add(CARD_ANY)
+    return errs
+
+
 # ---- SET_TIME -------------------------------------------------------------------------------------------
 def _set_time(s, req):
     # R-CLOCK-FORWARD, R-CARD-ROLES, R-CARD-VALIDITY
@@ -1074,15 +1090,7 @@ def _set_time(s, req):
     if as_date(date) is None or not valid_time(time):
         return [Outcome(ERR["INPUT_BAD_DATE"])]
     if s.initialized:
-        errs = set()
-        if s.fiscal_slot != "fiscal":
-            errs.add(CARD_ANY)
-        if s.user_slot == "expired_management":  # genuine, but not valid by the till's clock
-            errs.add(ERR["CARD_EXPIRED"])
-        elif s.user_slot != "management":
-            errs.add(ERR["CARD_MGMT_MISSING"])
-            if s.user_slot not in (None, "user"):
-                errs.add(CARD_ANY)
+        errs = _inspector_errors(s, any_card_error=s.user_slot not in (None, "user"))
         if (date, time) < (s.date, s.time) or (date, time) < (s.last_date, s.last_time):
             errs.add(ERR["CLOCK_BACKWARDS"])
         if errs:
@@ -1110,14 +1118,7 @@ def _inspect(s, req):
     # R-INSPECTION, R-CARD-ROLES, R-CARD-VALIDITY
     if not s.initialized:
         return [Outcome(ERR["LOCK_NOT_INITIALIZED"])]
-    errs = set()
-    if s.fiscal_slot != "fiscal":
-        errs.add(CARD_ANY)
-    if s.user_slot == "expired_management":  # genuine, but not valid by the till's clock
-        errs.add(ERR["CARD_EXPIRED"])
-    elif s.user_slot != "management":
-        errs.add(ERR["CARD_MGMT_MISSING"])
-        errs.add(CARD_ANY)
+    errs = _inspector_errors(s, any_card_error=True)
     if errs:
         return [Outcome(e) for e in errs]
     return [Outcome(OK, apply=lambda n: n.wrote(), check=_checker(("machine_no", s.p.machine_no), ("fiscal_card_no", s.p.fiscal_card_no),
