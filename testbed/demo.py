@@ -41,7 +41,7 @@ from hw_sim.sim_image import find_micropython
 from protocol.status import LOCK_REASONS, mask_names
 
 from . import demo_cards
-from .simtill import SimTill
+from .simtill import BlankTestCardSet, SimTill
 
 MARKER = ".fiscal-gateway-demo"
 ROLL_CODE = demo_cards.ROLL_CODE
@@ -51,7 +51,7 @@ INVOICE_TITLES = ("发票 INVOICE", "红字发票 RETURN", "作废 VOID")  # the
 class Demo:
     def __init__(self, folder: Path, out: Console) -> None:
         self.folder, self.out = folder, out
-        self.sim = SimTill(folder / "till", "cpython", cards="none")
+        self.sim = SimTill(folder / "till", "cpython", cards=BlankTestCardSet.name)  # the hall has TEST keys
         self.till = TillClient(self.sim.port, timeout=5, rid_dir=folder / "request-ids")  # beside bureau.db
         self.store = open_store("sqlite:///%s" % (folder / "bureau.db"))
         self.st = stations.Station(self.store, KeyStore.for_tests(), name="hall-window-1", clock=lambda: self.sim.rtc.date)

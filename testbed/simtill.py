@@ -35,7 +35,15 @@ class DemoCardSet(sim.CardSet):
         return {"fiscal": cards.fiscal, "user": cards.user, "management": cards.management}
 
 
-CARD_SETS = (DemoCardSet(), sim.NO_CARDS)
+class BlankTestCardSet(sim.CardSet):
+    """Empty slots for cards a bureau under the TEST keys will issue (the narrated demo): the till is
+    NON-FISCAL from its first boot, as R-NON-FISCAL asks of any till whose cards carry TEST keys."""
+
+    name = "blank-test"
+    non_fiscal = True
+
+
+CARD_SETS = (DemoCardSet(), sim.NO_CARDS, BlankTestCardSet())
 CARD_SET_NAMES = tuple(c.name for c in CARD_SETS)
 
 

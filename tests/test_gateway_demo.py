@@ -3,7 +3,6 @@ state; it ends with the same till on MicroPython, or says why it skipped that.""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -12,12 +11,13 @@ from testbed import demo
 from testbed.demo_cards import MACHINE_NO
 
 
+@pytest.mark.timeout(600)  # a hang guard: the demo takes a few seconds
 def test_the_demo_runs_the_lifecycle_and_leaves_database_and_till_state(tmp_path, capsys):
-    t0 = time.monotonic()
+    """R-NON-FISCAL: the demo's hall holds TEST keys, so its till prints NON-FISCAL on every invoice."""
     assert demo.main([str(tmp_path / "state")]) == 0
-    assert time.monotonic() - t0 < 60
     out = capsys.readouterr().out
-    for text in ("DEADLINE", "refused, shortfall", "accepted", "days late", "验旧", "chain verified, 0 problem(s)"):
+    for text in ("DEADLINE", "refused, shortfall", "accepted", "days late", "验旧", "chain verified, 0 problem(s)",
+                 "*** NON-FISCAL"):
         assert text in out, text
     state = tmp_path / "state"
     assert (state / "bureau.db").exists() and (state / "till" / "flash.img").exists()
