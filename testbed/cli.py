@@ -1,12 +1,14 @@
 """fiscal-sim: run a simulated till until interrupted.
 
     fiscal-sim [--state DIR] [--interpreter cpython|micropython] [--baud N] [--pace] [--rfc2217 PORT]
-               [--machine-no DIGITS] [--cards demo|none]
+               [--machine-no DIGITS] [--cards demo|none|blank-test]
 
 stdout gets exactly the pty path, then the rfc2217 URL if asked for, one per line and flushed, so a
 script can read them; everything for people goes to stderr: what runs, and where its state lives (flash
 image, cards, nvram, printer roll, clock).  A new state folder gets the demo cards (TEST keys, the till
-says NON-FISCAL) unless --cards none asks for a bare till with empty slots.  Runs until SIGINT or SIGTERM (exit 0) or
+says NON-FISCAL) unless --cards none asks for a bare till with empty slots, or --cards blank-test for
+empty slots that a bureau under TEST keys will fill (the till says NON-FISCAL).  Runs until SIGINT or
+SIGTERM (exit 0) or
 until the firmware dies (exit 1, with the reason).  Bad arguments exit 2.
 """
 
@@ -56,7 +58,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--machine-no", type=_machine_no, metavar="DIGITS",
                    help="machine number of a new state folder (default %s)" % MACHINE_NO)
     p.add_argument("--cards", choices=CARD_SET_NAMES,
-                   help="cards of a new state folder: demo (TEST keys, default) or none (empty slots)")
+                   help="cards of a new state folder: demo (TEST keys, default), none (empty slots) or "
+                        "blank-test (empty slots for TEST-key cards: NON-FISCAL)")
     return p
 
 
