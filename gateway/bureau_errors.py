@@ -36,6 +36,11 @@ class DeclarationRejected(VerificationError):
     """A declaration that did not verify: no clear-unlock data is made for it."""
 
 
+class DatabaseUnavailable(BureauError):
+    """The bureau's database cannot be opened or written (a folder given as the file, a file that is not a
+    database, a read-only place, an unreachable server): the message says which and what to do."""
+
+
 class ReaderError(BureauError):
     """The reader or the card did not answer (no reader, no card, mute card, PC/SC failure)."""
 

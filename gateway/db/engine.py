@@ -31,12 +31,16 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from ..bureau_errors import DatabaseUnavailable
 
 DEFAULT_URL = "sqlite:///fiscal-gateway.db"
 ENV_URL = "FISCAL_DB_URL"
 ENV_OWNER_URL = "FISCAL_DB_OWNER_URL"  # PostgreSQL: the owner role's URL, for migrations (gateway.db.roles)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def database_url(url: str | os.PathLike | None = None) -> str:
@@ -56,7 +60,7 @@ def make_engine(url: str, **kw) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
         db = make_url(url).database
         if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+            check_sqlite_file(Path(db))
         engine = create_engine(url, connect_args={"timeout": 30}, **kw)
 
         @event.listens_for(engine, "connect")
@@ -128,14 +132,56 @@ def open_store(url: str | os.PathLike | None = None, *, migrate_schema: bool = T
     through `owner_url`, else $FISCAL_DB_OWNER_URL, else `url` itself: on PostgreSQL the stations' role
     cannot change the schema, the owner role can (gateway.db.roles)."""
     store = Store(make_engine(database_url(url), **engine_kw))
-    if migrate_schema:
-        owner = owner_url or os.environ.get(ENV_OWNER_URL)
-        if owner and database_url(owner) != database_url(url):
-            owner_engine = make_engine(database_url(owner))
-            try:
-                migrate(owner_engine)
-            finally:
-                owner_engine.dispose()
-        else:
-            store.migrate()
+    try:
+        if migrate_schema:
+            _migrate(store, url, owner_url or os.environ.get(ENV_OWNER_URL))
+    except SQLAlchemyError as e:
+        store.close()
+        raise DatabaseUnavailable(describe_failure(database_url(url), e)) from None
     return store
+
+
+def _migrate(store: "Store", url, owner: str | None) -> None:
+    if owner and database_url(owner) != database_url(url):
+        owner_engine = make_engine(database_url(owner))
+        try:
+            migrate(owner_engine)
+        finally:
+            owner_engine.dispose()
+    else:
+        store.migrate()
+
+
+def check_sqlite_file(db: Path) -> None:
+    """Refuse, in one sentence, a SQLite path that cannot be the bureau's database: a folder, a file that
+    is not a SQLite database, a folder that cannot be made.  A new file's folder is made if missing."""
+    if db.is_dir():
+        raise DatabaseUnavailable("%s is a folder, not a database file: give a file path, for example %s"
+                                  % (db, db / "fiscal-gateway.db"))
+    if db.is_file():
+        try:
+            with open(db, "rb") as f:
+                head = f.read(len(SQLITE_MAGIC))
+        except OSError as e:
+            raise DatabaseUnavailable("cannot read the database %s (%s): check its permissions"
+                                      % (db, e.strerror or e)) from None
+        if head and head != SQLITE_MAGIC:
+            raise DatabaseUnavailable("%s is not a SQLite database (it holds something else): give the "
+                                      "bureau's database file, or a new path to start one" % db)
+        return
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DatabaseUnavailable("cannot create the folder %s for the database (%s): choose a writable path"
+                                  % (db.parent, e.strerror or e)) from None
+
+
+def describe_failure(url: str, e: SQLAlchemyError) -> str:
+    """One sentence for a database that would not open or take a write, without its password."""
+    reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        return ("cannot open or write the SQLite database %s (%s): check that its folder is writable and "
+                "the disk is not full" % (u.database, reason))
+    return ("cannot use the database %s (%s): check that the server is running and that the URL "
+            "(--db or $%s) is right" % (u.render_as_string(hide_password=True), reason, ENV_URL))

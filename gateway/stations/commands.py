@@ -6,8 +6,10 @@ keys: NON-FISCAL), --today YYYY-MM-DD (the hall's date; default the system date)
 object on stdout instead of tables).  A user card is a simulator card file (--card FILE, saved after each
 change) or a PC/SC reader (--pcsc [NAME]).
 
-Exit status: 0 done; 1 refused or failed (the reason on stderr, or {"refused": reason, ...} with --json);
-2 bad arguments; 3 a filing refused for a shortfall (correct it, or give --explanation to refer it).
+Exit status: 0 done; 1 refused or failed (the reason on stderr, or {"refused": reason, ...} with --json;
+a database, file, reader or key-store failure is {"ok": false, "error": CODE, "message": ...}: the codes
+are in docs/GATEWAY.md); 2 bad arguments; 3 a filing refused for a shortfall (correct it, or give
+--explanation to refer it); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -28,6 +31,7 @@ from protocol import cardfiles
 from .. import issuance
 from ..bureau_errors import BureauError, ReaderError
 from ..db import open_store
+from ..db.engine import database_url, describe_failure
 from ..keystore import KeyStore
 from . import audit, export, filing, income, referrals, registry, sales
 from .common import BAD_INPUT, Refused, Station, iso, today_int, yuan
@@ -451,6 +455,29 @@ def run(args, prog: str) -> int:
                 print("  - %s" % p, file=sys.stderr)
         return 1
     except BureauError as e:
-        print("%s: %s" % (prog, e), file=sys.stderr)
-        return 1
+        return _failed(args, prog, _kind(e), str(e), 1)
+    except SQLAlchemyError as e:  # the database failed in the middle of a command: nothing half-written
+        return _failed(args, prog, "database", describe_failure(database_url(args.db), e), 1)
+    except OSError as e:  # a file the operator named (--out, --report, --resume, --card)
+        where = " %s" % e.filename if e.filename else ""
+        return _failed(args, prog, "file", "cannot write or read%s (%s): choose another path or fix its "
+                       "permissions" % (where, e.strerror or e), 1)
+    except KeyboardInterrupt:
+        return _failed(args, prog, "interrupted", "interrupted: whatever was committed stays; run the command "
+                       "again to finish (an audit resumes with --resume)", 130)
     return code or 0
+
+
+def _kind(e: BureauError) -> str:
+    """The stable JSON code of a bureau error: its class, in words."""
+    return {"DatabaseUnavailable": "database", "ReaderError": "reader", "CardStatusError": "card",
+            "KeyStoreError": "keystore", "TestKeyRefused": "keystore"}.get(type(e).__name__, "refused")
+
+
+def _failed(args, prog: str, kind: str, message: str, code: int) -> int:
+    """One line on stderr, or with --json one JSON object on stdout: {"ok": false, "error", "message"}."""
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps({"ok": False, "error": kind, "message": message}, ensure_ascii=False) + "\n")
+    else:
+        print("%s: %s" % (prog, message), file=sys.stderr)
+    return code
