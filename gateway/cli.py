@@ -6,7 +6,8 @@
     fiscal-gateway verify-events --db URL --keystore FILE [--json]   (the event log: gateway.db.eventlog)
     fiscal-gateway setup-roles --db OWNER_URL --role fiscal_station  (PostgreSQL roles: gateway.db.roles)
 
-Exit status 0 on success, 1 when the till cannot be reached or refuses (one line on stderr, no
+Exit status 0 on success, 1 when the till cannot be reached or refuses (one line on stderr, or with --json
+{"ok": false, "error": "link", "message": ...} on stdout; no
 traceback), 2 for bad arguments (argparse).  `verify-events` (the event log) exits 0 verified, 4 tampered,
 1 when it cannot be checked; `setup-roles` (PostgreSQL roles) 0 or 1; both 130 on Ctrl-C.  Subcommands register in SUBCOMMANDS; each takes the parsed
 arguments and an open TillClient and returns what to print.  The station commands (database, cards,
@@ -219,15 +220,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return run(args, PROG)
         except LinkError as e:
-            print("%s: %s" % (PROG, e), file=sys.stderr)
-            return 1
+            return _error(args, "link", str(e), 1)
     fn = SUBCOMMANDS[args.command][0]
     try:
         with TillClient(args.port, args.baud, args.timeout, args.retries, rid_dir=args.rid_dir) as till:
             fn(args, till, Console(file=sys.stdout))
     except LinkError as e:
-        print("%s: %s" % (PROG, e), file=sys.stderr)
-        return 1
+        return _error(args, "link", str(e), 1)
+    except KeyboardInterrupt:
+        return _error(args, "interrupted", "interrupted: nothing was left half-done; run the command again", 130)
     return 0
 
 

@@ -97,3 +97,10 @@ def test_the_installed_command_prints_no_traceback_either(tmp_path):
     r = subprocess.run([sys.executable, "-m", "gateway.cli", "export", "--db", str(tmp_path), "--test-keys",
                         "--taxpayer", TAXPAYER], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "Traceback" not in r.stderr and "is a folder" in r.stderr
+
+
+def test_info_on_a_port_that_does_not_exist_stays_json_with_json(capsys, tmp_path):
+    code, out, err = run(capsys, "info", "--port", str(tmp_path / "no-such-port"), "--json")
+    assert "no-such-port" in assert_json_error(code, out, err, "link")["message"]
+    code, out, err = run(capsys, "info", "--port", str(tmp_path / "no-such-port"))
+    assert_one_sentence(code, out, err, "no-such-port")
