@@ -7,9 +7,9 @@
     fiscal-gateway setup-roles --db OWNER_URL --role fiscal_station  (PostgreSQL roles: gateway.db.roles)
 
 Exit status 0 on success, 1 when the till cannot be reached or refuses (one line on stderr, or with --json
-{"ok": false, "error": "link", "message": ...} on stdout; no
-traceback), 2 for bad arguments (argparse).  `verify-events` (the event log) exits 0 verified, 4 tampered,
-1 when it cannot be checked; `setup-roles` (PostgreSQL roles) 0 or 1; both 130 on Ctrl-C.  Subcommands register in SUBCOMMANDS; each takes the parsed
+{"ok": false, "error": "link", "message": ...} on stdout; no traceback), 2 for bad arguments (argparse),
+130 on Ctrl-C.  `verify-events` (the event log) exits 0 verified, 4 tampered, 1 when it cannot be checked;
+`setup-roles` (PostgreSQL roles) 0 or 1.  Subcommands register in SUBCOMMANDS; each takes the parsed
 arguments and an open TillClient and returns what to print.  The station commands (database, cards,
 tills) are defined in gateway.stations.commands, with their own exit statuses (3: filing shortfall).
 """
