@@ -102,11 +102,8 @@ EXIT_INTERRUPTED = 130
 
 
 def _error(args, reason: str, message: str, code: int) -> int:
-    if getattr(args, "json", False):
-        sys.stdout.write(json.dumps({"ok": False, "error": reason, "message": message}, ensure_ascii=False) + "\n")
-    else:
-        print("%s: %s" % (PROG, message), file=sys.stderr)
-    return code
+    from .stations.commands import _failed
+    return _failed(args, PROG, reason, message, code)
 
 
 def cmd_verify_events(args, out: Console) -> int:

@@ -29,7 +29,7 @@ from rich.table import Table
 from protocol import cardfiles
 
 from .. import issuance
-from ..bureau_errors import BureauError, ReaderError
+from ..bureau_errors import BureauError, CardStatusError, DatabaseUnavailable, KeyStoreError, ReaderError
 from ..db import open_store
 from ..db.engine import database_url, describe_failure
 from ..keystore import KeyStore
@@ -469,9 +469,12 @@ def run(args, prog: str) -> int:
 
 
 def _kind(e: BureauError) -> str:
-    """The stable JSON code of a bureau error: its class, in words."""
-    return {"DatabaseUnavailable": "database", "ReaderError": "reader", "CardStatusError": "card",
-            "KeyStoreError": "keystore", "TestKeyRefused": "keystore"}.get(type(e).__name__, "refused")
+    """The stable JSON code of a bureau error, by its class (subclasses take their base's code)."""
+    for cls, kind in ((DatabaseUnavailable, "database"), (CardStatusError, "card"), (ReaderError, "reader"),
+                      (KeyStoreError, "keystore")):
+        if isinstance(e, cls):
+            return kind
+    return "refused"
 
 
 def _failed(args, prog: str, kind: str, message: str, code: int) -> int:
